@@ -1,0 +1,15 @@
+//! liankong (联控): five-party joint supervision of public budgets.
+//!
+//! Data flows one way (see `DESIGN.md`): adapters pull from the five agency
+//! systems into the shared [`store`]; rules reconcile it into alerts; alerts
+//! are delivered as signed webhooks. This library holds every stage; the
+//! `liankong` binary only parses its command line and calls [`cli::run`].
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod cli;
+pub mod config;
+pub mod model;
+pub mod money;
+pub mod store;

@@ -1,0 +1,353 @@
+//! The shared store: the only state the stages share.
+//!
+//! One [`Store`] trait, one implementation per backend ([`sqlite`], the
+//! embedded default, and [`postgres`]), chosen once from the URL scheme by
+//! [`open`]. Both implementations compile the same code (`sql_common.rs`)
+//! against their own `sqlx` driver and run their own migrations.
+//!
+//! For every canonical record the store keeps its key, the sha-256 of its
+//! canonical content, first/last seen, its typed columns (for the rules), and
+//! a version history whose links form one hash chain per stream. A [`Batch`]
+//! and the stream's new [`StreamState`] commit in one transaction, so a crash
+//! at any point leaves either all of a batch or none of it.
+
+mod chain;
+pub mod postgres;
+mod schema;
+pub mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::model::{Agency, Collection, Record};
+
+pub use chain::{GENESIS, content_hash, link_hash};
+
+/// A store failure. Database errors keep their cause; nothing here carries a
+/// record's content, so an error is always safe to log.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported store URL {0}: use sqlite:PATH or postgres://…")]
+    UnsupportedUrl(StoreUrl),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a batch for {batch} holds a record of {record}")]
+    WrongCollection {
+        batch: Collection,
+        record: Collection,
+    },
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// A store URL. Its `Debug` and `Display` hide any password it carries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    pub fn new(url: impl Into<String>) -> StoreUrl {
+        StoreUrl(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.0.starts_with("sqlite:")
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.0.starts_with("postgres://") || self.0.starts_with("postgresql://")
+    }
+
+    /// The URL with the password of its authority, if any, replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+                None => self.0.clone(),
+            },
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreUrl({:?})", self.redacted())
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// The id of one adapter run; records seen by a run carry it, which is how a
+/// complete snapshot finds the keys it no longer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct RunId(pub i64);
+
+/// One change a source reported.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// The record as the source has it now.
+    Upsert(Record),
+    /// The source deleted (or voided) the record with this key.
+    Delete(String),
+}
+
+/// A source row that could not become a canonical record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quarantined {
+    /// Why it was rejected, for an operator to act on.
+    pub reason: String,
+    /// The row as received (JSON text, a CSV line, a worksheet row).
+    pub raw: String,
+}
+
+/// Per-stream sync bookkeeping, committed together with the batch it follows.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct StreamState {
+    /// The incremental high-water mark, or the name of the last file taken.
+    pub cursor: Option<String>,
+    /// When the stream last finished a complete pull (snapshot or incremental).
+    pub last_complete: Option<DateTime<Utc>>,
+    /// The run that last wrote this state.
+    pub run: Option<RunId>,
+}
+
+/// Changes of one stream, applied atomically with its new state.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub collection: Collection,
+    pub run: RunId,
+    /// The time the batch is recorded at (the clock is a parameter).
+    pub at: DateTime<Utc>,
+    pub items: Vec<Item>,
+    pub quarantine: Vec<Quarantined>,
+    /// This batch ends a complete snapshot: every live record of the stream that
+    /// this run has not seen is deleted.
+    pub complete_snapshot: bool,
+    /// The stream's state after this batch; `None` leaves it as it is.
+    pub state: Option<StreamState>,
+}
+
+impl Batch {
+    pub fn new(collection: Collection, run: RunId, at: DateTime<Utc>) -> Batch {
+        Batch {
+            collection,
+            run,
+            at,
+            items: Vec::new(),
+            quarantine: Vec::new(),
+            complete_snapshot: false,
+            state: None,
+        }
+    }
+}
+
+/// What a batch did, record by record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct BatchOutcome {
+    pub new: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub quarantined: u64,
+}
+
+impl std::ops::AddAssign for BatchOutcome {
+    fn add_assign(&mut self, o: BatchOutcome) {
+        self.new += o.new;
+        self.changed += o.changed;
+        self.unchanged += o.unchanged;
+        self.deleted += o.deleted;
+        self.quarantined += o.quarantined;
+    }
+}
+
+/// A record as the store holds it now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub collection: Collection,
+    pub key: String,
+    pub hash: String,
+    pub version: i64,
+    pub deleted: bool,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// The last content the source sent (also for a deleted record).
+    pub record: Record,
+}
+
+/// One entry of a record's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub seq: i64,
+    pub version: i64,
+    pub deleted: bool,
+    pub content: Option<String>,
+    pub content_hash: String,
+    pub link: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A quarantined row as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantineEntry {
+    pub id: i64,
+    pub collection: String,
+    pub run: Option<i64>,
+    pub reason: String,
+    pub raw: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// One finding of `verify`: where the history or the current state does not
+/// match its hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Damage {
+    pub collection: String,
+    pub key: String,
+    pub version: i64,
+    pub problem: String,
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:?} version {}: {}",
+            self.collection, self.key, self.version, self.problem
+        )
+    }
+}
+
+/// The result of walking every chain.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct VerifyReport {
+    pub chains: u64,
+    pub versions: u64,
+    pub records: u64,
+    /// The first broken link of each damaged chain, then any current record
+    /// that disagrees with its newest version.
+    pub damage: Vec<Damage>,
+}
+
+impl VerifyReport {
+    pub fn is_intact(&self) -> bool {
+        self.damage.is_empty()
+    }
+}
+
+/// Counts for one collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectionStats {
+    pub agency: Agency,
+    pub collection: &'static str,
+    pub live: i64,
+    pub deleted: i64,
+    pub versions: i64,
+    pub quarantined: i64,
+}
+
+/// The shared store. Every method is one transaction or one read.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies the pending migrations of this backend.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Starts an adapter run and returns its id.
+    async fn begin_run(&self, agency: Agency, at: DateTime<Utc>) -> Result<RunId, StoreError>;
+
+    /// Records how a run ended; `report` is a short JSON summary.
+    async fn finish_run(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        ok: bool,
+        report: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Applies a batch and its stream state in one transaction.
+    async fn apply(&self, batch: &Batch) -> Result<BatchOutcome, StoreError>;
+
+    async fn stream_state(&self, collection: Collection)
+    -> Result<Option<StreamState>, StoreError>;
+
+    /// The current record with this key, deleted or not.
+    async fn get(
+        &self,
+        collection: Collection,
+        key: &str,
+    ) -> Result<Option<StoredRecord>, StoreError>;
+
+    /// Every version of a record, oldest first.
+    async fn history(&self, collection: Collection, key: &str) -> Result<Vec<Version>, StoreError>;
+
+    /// Quarantined rows, newest first.
+    async fn quarantined(
+        &self,
+        collection: Option<Collection>,
+        limit: i64,
+    ) -> Result<Vec<QuarantineEntry>, StoreError>;
+
+    /// Walks every version chain and checks the current records against it.
+    async fn verify(&self) -> Result<VerifyReport, StoreError>;
+
+    /// Counts per agency and collection.
+    async fn stats(&self) -> Result<Vec<CollectionStats>, StoreError>;
+
+    /// Closes the connection pool.
+    async fn close(&self);
+}
+
+/// Opens the store the URL names: `sqlite:PATH` (created if missing) or
+/// `postgres://…`. Does not migrate.
+pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
+    if url.is_sqlite() {
+        Ok(Arc::new(sqlite::SqlStore::connect(url).await?))
+    } else if url.is_postgres() {
+        Ok(Arc::new(postgres::SqlStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_hide_passwords() {
+        let u = StoreUrl::new("postgres://liankong:s3cret@db.example:5432/liankong");
+        assert_eq!(
+            u.redacted(),
+            "postgres://liankong:***@db.example:5432/liankong"
+        );
+        assert!(!format!("{u:?}").contains("s3cret"));
+        assert_eq!(
+            StoreUrl::new("sqlite:/var/lib/liankong/liankong.db").redacted(),
+            "sqlite:/var/lib/liankong/liankong.db"
+        );
+    }
+}

@@ -1,0 +1,854 @@
+// The store implementation shared by both backends.
+//
+// This file is compiled twice, `include!`d by `sqlite.rs` and `postgres.rs`,
+// each of which first defines `Db` (its sqlx driver), `BACKEND`, `MIGRATIONS`,
+// `connect_pool` and `begin_write`. Both backends accept the same SQL here
+// (`$n` placeholders, `ON CONFLICT`, `RETURNING`, `TRUE`/`FALSE`); what they
+// do not share lives in their own files and migrations.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::TryStreamExt;
+use sqlx::query_builder::Separated;
+use sqlx::{AssertSqlSafe, Pool, QueryBuilder, Row};
+
+use super::chain::{GENESIS, content_hash, link_hash};
+use super::schema::{self, Value};
+use super::{
+    Batch, BatchOutcome, CollectionStats, Damage, Item, QuarantineEntry, RunId, Store, StoreError,
+    StoreUrl, StoredRecord, StreamState, VerifyReport, Version,
+};
+use crate::model::{Agency, Collection, Record};
+
+/// Binds per statement stay below both backends' limits (SQLite 32766,
+/// PostgreSQL 65535).
+const MAX_BIND_PARAMS: usize = 30_000;
+
+/// At most this many current-state problems are listed per collection.
+const MAX_DAMAGE_PER_COLLECTION: usize = 20;
+
+/// The `sqlx` store for this backend.
+pub struct SqlStore {
+    pool: Pool<Db>,
+}
+
+impl SqlStore {
+    pub async fn connect(url: &StoreUrl) -> Result<SqlStore, StoreError> {
+        Ok(SqlStore {
+            pool: connect_pool(url).await?,
+        })
+    }
+
+    /// The connection pool, for the stages that query their own tables.
+    pub fn pool(&self) -> &Pool<Db> {
+        &self.pool
+    }
+}
+
+/// What the store holds for a key before the batch.
+struct Current {
+    hash: String,
+    version: i64,
+    deleted: bool,
+}
+
+/// The final write of one key in a batch.
+enum RowWrite {
+    /// The full row, from a record in this batch.
+    Full {
+        key: String,
+        hash: String,
+        version: i64,
+        deleted: bool,
+        values: Vec<Value>,
+    },
+    /// Mark a stored record deleted; its typed columns keep their last values.
+    Tombstone { key: String, version: i64 },
+}
+
+/// A version to append to the stream's chain.
+struct NewVersion {
+    key: String,
+    version: i64,
+    deleted: bool,
+    content: Option<String>,
+    content_hash: String,
+}
+
+fn push_value(sep: &mut Separated<'_, Db, &'static str>, value: Value) {
+    match value {
+        Value::Text(v) => sep.push_bind(v),
+        Value::Int(v) => sep.push_bind(v),
+        Value::Bool(v) => sep.push_bind(v),
+        Value::Date(v) => sep.push_bind(v),
+    };
+}
+
+/// Reads a typed column as the same kind of value that `expected` is.
+fn read_value(
+    row: &<Db as sqlx::Database>::Row,
+    column: &str,
+    expected: &Value,
+) -> Result<Value, sqlx::Error> {
+    Ok(match expected {
+        Value::Text(_) => Value::Text(row.try_get::<Option<String>, _>(column)?),
+        Value::Int(_) => Value::Int(row.try_get::<Option<i64>, _>(column)?),
+        Value::Bool(_) => Value::Bool(row.try_get::<Option<bool>, _>(column)?),
+        Value::Date(_) => Value::Date(row.try_get::<Option<NaiveDate>, _>(column)?),
+    })
+}
+
+fn rows_per_statement(columns: usize) -> usize {
+    (MAX_BIND_PARAMS / columns.max(1)).max(1)
+}
+
+type Tx = sqlx::Transaction<'static, Db>;
+
+async fn load_current(
+    tx: &mut Tx,
+    table: &str,
+    keys: &[&str],
+) -> Result<HashMap<String, Current>, StoreError> {
+    let mut current = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(rows_per_statement(1)) {
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "SELECT key, hash, version, deleted FROM {table} WHERE key IN ("
+        ));
+        let mut sep = qb.separated(", ");
+        for key in chunk {
+            sep.push_bind(key.to_string());
+        }
+        qb.push(")");
+        let rows = qb.build().fetch_all(&mut **tx).await?;
+        for row in rows {
+            current.insert(
+                row.try_get("key")?,
+                Current {
+                    hash: row.try_get("hash")?,
+                    version: row.try_get("version")?,
+                    deleted: row.try_get("deleted")?,
+                },
+            );
+        }
+    }
+    Ok(current)
+}
+
+async fn write_full_rows(
+    tx: &mut Tx,
+    collection: Collection,
+    rows: Vec<RowWrite>,
+    batch: &Batch,
+) -> Result<(), StoreError> {
+    let table = schema::table(collection);
+    let columns = schema::columns(collection);
+    let head = format!(
+        "INSERT INTO {table} (key, hash, version, deleted, first_seen, last_seen, seen_run, {}) ",
+        columns.join(", ")
+    );
+    let updates: Vec<String> = ["hash", "version", "deleted", "last_seen", "seen_run"]
+        .iter()
+        .chain(columns)
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let tail = format!(" ON CONFLICT (key) DO UPDATE SET {}", updates.join(", "));
+    let per_statement = rows_per_statement(7 + columns.len());
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<RowWrite> = rows.by_ref().take(per_statement).collect();
+        let mut qb = QueryBuilder::<Db>::new(head.as_str());
+        qb.push_values(chunk, |mut sep, row| {
+            if let RowWrite::Full {
+                key,
+                hash,
+                version,
+                deleted,
+                values,
+            } = row
+            {
+                sep.push_bind(key)
+                    .push_bind(hash)
+                    .push_bind(version)
+                    .push_bind(deleted)
+                    .push_bind(batch.at)
+                    .push_bind(batch.at)
+                    .push_bind(batch.run.0);
+                for value in values {
+                    push_value(&mut sep, value);
+                }
+            }
+        });
+        qb.push(tail.as_str());
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn write_tombstone(
+    tx: &mut Tx,
+    table: &str,
+    key: &str,
+    version: i64,
+    batch: &Batch,
+) -> Result<(), StoreError> {
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {table} SET deleted = TRUE, version = $1, last_seen = $2, seen_run = $3 WHERE key = $4"
+    )))
+    .bind(version)
+    .bind(batch.at)
+    .bind(batch.run.0)
+    .bind(key)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn mark_seen(
+    tx: &mut Tx,
+    table: &str,
+    keys: &[String],
+    batch: &Batch,
+) -> Result<(), StoreError> {
+    for chunk in keys.chunks(rows_per_statement(1)) {
+        let mut qb = QueryBuilder::<Db>::new(format!("UPDATE {table} SET last_seen = "));
+        qb.push_bind(batch.at);
+        qb.push(", seen_run = ");
+        qb.push_bind(batch.run.0);
+        qb.push(" WHERE key IN (");
+        let mut sep = qb.separated(", ");
+        for key in chunk {
+            sep.push_bind(key.as_str());
+        }
+        qb.push(")");
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn append_versions(
+    tx: &mut Tx,
+    stream: &str,
+    versions: Vec<NewVersion>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if versions.is_empty() {
+        return Ok(());
+    }
+    let head: Option<(i64, String)> = sqlx::query_as(
+        "SELECT seq, link FROM versions WHERE stream = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(stream)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_owned()));
+    let per_statement = rows_per_statement(9);
+    let mut versions = versions.into_iter().peekable();
+    while versions.peek().is_some() {
+        let chunk: Vec<NewVersion> = versions.by_ref().take(per_statement).collect();
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO versions (stream, seq, key, version, deleted, content, content_hash, link, recorded_at) ",
+        );
+        qb.push_values(chunk, |mut sep, v| {
+            seq += 1;
+            let link = link_hash(
+                &prev,
+                stream,
+                seq,
+                &v.key,
+                v.version,
+                v.deleted,
+                &v.content_hash,
+            );
+            sep.push_bind(stream.to_owned())
+                .push_bind(seq)
+                .push_bind(v.key)
+                .push_bind(v.version)
+                .push_bind(v.deleted)
+                .push_bind(v.content)
+                .push_bind(v.content_hash)
+                .push_bind(link.clone())
+                .push_bind(at);
+            prev = link;
+        });
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Applies a batch inside `tx`; the caller commits.
+async fn apply_in(tx: &mut Tx, batch: &Batch) -> Result<BatchOutcome, StoreError> {
+    let collection = batch.collection;
+    let stream = collection.to_string();
+    let table = schema::table(collection);
+    let mut outcome = BatchOutcome::default();
+
+    let keys: Vec<String> = batch
+        .items
+        .iter()
+        .map(|item| match item {
+            Item::Upsert(r) => r.key(),
+            Item::Delete(k) => k.clone(),
+        })
+        .collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut current = load_current(tx, table, &key_refs).await?;
+
+    // The final write per key (a key may occur more than once in a batch),
+    // in the order keys first occur.
+    let mut writes: Vec<RowWrite> = Vec::new();
+    let mut write_at: HashMap<String, usize> = HashMap::new();
+    let mut seen: Vec<String> = Vec::new();
+    let mut versions: Vec<NewVersion> = Vec::new();
+
+    for (item, key) in batch.items.iter().zip(keys) {
+        match item {
+            Item::Upsert(record) => {
+                let content = record.content();
+                let hash = content_hash(&content);
+                let version = match current.get(&key) {
+                    Some(c) if !c.deleted && c.hash == hash => {
+                        outcome.unchanged += 1;
+                        seen.push(key);
+                        continue;
+                    }
+                    Some(c) => {
+                        outcome.changed += 1;
+                        c.version + 1
+                    }
+                    None => {
+                        outcome.new += 1;
+                        1
+                    }
+                };
+                current.insert(
+                    key.clone(),
+                    Current {
+                        hash: hash.clone(),
+                        version,
+                        deleted: false,
+                    },
+                );
+                versions.push(NewVersion {
+                    key: key.clone(),
+                    version,
+                    deleted: false,
+                    content: Some(content),
+                    content_hash: hash.clone(),
+                });
+                let write = RowWrite::Full {
+                    key: key.clone(),
+                    hash,
+                    version,
+                    deleted: false,
+                    values: schema::values(record),
+                };
+                match write_at.get(&key) {
+                    Some(&i) => writes[i] = write,
+                    None => {
+                        write_at.insert(key, writes.len());
+                        writes.push(write);
+                    }
+                }
+            }
+            Item::Delete(_) => {
+                let Some(c) = current.get_mut(&key).filter(|c| !c.deleted) else {
+                    continue; // deleting what is absent or already deleted changes nothing
+                };
+                c.deleted = true;
+                c.version += 1;
+                let version = c.version;
+                outcome.deleted += 1;
+                versions.push(NewVersion {
+                    key: key.clone(),
+                    version,
+                    deleted: true,
+                    content: None,
+                    content_hash: String::new(),
+                });
+                match write_at.get(&key) {
+                    Some(&i) => match &mut writes[i] {
+                        RowWrite::Full {
+                            version: v,
+                            deleted: d,
+                            ..
+                        } => {
+                            *v = version;
+                            *d = true;
+                        }
+                        RowWrite::Tombstone { version: v, .. } => *v = version,
+                    },
+                    None => {
+                        write_at.insert(key.clone(), writes.len());
+                        writes.push(RowWrite::Tombstone { key, version });
+                    }
+                }
+            }
+        }
+    }
+
+    let (full, tombstones): (Vec<RowWrite>, Vec<RowWrite>) = writes
+        .into_iter()
+        .partition(|w| matches!(w, RowWrite::Full { .. }));
+    write_full_rows(tx, collection, full, batch).await?;
+    for t in tombstones {
+        if let RowWrite::Tombstone { key, version } = t {
+            write_tombstone(tx, table, &key, version, batch).await?;
+        }
+    }
+    mark_seen(tx, table, &seen, batch).await?;
+
+    if batch.complete_snapshot {
+        let unseen: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT key, version FROM {table} \
+             WHERE deleted = FALSE AND (seen_run IS NULL OR seen_run <> $1) ORDER BY key"
+        )))
+        .bind(batch.run.0)
+        .fetch_all(&mut **tx)
+        .await?;
+        for (key, version) in unseen {
+            write_tombstone(tx, table, &key, version + 1, batch).await?;
+            outcome.deleted += 1;
+            versions.push(NewVersion {
+                key,
+                version: version + 1,
+                deleted: true,
+                content: None,
+                content_hash: String::new(),
+            });
+        }
+    }
+
+    append_versions(tx, &stream, versions, batch.at).await?;
+
+    if !batch.quarantine.is_empty() {
+        let per_statement = rows_per_statement(5);
+        for chunk in batch.quarantine.chunks(per_statement) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO quarantine (stream, run, reason, raw, received_at) ",
+            );
+            qb.push_values(chunk, |mut sep, q| {
+                sep.push_bind(stream.as_str())
+                    .push_bind(batch.run.0)
+                    .push_bind(q.reason.as_str())
+                    .push_bind(q.raw.as_str())
+                    .push_bind(batch.at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        outcome.quarantined = batch.quarantine.len() as u64;
+    }
+
+    if let Some(state) = &batch.state {
+        sqlx::query(
+            "INSERT INTO stream_state (stream, cursor, last_complete, run, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor, \
+             last_complete = excluded.last_complete, run = excluded.run, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(stream.as_str())
+        .bind(state.cursor.as_deref())
+        .bind(state.last_complete)
+        .bind(state.run.map(|r| r.0))
+        .bind(batch.at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(outcome)
+}
+
+/// Walks one stream's chain and returns its length and its first broken link.
+async fn verify_chain(tx: &mut Tx, stream: &str) -> Result<(u64, Option<Damage>), StoreError> {
+    let mut rows = sqlx::query(
+        "SELECT seq, key, version, deleted, content, content_hash, link \
+         FROM versions WHERE stream = $1 ORDER BY seq",
+    )
+    .bind(stream)
+    .fetch(&mut **tx);
+    let mut prev = GENESIS.to_owned();
+    let mut expected_seq = 0i64;
+    let mut count = 0u64;
+    while let Some(row) = rows.try_next().await? {
+        count += 1;
+        expected_seq += 1;
+        let seq: i64 = row.try_get("seq")?;
+        let key: String = row.try_get("key")?;
+        let version: i64 = row.try_get("version")?;
+        let deleted: bool = row.try_get("deleted")?;
+        let content: Option<String> = row.try_get("content")?;
+        let stored_hash: String = row.try_get("content_hash")?;
+        let link: String = row.try_get("link")?;
+        let problem = if seq != expected_seq {
+            Some(format!(
+                "sequence number {seq} where {expected_seq} was expected: a version is missing"
+            ))
+        } else {
+            let recomputed = match (&content, deleted) {
+                (Some(c), false) => Some(content_hash(c)),
+                (None, true) => Some(String::new()),
+                _ => None,
+            };
+            match recomputed {
+                None => Some("content does not match the deletion flag".to_owned()),
+                Some(h) if h != stored_hash => {
+                    Some("content does not match its stored hash".to_owned())
+                }
+                Some(_) => {
+                    let expected =
+                        link_hash(&prev, stream, seq, &key, version, deleted, &stored_hash);
+                    (expected != link).then(|| {
+                        "link hash does not match the previous version and this one".to_owned()
+                    })
+                }
+            }
+        };
+        if let Some(problem) = problem {
+            return Ok((
+                count,
+                Some(Damage {
+                    collection: stream.to_owned(),
+                    key,
+                    version,
+                    problem,
+                }),
+            ));
+        }
+        prev = link;
+    }
+    Ok((count, None))
+}
+
+/// Checks every current record of a collection against its newest version,
+/// typed columns included. Returns the number of records checked.
+async fn verify_current(
+    tx: &mut Tx,
+    collection: Collection,
+    damage: &mut Vec<Damage>,
+) -> Result<u64, StoreError> {
+    let stream = collection.to_string();
+    let table = schema::table(collection);
+    let columns = schema::columns(collection);
+    let typed: Vec<String> = columns.iter().map(|c| format!("t.{c}")).collect();
+    let mut rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT t.key, t.hash, t.version, t.deleted, v.deleted AS v_deleted, \
+         v.content AS v_content, v.content_hash AS v_hash, {} \
+         FROM {table} t LEFT JOIN versions v \
+         ON v.stream = $1 AND v.key = t.key AND v.version = t.version ORDER BY t.key",
+        typed.join(", ")
+    )))
+    .bind(stream.as_str())
+    .fetch(&mut **tx);
+    let mut count = 0u64;
+    let mut found = 0usize;
+    while let Some(row) = rows.try_next().await? {
+        count += 1;
+        if found >= MAX_DAMAGE_PER_COLLECTION {
+            continue;
+        }
+        let key: String = row.try_get("key")?;
+        let version: i64 = row.try_get("version")?;
+        let deleted: bool = row.try_get("deleted")?;
+        let problem = match row.try_get::<Option<bool>, _>("v_deleted")? {
+            None => Some(format!("the history has no version {version}")),
+            Some(v_deleted) if v_deleted != deleted => {
+                Some("deletion flag differs from the history".to_owned())
+            }
+            Some(_) if deleted => None,
+            Some(_) => {
+                let hash: String = row.try_get("hash")?;
+                let v_hash: String = row.try_get("v_hash")?;
+                let content: Option<String> = row.try_get("v_content")?;
+                if hash != v_hash {
+                    Some("content hash differs from the history".to_owned())
+                } else {
+                    let record = content
+                        .as_deref()
+                        .map(|c| Record::from_content(collection, c));
+                    match record {
+                        Some(Ok(record)) => {
+                            let mut differs = None;
+                            for (column, expected) in columns.iter().zip(schema::values(&record)) {
+                                if read_value(&row, column, &expected)? != expected {
+                                    differs = Some(format!(
+                                        "column {column} differs from the recorded content"
+                                    ));
+                                    break;
+                                }
+                            }
+                            differs
+                        }
+                        _ => Some("recorded content cannot be read".to_owned()),
+                    }
+                }
+            }
+        };
+        if let Some(problem) = problem {
+            found += 1;
+            damage.push(Damage {
+                collection: stream.clone(),
+                key,
+                version,
+                problem,
+            });
+        }
+    }
+    drop(rows);
+
+    let orphans: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT v.key, MAX(v.version) FROM versions v WHERE v.stream = $1 \
+         AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.key = v.key) \
+         GROUP BY v.key ORDER BY v.key LIMIT {MAX_DAMAGE_PER_COLLECTION}"
+    )))
+    .bind(stream.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    for (key, version) in orphans {
+        damage.push(Damage {
+            collection: stream.clone(),
+            key,
+            version,
+            problem: "the record has a history but is missing from its table".to_owned(),
+        });
+    }
+    Ok(count)
+}
+
+fn sum_by_stream(rows: Vec<(String, i64)>) -> HashMap<String, i64> {
+    rows.into_iter().collect()
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                sqlx::migrate::Migration::new(
+                    *version,
+                    std::borrow::Cow::Borrowed(*description),
+                    sqlx::migrate::MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(*sql)),
+                    false,
+                )
+            })
+            .collect();
+        sqlx::migrate::Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn begin_run(&self, agency: Agency, at: DateTime<Utc>) -> Result<RunId, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO sync_runs (agency, started_at) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(agency.as_str())
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RunId(id))
+    }
+
+    async fn finish_run(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        ok: bool,
+        report: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sync_runs SET finished_at = $1, ok = $2, report = $3 WHERE id = $4")
+            .bind(at)
+            .bind(ok)
+            .bind(report)
+            .bind(run.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn apply(&self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
+        for item in &batch.items {
+            if let Item::Upsert(r) = item
+                && r.collection() != batch.collection
+            {
+                return Err(StoreError::WrongCollection {
+                    batch: batch.collection,
+                    record: r.collection(),
+                });
+            }
+        }
+        let mut tx = begin_write(&self.pool).await?;
+        let outcome = apply_in(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn stream_state(
+        &self,
+        collection: Collection,
+    ) -> Result<Option<StreamState>, StoreError> {
+        let row =
+            sqlx::query("SELECT cursor, last_complete, run FROM stream_state WHERE stream = $1")
+                .bind(collection.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|row| {
+            Ok(StreamState {
+                cursor: row.try_get("cursor")?,
+                last_complete: row.try_get("last_complete")?,
+                run: row.try_get::<Option<i64>, _>("run")?.map(RunId),
+            })
+        })
+        .transpose()
+    }
+
+    async fn get(
+        &self,
+        collection: Collection,
+        key: &str,
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        let table = schema::table(collection);
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT t.key, t.hash, t.version, t.deleted, t.first_seen, t.last_seen, \
+             (SELECT v.content FROM versions v WHERE v.stream = $1 AND v.key = t.key \
+              AND v.content IS NOT NULL ORDER BY v.version DESC LIMIT 1) AS content \
+             FROM {table} t WHERE t.key = $2"
+        )))
+        .bind(collection.to_string())
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let content: Option<String> = row.try_get("content")?;
+        let content = content.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "{collection} {key:?} has no content in its history"
+            ))
+        })?;
+        let record = Record::from_content(collection, &content)
+            .map_err(|e| StoreError::Corrupt(format!("{collection} {key:?}: {e}")))?;
+        Ok(Some(StoredRecord {
+            collection,
+            key: row.try_get("key")?,
+            hash: row.try_get("hash")?,
+            version: row.try_get("version")?,
+            deleted: row.try_get("deleted")?,
+            first_seen: row.try_get("first_seen")?,
+            last_seen: row.try_get("last_seen")?,
+            record,
+        }))
+    }
+
+    async fn history(&self, collection: Collection, key: &str) -> Result<Vec<Version>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, version, deleted, content, content_hash, link, recorded_at \
+             FROM versions WHERE stream = $1 AND key = $2 ORDER BY version",
+        )
+        .bind(collection.to_string())
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(Version {
+                    seq: row.try_get("seq")?,
+                    version: row.try_get("version")?,
+                    deleted: row.try_get("deleted")?,
+                    content: row.try_get("content")?,
+                    content_hash: row.try_get("content_hash")?,
+                    link: row.try_get("link")?,
+                    recorded_at: row.try_get("recorded_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn quarantined(
+        &self,
+        collection: Option<Collection>,
+        limit: i64,
+    ) -> Result<Vec<QuarantineEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, stream, run, reason, raw, received_at FROM quarantine \
+             WHERE ($1 IS NULL OR stream = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(collection.map(|c| c.to_string()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(QuarantineEntry {
+                    id: row.try_get("id")?,
+                    collection: row.try_get("stream")?,
+                    run: row.try_get("run")?,
+                    reason: row.try_get("reason")?,
+                    raw: row.try_get("raw")?,
+                    received_at: row.try_get("received_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut report = VerifyReport::default();
+        // One transaction: the walk sees one consistent state even while
+        // adapters keep writing.
+        let mut tx = self.pool.begin().await?;
+        for collection in Collection::ALL {
+            let stream = collection.to_string();
+            let (versions, broken) = verify_chain(&mut tx, &stream).await?;
+            if versions > 0 {
+                report.chains += 1;
+            }
+            report.versions += versions;
+            report.damage.extend(broken);
+            report.records += verify_current(&mut tx, collection, &mut report.damage).await?;
+        }
+        tx.rollback().await?;
+        Ok(report)
+    }
+
+    async fn stats(&self) -> Result<Vec<CollectionStats>, StoreError> {
+        let versions = sum_by_stream(
+            sqlx::query_as("SELECT stream, COUNT(*) FROM versions GROUP BY stream")
+                .fetch_all(&self.pool)
+                .await?,
+        );
+        let quarantined = sum_by_stream(
+            sqlx::query_as("SELECT stream, COUNT(*) FROM quarantine GROUP BY stream")
+                .fetch_all(&self.pool)
+                .await?,
+        );
+        let mut stats = Vec::with_capacity(Collection::ALL.len());
+        for collection in Collection::ALL {
+            let (live, deleted): (i64, i64) = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT COALESCE(SUM(CASE WHEN deleted THEN 0 ELSE 1 END), 0), \
+                 COALESCE(SUM(CASE WHEN deleted THEN 1 ELSE 0 END), 0) FROM {}",
+                schema::table(collection)
+            )))
+            .fetch_one(&self.pool)
+            .await?;
+            let stream = collection.to_string();
+            stats.push(CollectionStats {
+                agency: collection.agency(),
+                collection: collection.name(),
+                live,
+                deleted,
+                versions: versions.get(&stream).copied().unwrap_or(0),
+                quarantined: quarantined.get(&stream).copied().unwrap_or(0),
+            });
+        }
+        Ok(stats)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

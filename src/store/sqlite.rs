@@ -1,0 +1,39 @@
+//! The SQLite backend: the embedded default, one file in WAL mode.
+//!
+//! Writers take the database lock at the start of their transaction
+//! (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of
+//! failing when a read lock cannot be upgraded.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+type Db = sqlx::Sqlite;
+
+const BACKEND: &str = "sqlite";
+
+/// Embedded migrations: (version, description, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("migrations/sqlite/0001_init.sql"))];
+
+async fn connect_pool(url: &StoreUrl) -> Result<Pool<Db>, StoreError> {
+    let options = SqliteConnectOptions::from_str(url.expose())?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // In WAL mode NORMAL loses no committed transaction on a process
+        // crash; only a power loss may roll back the last commits.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true);
+    Ok(SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?)
+}
+
+async fn begin_write(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+include!("sql_common.rs");

@@ -1,0 +1,671 @@
+//! The shared store on both backends: versions, hash chains, snapshots,
+//! quarantine, atomic batches, and the `verify` / `store stats` commands.
+
+mod support;
+
+use liankong::model::{Collection, PaymentKind, Record};
+use liankong::store::{Batch, BatchOutcome, Item, Quarantined, RunId, StreamState};
+use support::*;
+
+const P1: &str = "3701002021000123";
+const P2: &str = "3701002021000124";
+
+fn batch(collection: Collection, run: RunId, when: &str, items: Vec<Item>) -> Batch {
+    let mut b = Batch::new(collection, run, at(when));
+    b.items = items;
+    b
+}
+
+fn up(r: Record) -> Item {
+    Item::Upsert(r)
+}
+
+#[tokio::test]
+async fn unchanged_records_write_no_version_and_changes_do() {
+    on_both(|t| async move {
+        let s = &t.store;
+        let run = s
+            .begin_run(liankong::model::Agency::Finance, at("2021-07-01T00:00:00Z"))
+            .await
+            .unwrap();
+        let first = vec![
+            up(payment(
+                "PAY-1",
+                P1,
+                PaymentKind::Allocation,
+                125_000_000,
+                "2021-03-01",
+            )),
+            up(payment(
+                "PAY-2",
+                P1,
+                PaymentKind::Expenditure,
+                4_250_001,
+                "2021-03-15",
+            )),
+        ];
+        let o = s
+            .apply(&batch(
+                Collection::Payments,
+                run,
+                "2021-07-01T00:00:00Z",
+                first.clone(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            o,
+            BatchOutcome {
+                new: 2,
+                ..Default::default()
+            },
+            "{}",
+            t.backend
+        );
+
+        // The same records again: nothing new in the history.
+        let o = s
+            .apply(&batch(
+                Collection::Payments,
+                run,
+                "2021-07-02T00:00:00Z",
+                first,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            o,
+            BatchOutcome {
+                unchanged: 2,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            s.history(Collection::Payments, "PAY-1")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // A changed amount is a second version.
+        let o = s
+            .apply(&batch(
+                Collection::Payments,
+                run,
+                "2021-07-03T00:00:00Z",
+                vec![up(payment(
+                    "PAY-2",
+                    P1,
+                    PaymentKind::Expenditure,
+                    4_250_000,
+                    "2021-03-15",
+                ))],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            o,
+            BatchOutcome {
+                changed: 1,
+                ..Default::default()
+            }
+        );
+        let got = s.get(Collection::Payments, "PAY-2").await.unwrap().unwrap();
+        assert_eq!(got.version, 2);
+        assert_eq!(got.first_seen, at("2021-07-01T00:00:00Z"));
+        assert_eq!(got.last_seen, at("2021-07-03T00:00:00Z"));
+        assert_eq!(
+            got.record,
+            payment(
+                "PAY-2",
+                P1,
+                PaymentKind::Expenditure,
+                4_250_000,
+                "2021-03-15"
+            )
+        );
+        assert_eq!(
+            t.raw
+                .count("SELECT amount FROM finance_payments WHERE key = 'PAY-2'")
+                .await,
+            4_250_000
+        );
+
+        // A deletion is a version too, and deleting it again changes nothing.
+        let o = s
+            .apply(&batch(
+                Collection::Payments,
+                run,
+                "2021-07-04T00:00:00Z",
+                vec![Item::Delete("PAY-1".into())],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            o,
+            BatchOutcome {
+                deleted: 1,
+                ..Default::default()
+            }
+        );
+        let o = s
+            .apply(&batch(
+                Collection::Payments,
+                run,
+                "2021-07-05T00:00:00Z",
+                vec![Item::Delete("PAY-1".into())],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(o, BatchOutcome::default());
+        let history = s.history(Collection::Payments, "PAY-1").await.unwrap();
+        assert_eq!(history.len(), 2);
+        assert!(history[1].deleted && history[1].content.is_none());
+        let deleted = s.get(Collection::Payments, "PAY-1").await.unwrap().unwrap();
+        assert!(deleted.deleted);
+
+        // The same content reappearing after its deletion is a new version.
+        let o = s
+            .apply(&batch(
+                Collection::Payments,
+                run,
+                "2021-07-06T00:00:00Z",
+                vec![up(payment(
+                    "PAY-1",
+                    P1,
+                    PaymentKind::Allocation,
+                    125_000_000,
+                    "2021-03-01",
+                ))],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            o,
+            BatchOutcome {
+                changed: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            s.history(Collection::Payments, "PAY-1")
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+
+        let report = s.verify().await.unwrap();
+        assert!(report.is_intact(), "{:?}", report.damage);
+        assert_eq!((report.chains, report.versions, report.records), (1, 5, 2));
+
+        let stats = s.stats().await.unwrap();
+        let payments = stats
+            .iter()
+            .find(|c| c.agency.as_str() == "finance" && c.collection == "payments")
+            .unwrap();
+        assert_eq!(
+            (payments.live, payments.deleted, payments.versions),
+            (2, 0, 5)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_key_twice_in_one_batch_keeps_its_last_state() {
+    on_both(|t| async move {
+        let s = &t.store;
+        let run = RunId(1);
+        let o = s
+            .apply(&batch(
+                Collection::Payments,
+                run,
+                "2021-07-01T00:00:00Z",
+                vec![
+                    up(payment(
+                        "PAY-9",
+                        P1,
+                        PaymentKind::Allocation,
+                        100,
+                        "2021-03-01",
+                    )),
+                    up(payment(
+                        "PAY-9",
+                        P1,
+                        PaymentKind::Allocation,
+                        200,
+                        "2021-03-01",
+                    )),
+                    up(payment(
+                        "PAY-8",
+                        P1,
+                        PaymentKind::Allocation,
+                        300,
+                        "2021-03-01",
+                    )),
+                    Item::Delete("PAY-8".into()),
+                ],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            o,
+            BatchOutcome {
+                new: 2,
+                changed: 1,
+                deleted: 1,
+                ..Default::default()
+            }
+        );
+        let nine = s.get(Collection::Payments, "PAY-9").await.unwrap().unwrap();
+        assert_eq!((nine.version, nine.deleted), (2, false));
+        assert_eq!(
+            t.raw
+                .count("SELECT amount FROM finance_payments WHERE key = 'PAY-9'")
+                .await,
+            200
+        );
+        let eight = s.get(Collection::Payments, "PAY-8").await.unwrap().unwrap();
+        assert_eq!((eight.version, eight.deleted), (2, true));
+        assert!(s.verify().await.unwrap().is_intact());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_complete_snapshot_deletes_what_it_no_longer_holds() {
+    on_both(|t| async move {
+        let s = &t.store;
+        let agency = liankong::model::Agency::Npc;
+        let first = s
+            .begin_run(agency, at("2021-07-01T00:00:00Z"))
+            .await
+            .unwrap();
+        let mut b = batch(
+            Collection::Budgets,
+            first,
+            "2021-07-01T00:00:00Z",
+            vec![
+                up(budget(P1, 2021, 125_000_000, 0)),
+                up(budget(P2, 2021, 50_000_000, -1)),
+            ],
+        );
+        b.complete_snapshot = true;
+        assert_eq!(s.apply(&b).await.unwrap().new, 2);
+
+        // A second run whose snapshot is not complete deletes nothing.
+        let second = s
+            .begin_run(agency, at("2021-07-02T00:00:00Z"))
+            .await
+            .unwrap();
+        let partial = batch(
+            Collection::Budgets,
+            second,
+            "2021-07-02T00:00:00Z",
+            vec![up(budget(P1, 2021, 125_000_000, 0))],
+        );
+        assert_eq!(
+            s.apply(&partial).await.unwrap(),
+            BatchOutcome {
+                unchanged: 1,
+                ..Default::default()
+            }
+        );
+        assert!(
+            !s.get(Collection::Budgets, &format!("{P2}/2021"))
+                .await
+                .unwrap()
+                .unwrap()
+                .deleted
+        );
+
+        // The third run completes its snapshot without P2: P2 is deleted.
+        let third = s
+            .begin_run(agency, at("2021-07-03T00:00:00Z"))
+            .await
+            .unwrap();
+        let mut complete = batch(
+            Collection::Budgets,
+            third,
+            "2021-07-03T00:00:00Z",
+            vec![up(budget(P1, 2021, 125_000_000, 0))],
+        );
+        complete.complete_snapshot = true;
+        assert_eq!(
+            s.apply(&complete).await.unwrap(),
+            BatchOutcome {
+                unchanged: 1,
+                deleted: 1,
+                ..Default::default()
+            }
+        );
+        assert!(
+            s.get(Collection::Budgets, &format!("{P2}/2021"))
+                .await
+                .unwrap()
+                .unwrap()
+                .deleted
+        );
+        assert!(
+            !s.get(Collection::Budgets, &format!("{P1}/2021"))
+                .await
+                .unwrap()
+                .unwrap()
+                .deleted
+        );
+        assert!(s.verify().await.unwrap().is_intact());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_rows_are_quarantined_and_the_rest_lands_with_its_state() {
+    on_both(|t| async move {
+        let s = &t.store;
+        let run = s
+            .begin_run(liankong::model::Agency::Finance, at("2021-07-01T00:00:00Z"))
+            .await
+            .unwrap();
+        let mut b = batch(
+            Collection::Payments,
+            run,
+            "2021-07-01T00:00:00Z",
+            vec![up(payment(
+                "PAY-1",
+                P1,
+                PaymentKind::Allocation,
+                1,
+                "2021-03-01",
+            ))],
+        );
+        b.quarantine.push(Quarantined {
+            reason: "amount: \"12,34.5x\" is not an amount in yuan".into(),
+            raw: r#"{"payment_id":"PAY-2","amount":"12,34.5x"}"#.into(),
+        });
+        b.state = Some(StreamState {
+            cursor: Some("2021-06-30T16:20:00+08:00".into()),
+            last_complete: Some(at("2021-07-01T00:00:00Z")),
+            run: Some(run),
+        });
+        let o = s.apply(&b).await.unwrap();
+        assert_eq!(
+            o,
+            BatchOutcome {
+                new: 1,
+                quarantined: 1,
+                ..Default::default()
+            }
+        );
+        let q = s.quarantined(Some(Collection::Payments), 10).await.unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].collection, "finance.payments");
+        assert!(q[0].reason.contains("12,34.5x"));
+        assert!(q[0].raw.contains("PAY-2"));
+        assert_eq!(q[0].run, Some(run.0));
+        assert_eq!(s.stream_state(Collection::Payments).await.unwrap(), b.state);
+        assert_eq!(s.stream_state(Collection::Quotas).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rolled_back_batch_changes_neither_records_nor_state() {
+    on_both(|t| async move {
+        let s = &t.store;
+        let run = RunId(1);
+        let mut b = batch(
+            Collection::Payments,
+            run,
+            "2021-07-01T00:00:00Z",
+            vec![up(payment("PAY-1", P1, PaymentKind::Allocation, 1, "2021-03-01"))],
+        );
+        b.state = Some(StreamState { cursor: Some("A".into()), ..Default::default() });
+        s.apply(&b).await.unwrap();
+
+        // Make the last statement of the next batch (its state) fail, after
+        // its records, versions and quarantine rows were written.
+        if t.backend == "sqlite" {
+            t.raw
+                .exec("CREATE TRIGGER fail_state BEFORE UPDATE ON stream_state BEGIN SELECT RAISE(ABORT, 'injected failure'); END;")
+                .await;
+        } else {
+            t.raw
+                .exec(
+                    "CREATE FUNCTION fail_state() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql;
+                     CREATE TRIGGER fail_state BEFORE UPDATE ON stream_state FOR EACH ROW EXECUTE FUNCTION fail_state();",
+                )
+                .await;
+        }
+        let mut next = batch(
+            Collection::Payments,
+            run,
+            "2021-07-02T00:00:00Z",
+            vec![
+                up(payment("PAY-1", P1, PaymentKind::Allocation, 2, "2021-03-01")),
+                up(payment("PAY-2", P1, PaymentKind::Expenditure, 3, "2021-03-02")),
+            ],
+        );
+        next.quarantine.push(Quarantined { reason: "r".into(), raw: "x".into() });
+        next.state = Some(StreamState { cursor: Some("B".into()), ..Default::default() });
+        let err = s.apply(&next).await.unwrap_err();
+        assert!(err.to_string().contains("injected failure"), "{err}");
+
+        assert!(s.get(Collection::Payments, "PAY-2").await.unwrap().is_none());
+        let one = s.get(Collection::Payments, "PAY-1").await.unwrap().unwrap();
+        assert_eq!((one.version, one.record.clone()), (1, payment("PAY-1", P1, PaymentKind::Allocation, 1, "2021-03-01")));
+        assert_eq!(s.history(Collection::Payments, "PAY-1").await.unwrap().len(), 1);
+        assert_eq!(s.stream_state(Collection::Payments).await.unwrap().unwrap().cursor.as_deref(), Some("A"));
+        assert!(s.quarantined(None, 10).await.unwrap().is_empty());
+        assert!(s.verify().await.unwrap().is_intact());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_with_a_record_of_another_collection_is_refused() {
+    on_both(|t| async move {
+        let b = batch(
+            Collection::Payments,
+            RunId(1),
+            "2021-07-01T00:00:00Z",
+            vec![up(unit("370101", "市财政局"))],
+        );
+        let err = t.store.apply(&b).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a batch for finance.payments holds a record of finance.units"
+        );
+        assert!(
+            t.store
+                .get(Collection::Units, "370101")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    })
+    .await;
+}
+
+async fn seeded(t: &TestStore) {
+    let s = &t.store;
+    for (i, when) in ["2021-07-01T00:00:00Z", "2021-07-02T00:00:00Z"]
+        .into_iter()
+        .enumerate()
+    {
+        let items = vec![
+            up(payment(
+                "PAY-1",
+                P1,
+                PaymentKind::Allocation,
+                100 + i as i64,
+                "2021-03-01",
+            )),
+            up(payment(
+                "PAY-2",
+                P1,
+                PaymentKind::Expenditure,
+                50,
+                "2021-03-02",
+            )),
+        ];
+        s.apply(&batch(Collection::Payments, RunId(1), when, items))
+            .await
+            .unwrap();
+    }
+    s.apply(&batch(
+        Collection::Referrals,
+        RunId(2),
+        "2021-07-02T00:00:00Z",
+        vec![up(referral("XS-1", "370101", Some(P1)))],
+    ))
+    .await
+    .unwrap();
+    assert!(s.verify().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn verify_names_a_version_altered_by_direct_sql() {
+    on_both(|t| async move {
+        seeded(&t).await;
+        // Someone edits the first version of PAY-1 in place.
+        t.raw
+            .exec("UPDATE versions SET content = REPLACE(content, '\"amount\":100', '\"amount\":900') WHERE stream = 'finance.payments' AND key = 'PAY-1' AND version = 1")
+            .await;
+        let report = t.store.verify().await.unwrap();
+        assert!(!report.is_intact());
+        let d = &report.damage[0];
+        assert_eq!((d.collection.as_str(), d.key.as_str(), d.version), ("finance.payments", "PAY-1", 1));
+        assert_eq!(d.problem, "content does not match its stored hash");
+        // The other chain is unharmed and not reported.
+        assert!(report.damage.iter().all(|d| d.collection == "finance.payments"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn verify_catches_a_rehashed_version_and_an_edited_typed_column() {
+    on_both(|t| async move {
+        seeded(&t).await;
+        // A careful forger recomputes the content hash too: the link breaks.
+        let forged = r#"{"payment_id":"PAY-2","project_code":"3701002021000123","kind":"expenditure","amount":1,"paid_on":"2021-03-02","updated_at":"2021-06-30T08:20:00Z"}"#;
+        let hash = liankong::store::content_hash(forged);
+        t.raw
+            .exec(&format!(
+                "UPDATE versions SET content = '{forged}', content_hash = '{hash}' WHERE stream = 'finance.payments' AND key = 'PAY-2'"
+            ))
+            .await;
+        let report = t.store.verify().await.unwrap();
+        let d = &report.damage[0];
+        assert_eq!((d.key.as_str(), d.version), ("PAY-2", 1));
+        assert_eq!(d.problem, "link hash does not match the previous version and this one");
+
+        // An amount edited in the table the rules read is named as well.
+        t.raw.exec("UPDATE discipline_referrals SET frozen = FALSE WHERE key = 'XS-1'").await;
+        let report = t.store.verify().await.unwrap();
+        let d = report.damage.iter().find(|d| d.collection == "discipline.referrals").unwrap();
+        assert_eq!((d.key.as_str(), d.problem.as_str()), ("XS-1", "column frozen differs from the recorded content"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn verify_command_exits_non_zero_and_names_the_record() {
+    on_both(|t| async move {
+        seeded(&t).await;
+        let run = |url: &str| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_liankong"))
+                .args([
+                    "--config",
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/config/liankong.toml"),
+                    "verify",
+                ])
+                .env("LIANKONG_STORE_URL", url)
+                .output()
+                .unwrap()
+        };
+        let ok = run(t.url.expose());
+        assert_eq!(
+            ok.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&ok.stdout),
+            "intact: 2 chains, 4 versions, 3 records\n"
+        );
+
+        t.raw
+            .exec("DELETE FROM versions WHERE stream = 'finance.payments' AND seq = 2")
+            .await;
+        let bad = run(t.url.expose());
+        assert_eq!(bad.status.code(), Some(1));
+        let out = String::from_utf8_lossy(&bad.stdout);
+        assert!(
+            out.contains(
+                "finance.payments \"PAY-1\" version 2: sequence number 3 where 2 was expected"
+            ),
+            "{out}"
+        );
+
+        let stats = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"))
+            .args([
+                "--config",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/config/liankong.toml"),
+                "store",
+                "stats",
+            ])
+            .env("LIANKONG_STORE_URL", t.url.expose())
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&stats.stdout);
+        let line = |agency: &str, collection: &str| {
+            out.lines()
+                .find(|l| l.split_whitespace().take(2).eq([agency, collection]))
+                .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>().join(" "))
+        };
+        assert_eq!(
+            line("finance", "payments").as_deref(),
+            Some("2 0 2 0"),
+            "{out}"
+        );
+        assert_eq!(
+            line("discipline", "referrals").as_deref(),
+            Some("1 0 1 0"),
+            "{out}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_store_urls_and_configs_are_clear_errors() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"))
+        .args(["--config", "/nonexistent/liankong.toml", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot read config file /nonexistent/liankong.toml")
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"))
+        .args([
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/liankong.toml"),
+            "store",
+            "stats",
+        ])
+        .env("LIANKONG_STORE_URL", "mysql://root@127.0.0.1/x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unsupported store URL mysql://root@127.0.0.1/x"),
+        "{err}"
+    );
+}

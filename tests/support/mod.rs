@@ -1,0 +1,224 @@
+//! Shared test support: real databases for every store test, and fixtures.
+//!
+//! Every store test runs against both backends: a fresh SQLite file in a
+//! temporary directory, and a fresh PostgreSQL database created on the server
+//! at `LIANKONG_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! and dropped afterwards. A PostgreSQL server that cannot be reached fails the
+//! test; `LIANKONG_TEST_SKIP_PG=1` skips PostgreSQL instead and says so on
+//! stderr, which `.ci/run` refuses.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::FutureExt;
+use liankong::model::*;
+use liankong::money::Fen;
+use liankong::store::{self, Store, StoreUrl};
+use sqlx::Connection;
+
+pub const SKIP_PG_ENV: &str = "LIANKONG_TEST_SKIP_PG";
+
+pub fn pg_admin_url() -> String {
+    std::env::var("LIANKONG_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Direct SQL on the test database, for what the store's API must not allow
+/// (tampering, failing triggers).
+pub enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Raw {
+    pub async fn exec(&self, sql: &str) {
+        match self {
+            Raw::Sqlite(p) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+            Raw::Postgres(p) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Raw::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(p)
+                .await
+                .unwrap(),
+            Raw::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(p)
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+/// A migrated store on a fresh database, with direct SQL beside it.
+pub struct TestStore {
+    pub backend: &'static str,
+    pub url: StoreUrl,
+    pub store: Arc<dyn Store>,
+    pub raw: Raw,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "lk_test_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        nanos
+    )
+}
+
+async fn open(url: StoreUrl, backend: &'static str) -> TestStore {
+    let store = store::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let raw = if backend == "sqlite" {
+        Raw::Sqlite(sqlx::SqlitePool::connect(url.expose()).await.unwrap())
+    } else {
+        Raw::Postgres(sqlx::PgPool::connect(url.expose()).await.unwrap())
+    };
+    TestStore {
+        backend,
+        url,
+        store,
+        raw,
+    }
+}
+
+/// A fresh PostgreSQL database; returns its URL. Panics when the server is
+/// unreachable: a skipped PostgreSQL test must be asked for.
+pub async fn create_pg_database() -> (String, String) {
+    let admin = pg_admin_url();
+    let name = unique_name();
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL at {admin} is unreachable ({e}); set {SKIP_PG_ENV}=1 to skip")
+        });
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    (name.clone(), format!("{base}/{name}"))
+}
+
+pub async fn drop_pg_database(name: &str) {
+    let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+pub fn skip_pg() -> bool {
+    std::env::var(SKIP_PG_ENV).is_ok_and(|v| v == "1")
+}
+
+/// Runs `test` against a fresh SQLite store, then a fresh PostgreSQL store.
+pub async fn on_both<F, Fut>(test: F)
+where
+    F: Fn(TestStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let url = StoreUrl::new(format!("sqlite:{}", dir.path().join("store.db").display()));
+    let ts = open(url, "sqlite").await;
+    test(ts).await;
+
+    if skip_pg() {
+        eprintln!("SKIPPED PostgreSQL: {SKIP_PG_ENV}=1");
+        return;
+    }
+    let (name, url) = create_pg_database().await;
+    let ts = open(StoreUrl::new(url), "postgres").await;
+    let result = AssertUnwindSafe(async {
+        let store = ts.store.clone();
+        test(ts).await;
+        store.close().await;
+    })
+    .catch_unwind()
+    .await;
+    drop_pg_database(&name).await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+// ---- fixtures ----
+
+pub fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+pub fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+pub fn unit(code: &str, name: &str) -> Record {
+    Record::Unit(Unit {
+        unit_code: UnitCode::parse(code).unwrap(),
+        unit_name: name.to_owned(),
+        parent_code: None,
+        updated_at: at("2021-01-05T09:00:00+08:00"),
+    })
+}
+
+pub fn payment(id: &str, project: &str, kind: PaymentKind, fen: i64, paid_on: &str) -> Record {
+    Record::Payment(Payment {
+        payment_id: id.to_owned(),
+        project_code: ProjectCode::parse(project).unwrap(),
+        kind,
+        amount: Fen(fen),
+        paid_on: day(paid_on),
+        updated_at: at("2021-06-30T16:20:00+08:00"),
+    })
+}
+
+pub fn budget(project: &str, year: i32, approved: i64, adjustment: i64) -> Record {
+    Record::ApprovedBudget(ApprovedBudget {
+        project_code: ProjectCode::parse(project).unwrap(),
+        year,
+        approved: Fen(approved),
+        adjustment: Fen(adjustment),
+        approved_on: day("2021-01-20"),
+        updated_at: at("2021-01-20T10:00:00+08:00"),
+    })
+}
+
+pub fn referral(id: &str, unit: &str, project: Option<&str>) -> Record {
+    Record::Referral(Referral {
+        referral_id: id.to_owned(),
+        unit_code: UnitCode::parse(unit).unwrap(),
+        project_code: project.map(|p| ProjectCode::parse(p).unwrap()),
+        received_on: day("2021-05-01"),
+        status: ReferralStatus::Verifying,
+        freeze: true,
+        freeze_from: Some(day("2021-05-10")),
+        origin: ReferralOrigin::Audit,
+        changed_at: at("2021-05-10T08:00:00Z"),
+    })
+}
