@@ -1,0 +1,1 @@
+//! The simulator of the five agency systems (work in progress on branch sim).
