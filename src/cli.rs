@@ -13,7 +13,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::adapter::{self, Adapter, SyncOptions, SyncReport, run_adapter};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, LogFormat};
+use crate::daemon;
 use crate::store::{self, Store};
 
 #[derive(Debug, Parser)]
@@ -38,6 +43,24 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: every enabled adapter on its schedule, until SIGTERM
+    /// or Ctrl-C.
+    Run,
+    /// Run adapters once now and print what each stream did.
+    Sync {
+        /// Only this adapter (as named in the config).
+        #[arg(long)]
+        adapter: Option<String>,
+        /// Ignore stored high-water marks and pull everything again.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Validate the config and the manifests without touching the network;
+    /// with --connect, also reach each source and say what worked.
+    Check {
+        #[arg(long)]
+        connect: bool,
+    },
     /// Apply the store's pending migrations.
     Migrate,
     /// Walk every version chain and check the current records against it;
@@ -136,11 +159,171 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// Builds the configured adapters, or says everything that is wrong.
+fn adapters(config: &Config) -> anyhow::Result<Vec<Adapter>> {
+    adapter::build_all(config).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        anyhow::anyhow!("the config has adapter errors:\n{}", lines.join("\n"))
+    })
+}
+
 /// Runs one command.
 pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    if let Command::Check { connect } = command {
+        return check(&config, connect).await;
+    }
     let store = open_store(&config).await?;
+    let code = run_with_store(command, &config, store.clone()).await;
+    store.close().await;
+    code
+}
+
+async fn check(config: &Config, connect: bool) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let adapters = adapters(config)?;
+    writeln!(
+        out,
+        "config: ok ({} adapters enabled, {} disabled)",
+        adapters.len(),
+        config.adapters.len() - adapters.len()
+    )?;
+    let mut failed = false;
+    for (name, c) in config.adapters.iter().filter(|(_, c)| !c.enabled) {
+        writeln!(
+            out,
+            "{name}: disabled (manifest {} valid)",
+            c.manifest.display()
+        )?;
+    }
+    for a in &adapters {
+        writeln!(
+            out,
+            "{}: manifest {} ({}), schedule {:?}",
+            a.name,
+            a.manifest_path.display(),
+            a.manifest.agency,
+            a.schedule.as_str(),
+        )?;
+        if connect {
+            for (stream, outcome) in a.check_connection().await {
+                match outcome {
+                    Ok(text) => writeln!(out, "  ok     {stream}: {text}")?,
+                    Err(text) => {
+                        failed = true;
+                        writeln!(out, "  FAILED {stream}: {text}")?
+                    }
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Prints the reports of adapter runs as a table.
+pub fn print_reports(out: &mut dyn Write, reports: &[SyncReport]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<12}{:<26}{:>9}{:>8}{:>8}{:>10}{:>8}{:>12}  status",
+        "adapter", "stream", "fetched", "new", "changed", "unchanged", "deleted", "quarantined"
+    )?;
+    for r in reports {
+        if let Some(e) = &r.error {
+            writeln!(out, "{:<12}{:<26}{:>65}  FAILED: {e}", r.adapter, "-", "")?;
+            continue;
+        }
+        for s in &r.streams {
+            let o = s.outcome;
+            writeln!(
+                out,
+                "{:<12}{:<26}{:>9}{:>8}{:>8}{:>10}{:>8}{:>12}  {}",
+                r.adapter,
+                s.collection,
+                s.fetched,
+                o.new,
+                o.changed,
+                o.unchanged,
+                o.deleted,
+                o.quarantined,
+                if s.complete {
+                    "ok"
+                } else {
+                    "ok, incomplete: nothing deleted"
+                }
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the adapters once, concurrently (on SQLite their writes queue).
+pub async fn sync_once(
+    store: &dyn Store,
+    adapters: &[Adapter],
+    clock: &dyn Clock,
+    options: &SyncOptions,
+) -> Vec<SyncReport> {
+    futures_util::future::join_all(
+        adapters
+            .iter()
+            .map(|a| run_adapter(store, a, clock, options)),
+    )
+    .await
+}
+
+async fn run_with_store(
+    command: Command,
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let code = match command {
+        Command::Check { .. } => ExitCode::SUCCESS,
+        Command::Run => {
+            let adapters = adapters(config)?;
+            let shutdown = CancellationToken::new();
+            let signals = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_stop_signal().await;
+                signals.cancel();
+            });
+            tracing::info!(adapters = adapters.len(), store = %config.store_url(), "liankong running");
+            daemon::run_schedules(
+                store.clone(),
+                adapters,
+                Arc::new(SystemClock),
+                shutdown,
+                daemon::SHUTDOWN_DEADLINE,
+            )
+            .await;
+            ExitCode::SUCCESS
+        }
+        Command::Sync { adapter, full } => {
+            let mut adapters = adapters(config)?;
+            if let Some(name) = &adapter {
+                adapters.retain(|a| &a.name == name);
+                if adapters.is_empty() {
+                    match config.adapters.get(name) {
+                        Some(_) => anyhow::bail!("adapter {name:?} is disabled in the config"),
+                        None => anyhow::bail!("no adapter named {name:?} in the config"),
+                    }
+                }
+            }
+            let options = SyncOptions {
+                full,
+                ..Default::default()
+            };
+            let reports = sync_once(store.as_ref(), &adapters, &SystemClock, &options).await;
+            print_reports(&mut out, &reports)?;
+            if reports.iter().all(SyncReport::ok) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Command::Migrate => {
             writeln!(out, "store at {} is up to date", config.store_url())?;
             ExitCode::SUCCESS
@@ -186,6 +369,28 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
     };
-    store.close().await;
     Ok(code)
+}
+
+/// SIGTERM (systemd) or Ctrl-C.
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -5,8 +5,13 @@
 //! comments on these fields are the operator's manual, and the shipped
 //! `config/liankong.toml` shows every key with its default.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
 
+use chrono::{FixedOffset, Offset, Utc};
 use serde::Deserialize;
 
 use crate::store::StoreUrl;
@@ -36,6 +41,261 @@ pub struct Config {
     /// How the daemon logs.
     #[serde(default)]
     pub log: LogConfig,
+    /// How adapter runs behave.
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// One table per adapter, named by the adapter (`[adapters.finance]`).
+    #[serde(default)]
+    pub adapters: BTreeMap<String, AdapterConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Records written per batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Attempts per request, the first included, before the run fails.
+    #[serde(default = "default_attempts")]
+    pub retry_attempts: usize,
+    /// The first retry waits up to this long (exponential, full jitter).
+    #[serde(default = "default_min_delay")]
+    pub retry_min_delay_ms: u64,
+    /// No retry waits longer than this, whatever the exponent says.
+    #[serde(default = "default_max_delay")]
+    pub retry_max_delay_ms: u64,
+    /// A `Retry-After` longer than this fails the run instead of waiting; the
+    /// next scheduled run tries again.
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after_secs: u64,
+}
+
+fn default_batch_size() -> usize {
+    1000
+}
+fn default_attempts() -> usize {
+    6
+}
+fn default_min_delay() -> u64 {
+    500
+}
+fn default_max_delay() -> u64 {
+    30_000
+}
+fn default_max_retry_after() -> u64 {
+    300
+}
+
+impl Default for SyncConfig {
+    fn default() -> SyncConfig {
+        SyncConfig {
+            batch_size: default_batch_size(),
+            retry_attempts: default_attempts(),
+            retry_min_delay_ms: default_min_delay(),
+            retry_max_delay_ms: default_max_delay(),
+            max_retry_after_secs: default_max_retry_after(),
+        }
+    }
+}
+
+/// One adapter: which manifest, where its system is, when to pull, and the
+/// secrets the manifest asks for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterConfig {
+    /// The manifest file (relative paths are relative to the working directory).
+    pub manifest: PathBuf,
+    /// A disabled adapter is checked but never run.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// When to pull, as a cron expression in China time (UTC+8): five fields
+    /// (`min hour day month weekday`) or six with seconds first. Use names
+    /// for weekdays (`Mon-Fri`). A schedule that never fires is an error.
+    pub schedule: Schedule,
+    /// Base URL of an HTTP system, e.g. `https://czj.example.gov.cn`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Exchange directory of a file system.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Secret name (as the manifest's auth names it) → where to read it:
+    /// `env:VAR`, `file:/path`, or `credential:NAME` (a systemd credential,
+    /// read from `$CREDENTIALS_DIRECTORY/NAME`). Never the secret itself.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretRef>,
+    /// TLS material for systems with a private CA or mutual TLS.
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM bundle of the CA(s) that sign the server's certificate; when set,
+    /// no other root is trusted.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate (chain) for mutual TLS.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM), as a secret reference.
+    #[serde(default)]
+    pub client_key: Option<SecretRef>,
+}
+
+/// Where a secret comes from. Its `Debug` names the source, never the value.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+    Credential(String),
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(v) => write!(f, "env:{v}"),
+            SecretRef::File(p) => write!(f, "file:{}", p.display()),
+            SecretRef::Credential(n) => write!(f, "credential:{n}"),
+        }
+    }
+}
+
+impl TryFrom<String> for SecretRef {
+    type Error = String;
+    fn try_from(s: String) -> Result<SecretRef, String> {
+        let bad = || {
+            "a secret must be a reference: env:VAR, file:/path or credential:NAME (never the secret itself)"
+                .to_owned()
+        };
+        let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        match kind {
+            "env" => Ok(SecretRef::Env(rest.to_owned())),
+            "file" => Ok(SecretRef::File(PathBuf::from(rest))),
+            "credential" => Ok(SecretRef::Credential(rest.to_owned())),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A secret value. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl SecretRef {
+    /// Reads the secret now. A file's trailing newline is not part of it.
+    pub fn read(&self) -> Result<Secret, String> {
+        let from_file = |path: &Path| {
+            std::fs::read_to_string(path)
+                .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_owned()))
+                .map_err(|e| format!("cannot read secret {self}: {e}"))
+        };
+        match self {
+            SecretRef::Env(var) => std::env::var(var)
+                .map(Secret)
+                .map_err(|_| format!("secret {self}: environment variable {var} is not set")),
+            SecretRef::File(path) => from_file(path),
+            SecretRef::Credential(name) => {
+                let dir = std::env::var("CREDENTIALS_DIRECTORY").map_err(|_| {
+                    format!("secret {self}: CREDENTIALS_DIRECTORY is not set (not run by systemd with LoadCredential=?)")
+                })?;
+                from_file(&Path::new(&dir).join(name))
+            }
+        }
+    }
+}
+
+/// China time, in which schedules are read (China has no daylight saving).
+pub fn china_time() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).unwrap_or(Utc.fix())
+}
+
+/// A cron schedule that fires at least once.
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Schedule {
+    text: String,
+    cron: cron::Schedule,
+}
+
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Schedule({:?})", self.text)
+    }
+}
+
+impl TryFrom<String> for Schedule {
+    type Error = String;
+    fn try_from(text: String) -> Result<Schedule, String> {
+        let fields = text.split_whitespace().count();
+        // The cron crate wants seconds first; operators write five fields.
+        let expr = if fields == 5 {
+            format!("0 {text}")
+        } else {
+            text.clone()
+        };
+        let cron = cron::Schedule::from_str(&expr)
+            .map_err(|e| format!("schedule {text:?} is not a cron expression: {e}"))?;
+        if cron.upcoming(china_time()).next().is_none() {
+            return Err(format!("schedule {text:?} never fires"));
+        }
+        Ok(Schedule { text, cron })
+    }
+}
+
+impl Schedule {
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The first firing strictly after `after`.
+    pub fn next_after(&self, after: chrono::DateTime<Utc>) -> Option<chrono::DateTime<Utc>> {
+        self.cron
+            .after(&after.with_timezone(&china_time()))
+            .next()
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+impl SyncConfig {
+    pub fn retry_min_delay(&self) -> Duration {
+        Duration::from_millis(self.retry_min_delay_ms)
+    }
+    pub fn retry_max_delay(&self) -> Duration {
+        Duration::from_millis(self.retry_max_delay_ms)
+    }
+    pub fn max_retry_after(&self) -> Duration {
+        Duration::from_secs(self.max_retry_after_secs)
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -127,6 +387,9 @@ impl Config {
     /// Parses config text without touching the environment.
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        if config.sync.batch_size == 0 || config.sync.retry_attempts == 0 {
+            return Err("sync.batch_size and sync.retry_attempts must be at least 1".into());
+        }
         let url = config.store_url();
         if !url.is_sqlite() && !url.is_postgres() {
             return Err(format!(
@@ -164,6 +427,30 @@ mod tests {
     fn the_shipped_config_parses() {
         let text = include_str!("../config/liankong.toml");
         Config::parse(text).unwrap();
+    }
+
+    #[test]
+    fn schedules_that_never_fire_are_errors() {
+        let c = |s: &str| {
+            Config::parse(&format!(
+                "[adapters.a]\nmanifest = \"m\"\nschedule = \"{s}\"\n"
+            ))
+        };
+        assert!(c("*/15 * * * *").is_ok());
+        assert!(c("0 30 7 * * Mon-Fri").is_ok());
+        let e = c("0 0 30 2 *").unwrap_err();
+        assert!(e.contains("never fires"), "{e}");
+        let e = c("every day").unwrap_err();
+        assert!(e.contains("not a cron expression"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_references_and_never_printed() {
+        let e = Config::parse("[adapters.a]\nmanifest = \"m\"\nschedule = \"* * * * *\"\nsecrets = { token = \"hunter2\" }\n").unwrap_err();
+        assert!(e.contains("a secret must be a reference"), "{e}");
+        assert!(!format!("{:?}", Secret::new("hunter2")).contains("hunter2"));
+        let r = SecretRef::try_from("env:LIANKONG_TEST_NOT_SET_ANYWHERE".to_owned()).unwrap();
+        assert!(r.read().unwrap_err().contains("is not set"));
     }
 
     #[test]

@@ -8,8 +8,11 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod adapter;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod model;
 pub mod money;
 pub mod sim;

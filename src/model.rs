@@ -517,6 +517,64 @@ macro_rules! with_inner {
     };
 }
 
+/// Decodes into the record type of a collection: `$decode` is called with
+/// the concrete type as `T`.
+macro_rules! decode {
+    ($collection:expr, |T| $decode:expr) => {{
+        use Collection::*;
+        Ok(match $collection {
+            Units => Record::Unit({
+                type T = Unit;
+                $decode?
+            }),
+            Projects => Record::Project({
+                type T = Project;
+                $decode?
+            }),
+            Quotas => Record::Quota({
+                type T = Quota;
+                $decode?
+            }),
+            Payments => Record::Payment({
+                type T = Payment;
+                $decode?
+            }),
+            Targets => Record::Target({
+                type T = Target;
+                $decode?
+            }),
+            Evaluations => Record::Evaluation({
+                type T = Evaluation;
+                $decode?
+            }),
+            Rectifications => Record::Rectification({
+                type T = Rectification;
+                $decode?
+            }),
+            Budgets => Record::ApprovedBudget({
+                type T = ApprovedBudget;
+                $decode?
+            }),
+            Execution => Record::ExecutionMirror({
+                type T = ExecutionMirror;
+                $decode?
+            }),
+            Findings => Record::AuditFinding({
+                type T = AuditFinding;
+                $decode?
+            }),
+            Referrals => Record::Referral({
+                type T = Referral;
+                $decode?
+            }),
+            OrgdeptEvaluations => Record::OrgdeptEvaluation({
+                type T = OrgdeptEvaluation;
+                $decode?
+            }),
+        })
+    }};
+}
+
 impl Record {
     pub fn collection(&self) -> Collection {
         match self {
@@ -565,21 +623,17 @@ impl Record {
 
     /// Rebuilds a record from its stored canonical content.
     pub fn from_content(collection: Collection, content: &str) -> serde_json::Result<Record> {
-        use Collection::*;
-        Ok(match collection {
-            Units => Record::Unit(serde_json::from_str(content)?),
-            Projects => Record::Project(serde_json::from_str(content)?),
-            Quotas => Record::Quota(serde_json::from_str(content)?),
-            Payments => Record::Payment(serde_json::from_str(content)?),
-            Targets => Record::Target(serde_json::from_str(content)?),
-            Evaluations => Record::Evaluation(serde_json::from_str(content)?),
-            Rectifications => Record::Rectification(serde_json::from_str(content)?),
-            Budgets => Record::ApprovedBudget(serde_json::from_str(content)?),
-            Execution => Record::ExecutionMirror(serde_json::from_str(content)?),
-            Findings => Record::AuditFinding(serde_json::from_str(content)?),
-            Referrals => Record::Referral(serde_json::from_str(content)?),
-            OrgdeptEvaluations => Record::OrgdeptEvaluation(serde_json::from_str(content)?),
-        })
+        decode!(collection, |T| serde_json::from_str::<T>(content))
+    }
+
+    /// Builds a record from canonical JSON (what an adapter's mapping makes).
+    /// Field types are checked here: codes, enums, dates and amounts that do
+    /// not fit are errors naming the field.
+    pub fn from_json(
+        collection: Collection,
+        value: serde_json::Value,
+    ) -> serde_json::Result<Record> {
+        decode!(collection, |T| serde_json::from_value::<T>(value))
     }
 }
 

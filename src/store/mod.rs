@@ -291,6 +291,10 @@ pub trait Store: Send + Sync {
     /// Applies a batch and its stream state in one transaction.
     async fn apply(&self, batch: &Batch) -> Result<BatchOutcome, StoreError>;
 
+    /// Opens the write transaction of one adapter run: its batches commit
+    /// together or not at all. On SQLite, runs in one process queue for it.
+    async fn begin_sync(&self) -> Result<Box<dyn SyncTx>, StoreError>;
+
     async fn stream_state(&self, collection: Collection)
     -> Result<Option<StreamState>, StoreError>;
 
@@ -319,6 +323,22 @@ pub trait Store: Send + Sync {
 
     /// Closes the connection pool.
     async fn close(&self);
+}
+
+/// The open write transaction of an adapter run. Dropping it without
+/// [`SyncTx::commit`] rolls everything back.
+#[async_trait]
+pub trait SyncTx: Send {
+    /// Applies one batch inside the run's transaction.
+    async fn apply(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError>;
+
+    /// The link step: resolves every audit finding's unit name to the one live
+    /// finance unit whose normalised name matches, or to nothing. Whatever
+    /// order adapters run in, the result depends only on what is stored.
+    /// Returns how many findings changed their link.
+    async fn relink_units(&mut self) -> Result<u64, StoreError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// Opens the store the URL names: `sqlite:PATH` (created if missing) or

@@ -18,7 +18,7 @@ use super::chain::{GENESIS, content_hash, link_hash};
 use super::schema::{self, Value};
 use super::{
     Batch, BatchOutcome, CollectionStats, Damage, Item, QuarantineEntry, RunId, Store, StoreError,
-    StoreUrl, StoredRecord, StreamState, VerifyReport, Version,
+    StoreUrl, StoredRecord, StreamState, SyncTx, VerifyReport, Version,
 };
 use crate::model::{Agency, Collection, Record};
 
@@ -32,12 +32,27 @@ const MAX_DAMAGE_PER_COLLECTION: usize = 20;
 /// The `sqlx` store for this backend.
 pub struct SqlStore {
     pool: Pool<Db>,
+    /// Held by every write transaction where the backend has one writer.
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqlStore {
     pub async fn connect(url: &StoreUrl) -> Result<SqlStore, StoreError> {
         Ok(SqlStore {
             pool: connect_pool(url).await?,
+            write_lock: Default::default(),
+        })
+    }
+
+    async fn write_tx(&self) -> Result<SqlSyncTx, StoreError> {
+        let guard = if SERIALIZE_WRITERS {
+            Some(self.write_lock.clone().lock_owned().await)
+        } else {
+            None
+        };
+        Ok(SqlSyncTx {
+            tx: begin_write(&self.pool).await?,
+            _guard: guard,
         })
     }
 
@@ -615,6 +630,52 @@ async fn verify_current(
     Ok(count)
 }
 
+fn check_collections(batch: &Batch) -> Result<(), StoreError> {
+    for item in &batch.items {
+        if let Item::Upsert(r) = item
+            && r.collection() != batch.collection
+        {
+            return Err(StoreError::WrongCollection {
+                batch: batch.collection,
+                record: r.collection(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A write transaction, with the writer's turn where the backend needs one.
+pub struct SqlSyncTx {
+    tx: Tx,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+#[async_trait]
+impl SyncTx for SqlSyncTx {
+    async fn apply(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
+        check_collections(batch)?;
+        apply_in(&mut self.tx, batch).await
+    }
+
+    async fn relink_units(&mut self) -> Result<u64, StoreError> {
+        let resolved = "(SELECT CASE WHEN COUNT(*) = 1 THEN MIN(u.unit_code) END \
+             FROM finance_units u \
+             WHERE u.name_norm = audit_findings.unit_name_norm AND u.deleted = FALSE)";
+        let result = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE audit_findings SET unit_code = {resolved} \
+             WHERE unit_code IS DISTINCT FROM {resolved}"
+        )))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
 fn sum_by_stream(rows: Vec<(String, i64)>) -> HashMap<String, i64> {
     rows.into_iter().collect()
 }
@@ -673,20 +734,15 @@ impl Store for SqlStore {
     }
 
     async fn apply(&self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
-        for item in &batch.items {
-            if let Item::Upsert(r) = item
-                && r.collection() != batch.collection
-            {
-                return Err(StoreError::WrongCollection {
-                    batch: batch.collection,
-                    record: r.collection(),
-                });
-            }
-        }
-        let mut tx = begin_write(&self.pool).await?;
-        let outcome = apply_in(&mut tx, batch).await?;
-        tx.commit().await?;
+        check_collections(batch)?;
+        let mut tx = self.write_tx().await?;
+        let outcome = apply_in(&mut tx.tx, batch).await?;
+        tx.tx.commit().await?;
         Ok(outcome)
+    }
+
+    async fn begin_sync(&self) -> Result<Box<dyn SyncTx>, StoreError> {
+        Ok(Box::new(self.write_tx().await?))
     }
 
     async fn stream_state(

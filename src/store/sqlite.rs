@@ -13,9 +13,19 @@ type Db = sqlx::Sqlite;
 
 const BACKEND: &str = "sqlite";
 
+/// One writer at a time: SQLite has one write lock, and queueing here is
+/// fairer than spinning on its busy timeout.
+const SERIALIZE_WRITERS: bool = true;
+
 /// Embedded migrations: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        "links and lookups",
+        include_str!("migrations/sqlite/0002_links_and_lookups.sql"),
+    ),
+];
 
 async fn connect_pool(url: &StoreUrl) -> Result<Pool<Db>, StoreError> {
     let options = SqliteConnectOptions::from_str(url.expose())?
@@ -24,7 +34,7 @@ async fn connect_pool(url: &StoreUrl) -> Result<Pool<Db>, StoreError> {
         // In WAL mode NORMAL loses no committed transaction on a process
         // crash; only a power loss may roll back the last commits.
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30))
+        .busy_timeout(Duration::from_secs(300))
         .foreign_keys(true);
     Ok(SqlitePoolOptions::new()
         .max_connections(4)

@@ -1,0 +1,397 @@
+//! The adapter manifest: a declarative description, one TOML file per agency
+//! system, of how to reach it and how its rows become canonical records.
+//!
+//! A manifest says *how* a system talks (transport, auth, paging, sync mode,
+//! field mapping); the daemon config says *where* it is and supplies the
+//! secrets. A manifest never holds a secret: auth names the secrets it needs
+//! and the config provides them. `adapters/README.md` documents the format.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::model::{Agency, Collection};
+
+/// A manifest that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("manifest {path}: {message}")]
+pub struct ManifestError {
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The agency whose system this is: npc, finance, audit, discipline, orgdept.
+    pub agency: Agency,
+    /// One line for operators.
+    #[serde(default)]
+    pub description: String,
+    pub transport: Transport,
+    #[serde(default)]
+    pub auth: Auth,
+    #[serde(default)]
+    pub paging: Paging,
+    pub sync: Sync,
+    #[serde(rename = "stream")]
+    pub streams: Vec<Stream>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Transport {
+    /// HTTP(S) with JSON answers.
+    Http {
+        /// Whole-request timeout, seconds.
+        #[serde(default = "default_timeout")]
+        timeout_secs: u64,
+        #[serde(default = "default_connect_timeout")]
+        connect_timeout_secs: u64,
+        /// Largest answer accepted for one page, bytes.
+        #[serde(default = "default_max_response")]
+        max_response_bytes: u64,
+        /// The server's certificate is signed by the agency's own CA, which
+        /// the config must supply (`tls.ca`); public roots are not trusted.
+        #[serde(default)]
+        private_ca: bool,
+        /// The system requires mutual TLS: the config must supply
+        /// `tls.client_cert` and `tls.client_key`.
+        #[serde(default)]
+        client_certificate: bool,
+    },
+    /// Files dropped into an exchange directory that the config names.
+    File {
+        /// File-name pattern; `*` matches any run of characters. Names ending
+        /// in `.part` (still being written) never match.
+        pattern: String,
+        /// `newest`: only the file whose name sorts last; `every`: all files.
+        take: Take,
+        format: FileFormat,
+        /// Text encoding of CSV files (`utf-8`, `gbk`, …).
+        #[serde(default)]
+        encoding: Option<String>,
+        /// The worksheet of XLSX files.
+        #[serde(default)]
+        sheet: Option<String>,
+        /// Largest file accepted, bytes.
+        #[serde(default = "default_max_file")]
+        max_file_bytes: u64,
+    },
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_max_response() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_max_file() -> u64 {
+    1024 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Take {
+    Newest,
+    Every,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    Csv,
+    Xlsx,
+    /// A JSON array of objects, or one object per line.
+    Json,
+}
+
+/// How requests authenticate. Secret fields name entries of the adapter's
+/// `secrets` table in the daemon config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Auth {
+    #[default]
+    None,
+    /// A fixed key in a request header.
+    ApiKey { header: String, secret: String },
+    /// `Authorization: Bearer <secret>`.
+    Bearer { secret: String },
+    /// OAuth2 client credentials; a 401 fetches a new token and retries once.
+    Oauth2ClientCredentials {
+        token_path: String,
+        client_id: String,
+        client_secret: String,
+    },
+}
+
+impl Auth {
+    /// The names of the secrets this auth needs from the config.
+    pub fn secret_names(&self) -> Vec<&str> {
+        match self {
+            Auth::None => vec![],
+            Auth::ApiKey { secret, .. } | Auth::Bearer { secret } => vec![secret],
+            Auth::Oauth2ClientCredentials {
+                client_id,
+                client_secret,
+                ..
+            } => vec![client_id, client_secret],
+        }
+    }
+}
+
+/// How an HTTP answer is split into pages and where its rows sit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Paging {
+    /// One request, one answer.
+    #[default]
+    None,
+    /// `?cursor=` from the previous answer's `next_cursor` until it is null.
+    Cursor {
+        records: String,
+        cursor_param: String,
+        next_cursor: String,
+        limit_param: String,
+        limit: u32,
+    },
+    /// `?page=1,2,…` until a page has no rows.
+    PageNumber {
+        records: String,
+        page_param: String,
+        size_param: String,
+        size: u32,
+        /// The field holding the total number of rows, checked against what
+        /// was received: a snapshot that falls short deletes nothing.
+        #[serde(default)]
+        total: Option<String>,
+    },
+    /// `?offset=n` until `has_more` is false.
+    Offset {
+        records: String,
+        offset_param: String,
+        limit_param: String,
+        limit: u32,
+        has_more: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Sync {
+    /// Each request carries the last high-water mark; the source sends what
+    /// changed since (inclusive). Deletions come as flagged rows.
+    Incremental {
+        /// The request parameter carrying the mark (RFC 3339).
+        since_param: String,
+        /// The row field whose largest value becomes the next mark.
+        high_water: String,
+    },
+    /// Every pull is the whole data set; a key absent from a complete
+    /// snapshot has been deleted.
+    Snapshot,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stream {
+    /// The canonical collection, by its name within the manifest's agency.
+    pub collection: String,
+    /// The request path (HTTP transport), appended to the base URL.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// A row whose field of this name is true is a deletion of its key.
+    #[serde(default)]
+    pub deleted_when: Option<String>,
+    /// Canonical field name → where it comes from and how it converts.
+    pub fields: BTreeMap<String, Field>,
+}
+
+/// One canonical field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    /// The source's field (JSON key or column header).
+    pub from: String,
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    /// Missing, null or empty becomes null instead of an error.
+    #[serde(default)]
+    pub optional: bool,
+    /// chrono format of `date` and `datetime` fields; `rfc3339` (the default
+    /// for datetimes) for offset timestamps.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The UTC offset of a `datetime` whose format has none, e.g. `+08:00`.
+    #[serde(default)]
+    pub offset: Option<String>,
+    /// Characters removed from a `code` (npc writes `370100-2021-000123`).
+    #[serde(default)]
+    pub strip: Option<String>,
+    /// Source word → canonical word, for `enum` fields.
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Text, trimmed.
+    Text,
+    /// An identifier: text, trimmed, `strip` characters removed.
+    Code,
+    /// Money in yuan (up to 2 places) to fen.
+    Yuan,
+    /// Money in 万元 (up to 6 places) to fen.
+    Wan,
+    /// An integer, from a number or a string.
+    Int,
+    /// A boolean, from a JSON boolean or `true`/`false`/`1`/`0`.
+    Bool,
+    /// A date in `format` (default `%Y-%m-%d`).
+    Date,
+    /// An instant in `format` (default RFC 3339), stored as UTC.
+    Datetime,
+    /// A decimal with up to 2 places (scores, rates), to hundredths.
+    Decimal2,
+    /// A word mapped through `values`.
+    Enum,
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let err = |message: String| ManifestError {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        Manifest::parse(&text).map_err(err)
+    }
+
+    /// Parses and validates manifest text.
+    pub fn parse(text: &str) -> Result<Manifest, String> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// The canonical collection of each stream, in order.
+    pub fn collections(&self) -> Vec<Collection> {
+        self.streams
+            .iter()
+            .filter_map(|s| Collection::parse(self.agency, &s.collection))
+            .collect()
+    }
+
+    pub fn is_http(&self) -> bool {
+        matches!(self.transport, Transport::Http { .. })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.streams.is_empty() {
+            return Err("no [[stream]]".into());
+        }
+        for s in &self.streams {
+            if Collection::parse(self.agency, &s.collection).is_none() {
+                return Err(format!(
+                    "stream collection {:?} is not a collection of {}",
+                    s.collection, self.agency
+                ));
+            }
+            match (&self.transport, &s.path) {
+                (Transport::Http { .. }, None) => {
+                    return Err(format!("stream {} needs a path", s.collection));
+                }
+                (Transport::File { .. }, Some(_)) => {
+                    return Err(format!(
+                        "stream {}: file transports take no path",
+                        s.collection
+                    ));
+                }
+                _ => {}
+            }
+            for (name, f) in &s.fields {
+                if f.kind == FieldType::Enum && f.values.is_empty() {
+                    return Err(format!("field {name}: an enum needs values"));
+                }
+                if f.kind != FieldType::Enum && !f.values.is_empty() {
+                    return Err(format!("field {name}: only enum fields take values"));
+                }
+                if let Some(offset) = &f.offset
+                    && crate::adapter::mapping::parse_offset(offset).is_none()
+                {
+                    return Err(format!(
+                        "field {name}: offset {offset:?} is not like +08:00"
+                    ));
+                }
+            }
+        }
+        if let Transport::File { format, .. } = &self.transport {
+            if self.streams.len() != 1 {
+                return Err("a file transport has exactly one stream".into());
+            }
+            if !matches!(self.paging, Paging::None) {
+                return Err("a file transport has no paging".into());
+            }
+            if !matches!(self.auth, Auth::None) {
+                return Err("a file transport has no auth".into());
+            }
+            if !matches!(self.sync, Sync::Snapshot) {
+                return Err("a file transport is a snapshot".into());
+            }
+            if let Transport::File {
+                encoding: Some(enc),
+                ..
+            } = &self.transport
+                && encoding_rs::Encoding::for_label(enc.as_bytes()).is_none()
+            {
+                return Err(format!("unknown encoding {enc:?}"));
+            }
+            if *format == FileFormat::Xlsx
+                && matches!(&self.transport, Transport::File { sheet: None, .. })
+            {
+                return Err("an xlsx transport needs a sheet".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_manifests_parse() {
+        for name in ["finance", "npc", "audit", "discipline", "orgdept"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("adapters/{name}.toml"));
+            let m = Manifest::load(&path).unwrap();
+            assert_eq!(m.agency.as_str(), name);
+        }
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let base = r#"
+agency = "npc"
+[transport]
+kind = "http"
+[sync]
+mode = "snapshot"
+"#;
+        let e = Manifest::parse(&format!(
+            "{base}[[stream]]\ncollection = \"payments\"\npath = \"/x\"\n[stream.fields]\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("not a collection of npc"), "{e}");
+        let e = Manifest::parse(&format!(
+            "{base}[[stream]]\ncollection = \"budgets\"\npath = \"/x\"\n[stream.fields]\nx = {{ from = \"a\", type = \"money\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("unknown variant `money`"), "{e}");
+    }
+}

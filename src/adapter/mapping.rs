@@ -1,0 +1,344 @@
+//! Turns one source row into a canonical record, field by field, as the
+//! manifest says; or into the reason it cannot be one.
+//!
+//! A row is a JSON object (JSON sources) or header → cell (CSV, XLSX). Each
+//! canonical field is converted to its canonical JSON form (money to fen,
+//! dates to ISO, instants to UTC, words to canonical enums) and the result is
+//! decoded into the typed record, which checks codes and enumerations. Money
+//! is only ever read from strings: a JSON number is never trusted as money.
+
+use chrono::{
+    DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset, SecondsFormat, TimeZone, Utc,
+};
+use serde_json::{Map, Value};
+
+use super::manifest::{Field, FieldType, Stream};
+use crate::model::{Centi, Collection, Record};
+use crate::money::Fen;
+use crate::store::Item;
+
+/// A source row: field or column name → value.
+pub type Row = Map<String, Value>;
+
+/// Maps the rows of one stream.
+#[derive(Debug, Clone)]
+pub struct Mapper {
+    collection: Collection,
+    fields: Vec<(String, Field)>,
+    deleted_when: Option<String>,
+}
+
+impl Mapper {
+    pub fn new(collection: Collection, stream: &Stream) -> Mapper {
+        Mapper {
+            collection,
+            fields: stream
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            deleted_when: stream.deleted_when.clone(),
+        }
+    }
+
+    /// The instant in a source field, read as the stream's `datetime` field
+    /// from that source field reads it (RFC 3339 when no field does).
+    pub fn instant(&self, row: &Row, source_field: &str) -> Option<DateTime<Utc>> {
+        let value = row.get(source_field)?;
+        let field = self
+            .fields
+            .iter()
+            .map(|(_, f)| f)
+            .find(|f| f.from == source_field && f.kind == FieldType::Datetime);
+        match field {
+            Some(f) => match convert(f, Some(value)) {
+                Ok(Value::String(s)) => parse_rfc3339(&s),
+                _ => None,
+            },
+            None => value.as_str().and_then(parse_rfc3339),
+        }
+    }
+
+    /// The row as a canonical change, or why it is not one.
+    pub fn map(&self, row: &Row) -> Result<Item, String> {
+        let mut canonical = Map::with_capacity(self.fields.len());
+        for (name, field) in &self.fields {
+            let value = convert(field, row.get(&field.from))
+                .map_err(|e| format!("{name} (from {:?}): {e}", field.from))?;
+            canonical.insert(name.clone(), value);
+        }
+        let record = Record::from_json(self.collection, Value::Object(canonical))
+            .map_err(|e| format!("not a valid {} record: {e}", self.collection))?;
+        let deleted = match &self.deleted_when {
+            Some(flag) => match row.get(flag) {
+                None | Some(Value::Null) => false,
+                Some(v) => as_bool(v).ok_or_else(|| format!("{flag}: {v} is not a boolean"))?,
+            },
+            None => false,
+        };
+        Ok(if deleted {
+            Item::Delete(record.key())
+        } else {
+            Item::Upsert(record)
+        })
+    }
+}
+
+/// The text of a cell: strings trimmed, numbers in their shortest exact form.
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
+        Value::String(s) => match s.trim() {
+            "true" | "TRUE" | "1" => Some(true),
+            "false" | "FALSE" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `+08:00` → the offset.
+pub fn parse_offset(s: &str) -> Option<FixedOffset> {
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let secs = h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60;
+    FixedOffset::east_opt(sign * secs)
+}
+
+/// An instant as the store writes it: RFC 3339 in UTC.
+pub fn utc_string(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Parses an RFC 3339 instant (any offset) to UTC.
+pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn convert(field: &Field, value: Option<&Value>) -> Result<Value, String> {
+    let present = value.filter(|v| match v {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        _ => true,
+    });
+    let Some(v) = present else {
+        return if field.optional {
+            Ok(Value::Null)
+        } else {
+            Err("missing".into())
+        };
+    };
+    let text = || text_of(v).ok_or_else(|| format!("{v} is not a scalar"));
+    Ok(match field.kind {
+        FieldType::Text => Value::String(text()?),
+        FieldType::Code => {
+            let mut code = text()?;
+            if let Some(strip) = &field.strip {
+                code.retain(|c| !strip.contains(c));
+            }
+            Value::String(code)
+        }
+        FieldType::Yuan | FieldType::Wan => {
+            let Value::String(s) = v else {
+                return Err(format!(
+                    "{v} is not a decimal string (money is never read from a number)"
+                ));
+            };
+            let fen = if field.kind == FieldType::Yuan {
+                Fen::from_yuan(s.trim())
+            } else {
+                Fen::from_wan(s.trim())
+            }
+            .map_err(|e| e.to_string())?;
+            Value::from(fen.0)
+        }
+        FieldType::Int => Value::from(as_int(v).ok_or_else(|| format!("{v} is not an integer"))?),
+        FieldType::Bool => Value::Bool(as_bool(v).ok_or_else(|| format!("{v} is not a boolean"))?),
+        FieldType::Date => {
+            let s = text()?;
+            let format = field.format.as_deref().unwrap_or("%Y-%m-%d");
+            let d = NaiveDate::parse_from_str(&s, format)
+                .map_err(|_| format!("{s:?} is not a date like {format}"))?;
+            Value::String(d.to_string())
+        }
+        FieldType::Datetime => {
+            let s = text()?;
+            let t = match field.format.as_deref() {
+                None | Some("rfc3339") => {
+                    parse_rfc3339(&s).ok_or_else(|| format!("{s:?} is not an RFC 3339 time"))?
+                }
+                Some(format) => {
+                    let naive = NaiveDateTime::parse_from_str(&s, format)
+                        .map_err(|_| format!("{s:?} is not a time like {format}"))?;
+                    let offset = field
+                        .offset
+                        .as_deref()
+                        .and_then(parse_offset)
+                        .unwrap_or(Utc.fix());
+                    offset
+                        .from_local_datetime(&naive)
+                        .single()
+                        .ok_or_else(|| format!("{s:?} is not a valid local time"))?
+                        .with_timezone(&Utc)
+                }
+            };
+            Value::String(utc_string(t))
+        }
+        FieldType::Decimal2 => {
+            let c = Centi::parse(&text()?).map_err(|e| e.to_string())?;
+            Value::from(c.0)
+        }
+        FieldType::Enum => {
+            let word = text()?;
+            let canonical = field
+                .values
+                .get(&word)
+                .ok_or_else(|| format!("{word:?} is not one of {:?}", field.values.keys()))?;
+            Value::String(canonical.clone())
+        }
+    })
+}
+
+/// An integer from a JSON integer, a whole float (XLSX stores every number
+/// as a float) or a string of digits.
+fn as_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            let f = n.as_f64()?;
+            // Years and quarters, never money: a whole float is exact.
+            (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapter::manifest::Manifest;
+    use serde_json::json;
+
+    fn mapper(agency: &str, collection: &str) -> Mapper {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("adapters/{agency}.toml"));
+        let m = Manifest::load(&path).unwrap();
+        let stream = m
+            .streams
+            .iter()
+            .find(|s| s.collection == collection)
+            .unwrap();
+        Mapper::new(Collection::parse(m.agency, collection).unwrap(), stream)
+    }
+
+    fn row(v: Value) -> Row {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn npc_budgets_convert_wan_and_dashed_codes_exactly() {
+        let m = mapper("npc", "budgets");
+        let item = m
+            .map(&row(json!({
+                "项目编码": "370100-2021-000123", "年度": 2021, "批准数": "125.000001",
+                "调整数": "-0.500000", "批准日期": "2021-01-20", "更新时间": "2021-01-20 10:00:00"
+            })))
+            .unwrap();
+        let Item::Upsert(Record::ApprovedBudget(b)) = item else {
+            panic!("{item:?}")
+        };
+        assert_eq!(b.project_code.as_str(), "3701002021000123");
+        assert_eq!(b.approved, Fen(125_000_001));
+        assert_eq!(b.adjustment, Fen(-500_000));
+        assert_eq!(utc_string(b.updated_at), "2021-01-20T02:00:00Z");
+    }
+
+    #[test]
+    fn bad_money_is_a_reason_not_a_guess() {
+        let m = mapper("finance", "payments");
+        let base = json!({
+            "payment_id": "P1", "project_code": "3701002021000123", "kind": "allocation",
+            "amount": "12,34.5x", "paid_on": "2021-03-01", "voided": false,
+            "updated_at": "2021-06-30T16:20:00+08:00"
+        });
+        let e = m.map(&row(base.clone())).unwrap_err();
+        assert!(
+            e.starts_with("amount (from \"amount\"): \"12,34.5x\" is not an amount in yuan"),
+            "{e}"
+        );
+        let mut as_number = base.clone();
+        as_number["amount"] = json!(12.5);
+        assert!(
+            m.map(&row(as_number))
+                .unwrap_err()
+                .contains("never read from a number")
+        );
+        let mut voided = base;
+        voided["amount"] = json!("1.00");
+        voided["voided"] = json!(true);
+        assert_eq!(m.map(&row(voided)).unwrap(), Item::Delete("P1".into()));
+    }
+
+    #[test]
+    fn audit_rows_keep_names_and_read_unpadded_dates() {
+        let m = mapper("audit", "findings");
+        let item = m
+            .map(&row(json!({
+                "问题编号": "SJ-2021-0042", "被审计单位": " 市教育局 (本级)", "项目编码": "",
+                "问题类型": "挤占挪用", "涉及金额": "12.50", "整改状态": "整改中",
+                "整改期限": "2021/9/5", "发现日期": "2021/3/15"
+            })))
+            .unwrap();
+        let Item::Upsert(Record::AuditFinding(f)) = item else {
+            panic!()
+        };
+        assert_eq!(f.unit_name, "市教育局 (本级)");
+        assert_eq!(f.project_code, None);
+        assert_eq!(f.amount, Fen(12_500_000));
+        assert_eq!(f.deadline.to_string(), "2021-09-05");
+        assert_eq!(f.status, crate::model::FindingStatus::InProgress);
+    }
+
+    #[test]
+    fn orgdept_rates_read_from_number_and_text_cells() {
+        let m = mapper("orgdept", "evaluations");
+        for rate in [json!(47.5), json!("47.50")] {
+            let item = m
+                .map(&row(json!({
+                    "单位编码": "370101", "单位名称": "市财政局", "年度": 2021.0, "季度": 2.0,
+                    "预算执行率": rate, "考评得分": 88.0, "等级": "良"
+                })))
+                .unwrap();
+            let Item::Upsert(Record::OrgdeptEvaluation(e)) = item else {
+                panic!()
+            };
+            assert_eq!(
+                (e.reported_rate, e.quarter, e.score),
+                (Centi(4750), 2, Centi(8800))
+            );
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Adapters: declarative manifests (`adapters/*.toml`) turned into sources
+//! that pull the five agency systems into the store.
+//!
+//! [`Adapter::build`] joins a manifest with its part of the daemon config
+//! (where the system is, its secrets, its schedule); [`sync::run_adapter`]
+//! runs it once. Adding a system means writing a manifest, not code.
+
+pub mod file;
+pub mod http;
+pub mod manifest;
+pub mod mapping;
+pub mod retry;
+pub mod sync;
+
+use std::path::PathBuf;
+
+use crate::config::{AdapterConfig, Config, Schedule};
+use crate::model::Collection;
+use file::FileSource;
+use http::HttpSource;
+use manifest::Manifest;
+use mapping::Mapper;
+use retry::RetryPolicy;
+
+pub use sync::{SyncOptions, SyncReport, run_adapter};
+
+/// An adapter that cannot be built, named.
+#[derive(Debug, thiserror::Error)]
+#[error("adapter {adapter}: {message}")]
+pub struct AdapterError {
+    pub adapter: String,
+    pub message: String,
+}
+
+/// One stream of an adapter, ready to map rows.
+#[derive(Debug)]
+pub struct StreamSpec {
+    pub collection: Collection,
+    pub path: Option<String>,
+    pub mapper: Mapper,
+}
+
+pub enum Source {
+    Http(HttpSource),
+    File(FileSource),
+}
+
+/// A manifest joined with its config: everything a run needs.
+pub struct Adapter {
+    pub name: String,
+    pub manifest_path: PathBuf,
+    pub manifest: Manifest,
+    pub schedule: Schedule,
+    pub batch_size: usize,
+    pub source: Source,
+    pub streams: Vec<StreamSpec>,
+}
+
+impl Adapter {
+    /// Loads the manifest, checks it against the config, reads the secrets
+    /// and builds the client. Touches no network.
+    pub fn build(
+        name: &str,
+        config: &AdapterConfig,
+        whole: &Config,
+    ) -> Result<Adapter, AdapterError> {
+        let err = |message: String| AdapterError {
+            adapter: name.to_owned(),
+            message,
+        };
+        let manifest = Manifest::load(&config.manifest).map_err(|e| err(e.to_string()))?;
+        let retry = RetryPolicy::from_config(&whole.sync);
+        let source = if manifest.is_http() {
+            if config.dir.is_some() {
+                return Err(err("dir is for file systems; this one is HTTP".into()));
+            }
+            Source::Http(
+                HttpSource::new(&manifest.transport, &manifest.auth, config, retry).map_err(err)?,
+            )
+        } else {
+            if config.base_url.is_some() {
+                return Err(err(
+                    "base_url is for HTTP systems; this one drops files".into()
+                ));
+            }
+            Source::File(FileSource::new(&manifest.transport, config.dir.as_deref()).map_err(err)?)
+        };
+        let wanted: Vec<&str> = manifest.auth.secret_names();
+        for given in config.secrets.keys() {
+            if !wanted.contains(&given.as_str()) {
+                return Err(err(format!(
+                    "secret {given:?} is not one the manifest asks for ({wanted:?})"
+                )));
+            }
+        }
+        let streams = manifest
+            .streams
+            .iter()
+            .zip(manifest.collections())
+            .map(|(s, collection)| StreamSpec {
+                collection,
+                path: s.path.clone(),
+                mapper: Mapper::new(collection, s),
+            })
+            .collect();
+        Ok(Adapter {
+            name: name.to_owned(),
+            manifest_path: config.manifest.clone(),
+            schedule: config.schedule.clone(),
+            batch_size: whole.sync.batch_size,
+            manifest,
+            source,
+            streams,
+        })
+    }
+
+    /// Tries to reach the system: the first page of each stream, or the
+    /// newest file's first rows. Returns one line per stream.
+    pub async fn check_connection(&self) -> Vec<(String, Result<String, String>)> {
+        let mut lines = Vec::new();
+        match &self.source {
+            Source::Http(h) => {
+                for s in &self.streams {
+                    let path = s.path.as_deref().unwrap_or_default();
+                    let mut pager = http::Pager::new(h, &self.manifest.paging, path, Vec::new());
+                    let outcome = match pager.next_page().await {
+                        Ok(Some(rows)) => Ok(format!(
+                            "reached {path}: {} rows on the first page",
+                            rows.len()
+                        )),
+                        Ok(None) => Ok(format!("reached {path}: no rows")),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    lines.push((s.collection.to_string(), outcome));
+                }
+            }
+            Source::File(f) => {
+                let outcome = match f.select() {
+                    Ok(files) if files.is_empty() => Err(format!(
+                        "no file matching the manifest's pattern in {}",
+                        f.dir().display()
+                    )),
+                    Ok(files) => Ok(format!(
+                        "{} file(s) in {}, newest {}",
+                        files.len(),
+                        f.dir().display(),
+                        files
+                            .last()
+                            .and_then(|p| p.file_name())
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    )),
+                    Err(e) => Err(e.to_string()),
+                };
+                for s in &self.streams {
+                    lines.push((s.collection.to_string(), outcome.clone()));
+                }
+            }
+        }
+        lines
+    }
+}
+
+/// Builds every enabled adapter and validates the manifests of the disabled
+/// ones (whose secrets are not read); returns all errors, not just the first.
+pub fn build_all(config: &Config) -> Result<Vec<Adapter>, Vec<AdapterError>> {
+    let mut adapters = Vec::new();
+    let mut errors = Vec::new();
+    for (name, c) in &config.adapters {
+        if !c.enabled {
+            if let Err(e) = Manifest::load(&c.manifest) {
+                errors.push(AdapterError {
+                    adapter: name.clone(),
+                    message: e.to_string(),
+                });
+            }
+            continue;
+        }
+        match Adapter::build(name, c, config) {
+            Ok(a) => adapters.push(a),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(adapters)
+    } else {
+        Err(errors)
+    }
+}

@@ -1,0 +1,118 @@
+//! When to retry a failed request. Whether an error is worth retrying is the
+//! error's business ([`super::http::FetchError::is_retriable`]); this module
+//! owns only the schedule: capped exponential delays with full jitter, and
+//! `Retry-After` honoured when the server sends one.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use crate::config::SyncConfig;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// A longer `Retry-After` ends the retries.
+    pub max_retry_after: Duration,
+}
+
+impl RetryPolicy {
+    pub fn from_config(c: &SyncConfig) -> RetryPolicy {
+        RetryPolicy {
+            attempts: c.retry_attempts,
+            min_delay: c.retry_min_delay(),
+            max_delay: c.retry_max_delay(),
+            max_retry_after: c.max_retry_after(),
+        }
+    }
+
+    /// The delays between attempts.
+    pub fn backoff(&self) -> FullJitterBuilder {
+        FullJitterBuilder(
+            ExponentialBuilder::default()
+                .with_min_delay(self.min_delay)
+                .with_max_delay(self.max_delay)
+                .with_factor(2.0)
+                .with_max_times(self.attempts.saturating_sub(1)),
+        )
+    }
+
+    /// The delay before the next attempt given the server's `Retry-After`:
+    /// the server's word when it gives one we are willing to wait for, the
+    /// backoff's otherwise; `None` ends the retries.
+    pub fn adjust(
+        &self,
+        retry_after: Option<Duration>,
+        backoff: Option<Duration>,
+    ) -> Option<Duration> {
+        let backoff = backoff?;
+        match retry_after {
+            Some(wait) if wait > self.max_retry_after => None,
+            Some(wait) => Some(wait),
+            None => Some(backoff),
+        }
+    }
+}
+
+/// Exponential backoff with *full* jitter: each delay is drawn uniformly
+/// from zero to the capped exponential value, which spreads retrying
+/// clients best (backon's own jitter only adds to the delay).
+#[derive(Debug, Clone, Copy)]
+pub struct FullJitterBuilder(ExponentialBuilder);
+
+impl BackoffBuilder for FullJitterBuilder {
+    type Backoff = FullJitter;
+
+    fn build(self) -> FullJitter {
+        FullJitter {
+            inner: self.0.build(),
+            rng: fastrand::Rng::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct FullJitter {
+    inner: <ExponentialBuilder as BackoffBuilder>::Backoff,
+    rng: fastrand::Rng,
+}
+
+impl Iterator for FullJitter {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        self.inner.next().map(|d| d.mul_f64(self.rng.f64()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_are_capped_jittered_and_counted() {
+        let p = RetryPolicy {
+            attempts: 6,
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(400),
+            max_retry_after: Duration::from_secs(60),
+        };
+        let delays: Vec<Duration> = p.backoff().build().collect();
+        assert_eq!(delays.len(), 5, "six attempts are five waits");
+        for (d, cap) in delays.iter().zip([100, 200, 400, 400, 400]) {
+            assert!(*d <= Duration::from_millis(cap), "{d:?} over {cap} ms");
+        }
+        assert_eq!(
+            p.adjust(Some(Duration::from_secs(2)), Some(Duration::ZERO)),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            p.adjust(Some(Duration::from_secs(61)), Some(Duration::ZERO)),
+            None
+        );
+        assert_eq!(p.adjust(None, None), None);
+    }
+}

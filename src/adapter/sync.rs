@@ -1,0 +1,366 @@
+//! One run of one adapter: pull every stream, map and validate each row,
+//! write batches with the stream's state, resolve links, commit.
+//!
+//! A run is one store transaction: it lands whole or not at all, so a run
+//! that fails (after its retries) or a process killed in the middle leaves the
+//! store and every cursor as they were, and the next run starts from there.
+//! Rows that cannot be mapped are quarantined with their reason; they never
+//! stop the rows around them. A snapshot deletes the keys it no longer holds
+//! only when it was complete and had no bad row.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::file::SourceRow;
+use super::http::{FetchError, Pager};
+use super::manifest::Sync as SyncMode;
+use super::mapping::{parse_rfc3339, utc_string};
+use super::{Adapter, Source, StreamSpec};
+use crate::clock::Clock;
+use crate::model::Collection;
+use crate::store::{
+    Batch, BatchOutcome, Quarantined, RunId, Store, StoreError, StreamState, SyncTx,
+};
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Ignore stored high-water marks and pull everything.
+    pub full: bool,
+    /// Stop with an error after this many batches, before committing: what a
+    /// crash between two batches does (tests use it).
+    pub stop_after_batches: Option<usize>,
+}
+
+/// What one stream did in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamReport {
+    pub collection: String,
+    pub fetched: u64,
+    #[serde(flatten)]
+    pub outcome: BatchOutcome,
+    /// Whether the pull was complete (all pages; for snapshots, also no bad
+    /// row, so deletions were applied).
+    pub complete: bool,
+}
+
+/// What one run did. When `error` is set nothing of the run was kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub adapter: String,
+    pub run: Option<RunId>,
+    pub started: DateTime<Utc>,
+    pub seconds: f64,
+    pub streams: Vec<StreamReport>,
+    pub links_changed: u64,
+    pub error: Option<String>,
+}
+
+impl SyncReport {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    pub fn totals(&self) -> (u64, BatchOutcome) {
+        let mut fetched = 0;
+        let mut total = BatchOutcome::default();
+        for s in &self.streams {
+            fetched += s.fetched;
+            total += s.outcome;
+        }
+        (fetched, total)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stopped after {0} batches as asked")]
+    Stopped(usize),
+}
+
+/// Runs one adapter once. Never panics and never returns early: every
+/// outcome, failure included, is in the report and in the store's run log.
+pub async fn run_adapter(
+    store: &dyn Store,
+    adapter: &Adapter,
+    clock: &dyn Clock,
+    options: &SyncOptions,
+) -> SyncReport {
+    let started = clock.now();
+    let timer = Instant::now();
+    let mut report = SyncReport {
+        adapter: adapter.name.clone(),
+        run: None,
+        started,
+        seconds: 0.0,
+        streams: Vec::new(),
+        links_changed: 0,
+        error: None,
+    };
+    let result = match store.begin_run(adapter.manifest.agency, started).await {
+        Ok(run) => {
+            report.run = Some(run);
+            let result = run_streams(store, adapter, run, clock, options, &mut report).await;
+            if let Err(e) = &result {
+                // Nothing of a failed run was kept; its counts would mislead.
+                report.streams.clear();
+                report.links_changed = 0;
+                report.error = Some(e.to_string());
+            }
+            report.seconds = timer.elapsed().as_secs_f64();
+            let summary = serde_json::to_string(&report).unwrap_or_default();
+            if let Err(e) = store
+                .finish_run(run, clock.now(), result.is_ok(), &summary)
+                .await
+            {
+                tracing::warn!(adapter = %adapter.name, error = %e, "cannot record the end of the run");
+            }
+            result
+        }
+        Err(e) => Err(RunError::Store(e)),
+    };
+    report.seconds = timer.elapsed().as_secs_f64();
+    match result {
+        Ok(()) => {
+            let (fetched, t) = report.totals();
+            tracing::info!(
+                adapter = %adapter.name, fetched, new = t.new, changed = t.changed,
+                unchanged = t.unchanged, deleted = t.deleted, quarantined = t.quarantined,
+                seconds = report.seconds, "sync finished"
+            );
+        }
+        Err(e) => {
+            report.error = Some(e.to_string());
+            tracing::error!(adapter = %adapter.name, error = %e, "sync failed; nothing of this run was kept");
+        }
+    }
+    report
+}
+
+async fn run_streams(
+    store: &dyn Store,
+    adapter: &Adapter,
+    run: RunId,
+    clock: &dyn Clock,
+    options: &SyncOptions,
+    report: &mut SyncReport,
+) -> Result<(), RunError> {
+    let mut tx = store.begin_sync().await?;
+    let mut writer = Writer {
+        tx: tx.as_mut(),
+        run,
+        clock,
+        batches: 0,
+        stop_after: options.stop_after_batches,
+    };
+    for spec in &adapter.streams {
+        let state = store.stream_state(spec.collection).await?;
+        let stream = match &adapter.source {
+            Source::Http(http) => {
+                let since = match (&adapter.manifest.sync, &state) {
+                    (SyncMode::Incremental { since_param, .. }, Some(state)) if !options.full => {
+                        state.cursor.clone().map(|c| vec![(since_param.clone(), c)])
+                    }
+                    _ => None,
+                }
+                .unwrap_or_default();
+                let path = spec.path.as_deref().unwrap_or_default();
+                let mut pager = Pager::new(http, &adapter.manifest.paging, path, since);
+                let mut progress = StreamProgress::new(spec, &adapter.manifest.sync, state);
+                while let Some(rows) = pager.next_page().await? {
+                    let rows = rows
+                        .into_iter()
+                        .map(|v| match v {
+                            Value::Object(row) => SourceRow::Ok(row),
+                            other => SourceRow::Bad {
+                                reason: "not an object".into(),
+                                raw: other.to_string(),
+                            },
+                        })
+                        .collect();
+                    progress.write(&mut writer, rows).await?;
+                }
+                progress.complete = pager.complete();
+                progress.finish(&mut writer).await?
+            }
+            Source::File(files) => {
+                let paths = files.select()?;
+                let mut progress = StreamProgress::new(spec, &adapter.manifest.sync, state);
+                progress.cursor = Some(
+                    paths
+                        .iter()
+                        .filter_map(|p| p.file_name().and_then(|n| n.to_str()))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                // An empty exchange directory is no evidence that everything
+                // was deleted: only files delete.
+                progress.complete = !paths.is_empty();
+                for path in paths {
+                    let (sender, mut receiver) = mpsc::channel(2);
+                    let reader = files.clone();
+                    let chunk = adapter.batch_size;
+                    let task =
+                        tokio::task::spawn_blocking(move || reader.read(&path, chunk, &sender));
+                    while let Some(rows) = receiver.recv().await {
+                        progress.write(&mut writer, rows?).await?;
+                    }
+                    task.await
+                        .map_err(|e| FetchError::File(format!("the file reader stopped: {e}")))?;
+                }
+                progress.finish(&mut writer).await?
+            }
+        };
+        report.streams.push(stream);
+    }
+    report.links_changed = writer.tx.relink_units().await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Writes batches into the run's transaction and counts them.
+struct Writer<'a> {
+    tx: &'a mut dyn SyncTx,
+    run: RunId,
+    clock: &'a dyn Clock,
+    batches: usize,
+    stop_after: Option<usize>,
+}
+
+impl Writer<'_> {
+    async fn apply(&mut self, batch: &Batch) -> Result<BatchOutcome, RunError> {
+        if self.stop_after.is_some_and(|n| self.batches >= n) {
+            return Err(RunError::Stopped(self.batches));
+        }
+        let outcome = self.tx.apply(batch).await?;
+        self.batches += 1;
+        Ok(outcome)
+    }
+}
+
+/// The bookkeeping of one stream during a run.
+struct StreamProgress<'a> {
+    spec: &'a StreamSpec,
+    mode: &'a SyncMode,
+    report: StreamReport,
+    /// The cursor to store: the high-water mark so far, or the file names.
+    cursor: Option<String>,
+    high_water: Option<DateTime<Utc>>,
+    complete: bool,
+    /// When the stream last completed, kept when this run does not complete.
+    last_complete: Option<DateTime<Utc>>,
+}
+
+impl<'a> StreamProgress<'a> {
+    fn new(
+        spec: &'a StreamSpec,
+        mode: &'a SyncMode,
+        state: Option<StreamState>,
+    ) -> StreamProgress<'a> {
+        let (previous, last_complete) = state
+            .map(|s| (s.cursor, s.last_complete))
+            .unwrap_or_default();
+        StreamProgress {
+            spec,
+            mode,
+            report: StreamReport {
+                collection: spec.collection.to_string(),
+                fetched: 0,
+                outcome: BatchOutcome::default(),
+                complete: false,
+            },
+            high_water: match mode {
+                SyncMode::Incremental { .. } => previous.as_deref().and_then(parse_rfc3339),
+                SyncMode::Snapshot => None,
+            },
+            cursor: previous,
+            complete: false,
+            last_complete,
+        }
+    }
+
+    fn collection(&self) -> Collection {
+        self.spec.collection
+    }
+
+    /// Maps one page or chunk and writes it as one batch.
+    async fn write(
+        &mut self,
+        writer: &mut Writer<'_>,
+        rows: Vec<SourceRow>,
+    ) -> Result<(), RunError> {
+        let mut batch = Batch::new(self.collection(), writer.run, writer.clock.now());
+        for row in rows {
+            self.report.fetched += 1;
+            match row {
+                SourceRow::Ok(row) => {
+                    if let SyncMode::Incremental { high_water, .. } = self.mode
+                        && let Some(t) = self.spec.mapper.instant(&row, high_water)
+                    {
+                        self.high_water = self.high_water.max(Some(t));
+                    }
+                    match self.spec.mapper.map(&row) {
+                        Ok(item) => batch.items.push(item),
+                        Err(reason) => batch.quarantine.push(Quarantined {
+                            reason,
+                            raw: serde_json::to_string(&row).unwrap_or_default(),
+                        }),
+                    }
+                }
+                SourceRow::Bad { reason, raw } => {
+                    batch.quarantine.push(Quarantined { reason, raw })
+                }
+            }
+        }
+        if let Some(t) = self.high_water {
+            self.cursor = Some(utc_string(t));
+        }
+        batch.state = Some(self.state(writer.run, self.last_complete));
+        let outcome = writer.apply(&batch).await?;
+        self.report.outcome += outcome;
+        Ok(())
+    }
+
+    fn state(&self, run: RunId, last_complete: Option<DateTime<Utc>>) -> StreamState {
+        StreamState {
+            cursor: self.cursor.clone(),
+            last_complete,
+            run: Some(run),
+        }
+    }
+
+    /// The last batch of the stream: the snapshot's deletions when it was
+    /// clean, and the state marking the pull complete.
+    async fn finish(mut self, writer: &mut Writer<'_>) -> Result<StreamReport, RunError> {
+        let mut batch = Batch::new(self.collection(), writer.run, writer.clock.now());
+        let clean = self.complete && self.report.outcome.quarantined == 0;
+        batch.complete_snapshot = matches!(self.mode, SyncMode::Snapshot) && clean;
+        if self.complete {
+            self.last_complete = Some(writer.clock.now());
+        }
+        batch.state = Some(self.state(writer.run, self.last_complete));
+        let outcome = writer.apply(&batch).await?;
+        self.report.outcome += outcome;
+        self.report.complete = match self.mode {
+            SyncMode::Snapshot => clean,
+            SyncMode::Incremental { .. } => self.complete,
+        };
+        if matches!(self.mode, SyncMode::Snapshot) && !clean {
+            tracing::warn!(
+                stream = %self.collection(),
+                complete = self.complete,
+                quarantined = self.report.outcome.quarantined,
+                "snapshot not clean: nothing deleted this run"
+            );
+        }
+        Ok(self.report)
+    }
+}
