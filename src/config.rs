@@ -47,6 +47,82 @@ pub struct Config {
     /// One table per adapter, named by the adapter (`[adapters.finance]`).
     #[serde(default)]
     pub adapters: BTreeMap<String, AdapterConfig>,
+    /// The rules' switches, thresholds and recipients.
+    #[serde(default)]
+    pub rules: crate::reconcile::RulesConfig,
+    /// The alert lifecycle.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// Webhook subscribers, one table each (`[subscribers.finance_main]`).
+    #[serde(default)]
+    pub subscribers: BTreeMap<String, SubscriberConfig>,
+    /// How webhooks are delivered.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// A firing alert that nobody acknowledged is sent again this often.
+    pub repeat_interval_hours: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> AlertsConfig {
+        AlertsConfig {
+            repeat_interval_hours: 7 * 24,
+        }
+    }
+}
+
+/// One webhook endpoint of one agency.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriberConfig {
+    /// The agency whose alerts it receives (and whose view of them).
+    pub agency: crate::model::Agency,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Signing secrets, each `whsec_` + base64, as references. Every event
+    /// is signed with each of them, so a receiver can rotate: add the new
+    /// secret first, remove the old one once the receiver has switched.
+    pub secrets: Vec<SecretRef>,
+    /// Event types to send (`alert.firing`, `alert.escalated`,
+    /// `alert.reminder`, `alert.resolved`); all when absent.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Timeout of one POST.
+    pub timeout_secs: u64,
+    /// The first retry comes after about this long; each later one waits
+    /// twice as long, with full jitter…
+    pub min_delay_secs: u64,
+    /// …but never longer than this.
+    pub max_delay_secs: u64,
+    /// An event still undelivered this long after it was written is dead.
+    pub max_age_hours: u64,
+    /// How often the delivery worker looks for due events.
+    pub poll_secs: u64,
+    /// Events claimed per round.
+    pub batch: i64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> DeliveryConfig {
+        DeliveryConfig {
+            timeout_secs: 10,
+            min_delay_secs: 5,
+            max_delay_secs: 3600,
+            max_age_hours: 24,
+            poll_secs: 2,
+            batch: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -387,6 +463,20 @@ impl Config {
     /// Parses config text without touching the environment.
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        crate::reconcile::check_recipients(&config.rules)?;
+        for (name, s) in &config.subscribers {
+            if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
+                return Err(format!("subscribers.{name}.url must be http(s)"));
+            }
+            if s.secrets.is_empty() {
+                return Err(format!("subscribers.{name} needs at least one secret"));
+            }
+            for e in s.events.iter().flatten() {
+                if !crate::alert::subscribers::EVENT_TYPES.contains(&e.as_str()) {
+                    return Err(format!("subscribers.{name}: unknown event type {e:?}"));
+                }
+            }
+        }
         if config.sync.batch_size == 0 || config.sync.retry_attempts == 0 {
             return Err("sync.batch_size and sync.retry_attempts must be at least 1".into());
         }

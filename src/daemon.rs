@@ -12,31 +12,89 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use chrono::NaiveDate;
+
 use crate::adapter::{Adapter, SyncOptions, run_adapter};
+use crate::alert::{self, EvaluationOutcome, Lifecycle, Subscriber};
 use crate::clock::Clock;
-use crate::store::Store;
+use crate::config::{Config, china_time};
+use crate::deliver::Deliverer;
+use crate::reconcile;
+use crate::store::{Store, StoreError};
+
+/// What every stage needs: the store, the config, the subscribers, the clock.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub subscribers: Arc<Vec<Subscriber>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Context {
+    /// Today in China time: the default as-of date.
+    pub fn today(&self) -> NaiveDate {
+        self.clock.now().with_timezone(&china_time()).date_naive()
+    }
+
+    /// Evaluates the rules as of `as_of` and applies the findings to the
+    /// alerts and the outbox.
+    pub async fn reconcile(&self, as_of: NaiveDate) -> Result<EvaluationOutcome, StoreError> {
+        let findings = reconcile::evaluate(self.store.as_ref(), as_of, &self.config.rules).await?;
+        alert::apply_findings(
+            self.store.as_ref(),
+            &findings,
+            as_of,
+            self.clock.now(),
+            Lifecycle {
+                repeat_interval: chrono::Duration::hours(
+                    self.config.alerts.repeat_interval_hours as i64,
+                ),
+            },
+            &self.subscribers,
+        )
+        .await
+    }
+
+    pub fn deliverer(&self) -> Result<Deliverer, String> {
+        Deliverer::new(self.subscribers.as_ref().clone(), &self.config.delivery)
+    }
+}
 
 /// How long a stopping daemon waits for runs in hand.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Runs every adapter on its schedule until `shutdown` is cancelled,
-/// then waits for the runs in hand up to `deadline`.
+/// Runs every adapter on its schedule (reconciling after each successful
+/// run) and the delivery worker until `shutdown` is cancelled, then waits
+/// for the work in hand up to `deadline`.
 pub async fn run_schedules(
-    store: Arc<dyn Store>,
+    ctx: Context,
     adapters: Vec<Adapter>,
-    clock: Arc<dyn Clock>,
+    deliverer: Deliverer,
     shutdown: CancellationToken,
     deadline: Duration,
 ) {
     let tracker = TaskTracker::new();
+    // One evaluation at a time in this process (the store serialises replicas).
+    let reconciling = Arc::new(tokio::sync::Mutex::new(()));
     for adapter in adapters {
-        let store = store.clone();
-        let clock = clock.clone();
+        let ctx = ctx.clone();
         let shutdown = shutdown.clone();
+        let reconciling = reconciling.clone();
         tracker.spawn(async move {
             let name = adapter.name.clone();
-            adapter_worker(store.as_ref(), &adapter, clock.as_ref(), &shutdown).await;
+            adapter_worker(&ctx, &adapter, &reconciling, &shutdown).await;
             tracing::info!(adapter = %name, "worker stopped");
+        });
+    }
+    {
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            deliverer
+                .run(ctx.store.as_ref(), ctx.clock.as_ref(), &shutdown)
+                .await;
+            tracing::info!("delivery worker stopped");
         });
     }
     tracker.close();
@@ -54,11 +112,13 @@ pub async fn run_schedules(
 }
 
 async fn adapter_worker(
-    store: &dyn Store,
+    ctx: &Context,
     adapter: &Adapter,
-    clock: &dyn Clock,
+    reconciling: &tokio::sync::Mutex<()>,
     shutdown: &CancellationToken,
 ) {
+    let store = ctx.store.as_ref();
+    let clock = ctx.clock.as_ref();
     loop {
         let now = clock.now();
         let Some(next) = adapter.schedule.next_after(now) else {
@@ -78,6 +138,10 @@ async fn adapter_worker(
         if !report.ok() {
             // Already logged with its reason; the next firing tries again.
             continue;
+        }
+        let _turn = reconciling.lock().await;
+        if let Err(e) = ctx.reconcile(ctx.today()).await {
+            tracing::error!(error = %e, "reconciliation failed; it runs again after the next sync");
         }
     }
 }

@@ -9,11 +9,14 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod adapter;
+pub mod alert;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod deliver;
 pub mod model;
 pub mod money;
+pub mod reconcile;
 pub mod sim;
 pub mod store;

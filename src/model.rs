@@ -54,6 +54,15 @@ impl Agency {
     }
 }
 
+impl std::str::FromStr for Agency {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Agency, String> {
+        Agency::parse(s).ok_or_else(|| {
+            format!("{s:?} is not an agency (npc, finance, audit, discipline, orgdept)")
+        })
+    }
+}
+
 impl fmt::Display for Agency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

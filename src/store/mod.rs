@@ -11,7 +11,9 @@
 //! and the stream's new [`StreamState`] commit in one transaction, so a crash
 //! at any point leaves either all of a batch or none of it.
 
+pub mod alerts;
 mod chain;
+pub mod facts;
 pub mod postgres;
 mod schema;
 pub mod sqlite;
@@ -269,7 +271,7 @@ pub struct CollectionStats {
 
 /// The shared store. Every method is one transaction or one read.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: facts::FactStore + alerts::AlertStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

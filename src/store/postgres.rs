@@ -9,6 +9,12 @@ const BACKEND: &str = "postgres";
 /// PostgreSQL runs writers concurrently; row locks order them.
 const SERIALIZE_WRITERS: bool = false;
 
+/// Replicas evaluate one at a time: a transaction-scoped advisory lock.
+const SERIALIZE_EVALUATIONS: Option<&str> = Some("SELECT pg_advisory_xact_lock(7142001)");
+
+/// Replicas claim outbox rows without waiting for each other.
+const CLAIM_LOCK: &str = "FOR UPDATE OF o SKIP LOCKED";
+
 /// Embedded migrations: (version, description, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/postgres/0001_init.sql")),
@@ -16,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "links and lookups",
         include_str!("migrations/postgres/0002_links_and_lookups.sql"),
+    ),
+    (
+        3,
+        "alerts and outbox",
+        include_str!("migrations/postgres/0003_alerts_and_outbox.sql"),
     ),
 ];
 

@@ -14,7 +14,12 @@ use futures_util::TryStreamExt;
 use sqlx::query_builder::Separated;
 use sqlx::{AssertSqlSafe, Pool, QueryBuilder, Row};
 
+use super::alerts::{AlertRow, AlertStore, AlertTx, NewEvent, OutboxCounts, OutboxRow, SilenceRow};
 use super::chain::{GENESIS, content_hash, link_hash};
+use super::facts::{
+    FactStore, FactsQuery, FindingFact, FreezeFact, MirrorFact, OrgdeptFact, ProjectFacts,
+    RectificationFact, TrancheFact, UnitQuarterFact, UnknownProjectFact,
+};
 use super::schema::{self, Value};
 use super::{
     Batch, BatchOutcome, CollectionStats, Damage, Item, QuarantineEntry, RunId, Store, StoreError,
@@ -906,5 +911,635 @@ impl Store for SqlStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// `CAST(COALESCE(SUM(expr), 0) AS BIGINT)`: PostgreSQL sums BIGINTs as
+/// NUMERIC; both backends then hand back an `i64`.
+fn sum(expr: &str) -> String {
+    format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)")
+}
+
+/// A quota row's contribution to quota(p, Y): reclaims subtract.
+const SIGNED_QUOTA: &str = "CASE WHEN kind = 'reclaim' THEN -amount ELSE amount END";
+
+#[async_trait]
+impl FactStore for SqlStore {
+    async fn project_facts(&self, q: &FactsQuery) -> Result<Vec<ProjectFacts>, StoreError> {
+        let sql = format!(
+            "WITH q AS ( \
+               SELECT project_code, \
+                 {quota} AS quota, \
+                 {quota_rows} AS quota_rows, \
+                 {initial} AS initial, \
+                 MIN(CASE WHEN fiscal_year = $1 AND kind = 'initial' THEN approved_on END) AS first_initial_on, \
+                 {quota_prev} AS quota_prev \
+               FROM finance_quotas WHERE deleted = FALSE AND fiscal_year IN ($1, $2) \
+               GROUP BY project_code), \
+             pay AS ( \
+               SELECT project_code, \
+                 {exp} AS exp, \
+                 {exp_lookback} AS exp_lookback, \
+                 MAX(CASE WHEN kind = 'expenditure' THEN paid_on END) AS last_exp_on, \
+                 {alloc} AS alloc, \
+                 {nalloc} AS nalloc \
+               FROM finance_payments WHERE deleted = FALSE AND paid_on >= $3 AND paid_on <= $4 \
+               GROUP BY project_code), \
+             npc AS ( \
+               SELECT project_code, {approved} AS approved, MIN(key) AS npc_key \
+               FROM npc_budgets WHERE deleted = FALSE AND year = $1 GROUP BY project_code), \
+             keys AS ( \
+               SELECT key AS project_code FROM finance_projects WHERE deleted = FALSE \
+               UNION SELECT project_code FROM q UNION SELECT project_code FROM pay \
+               UNION SELECT project_code FROM npc) \
+             SELECT k.project_code, p.key IS NOT NULL AS in_finance, p.unit_code, p.category, \
+               COALESCE(p.full_year, FALSE) AS full_year, \
+               COALESCE(q.quota, 0) AS quota, COALESCE(q.quota_rows, 0) AS quota_rows, \
+               COALESCE(q.initial, 0) AS initial, q.first_initial_on, \
+               COALESCE(q.quota_prev, 0) AS quota_prev, \
+               COALESCE(pay.exp, 0) AS exp, COALESCE(pay.exp_lookback, 0) AS exp_lookback, \
+               pay.last_exp_on, COALESCE(pay.alloc, 0) AS alloc, COALESCE(pay.nalloc, 0) AS nalloc, \
+               npc.approved AS npc_approved, npc.npc_key, \
+               (SELECT COUNT(*) FROM finance_targets t WHERE t.deleted = FALSE \
+                  AND t.project_code = k.project_code AND t.fiscal_year = $1) AS targets, \
+               (SELECT e.score FROM finance_evaluations e WHERE e.deleted = FALSE \
+                  AND e.project_code = k.project_code AND e.fiscal_year = $2 \
+                  ORDER BY e.score, e.key LIMIT 1) AS prev_score, \
+               (SELECT e.key FROM finance_evaluations e WHERE e.deleted = FALSE \
+                  AND e.project_code = k.project_code AND e.fiscal_year = $2 \
+                  ORDER BY e.score, e.key LIMIT 1) AS prev_evaluation \
+             FROM keys k \
+             LEFT JOIN finance_projects p ON p.key = k.project_code AND p.deleted = FALSE \
+             LEFT JOIN q ON q.project_code = k.project_code \
+             LEFT JOIN pay ON pay.project_code = k.project_code \
+             LEFT JOIN npc ON npc.project_code = k.project_code \
+             ORDER BY k.project_code",
+            quota = sum(&format!(
+                "CASE WHEN fiscal_year = $1 THEN {SIGNED_QUOTA} ELSE 0 END"
+            )),
+            quota_rows = sum("CASE WHEN fiscal_year = $1 THEN 1 ELSE 0 END"),
+            initial = sum("CASE WHEN fiscal_year = $1 AND kind = 'initial' THEN amount ELSE 0 END"),
+            quota_prev = sum(&format!(
+                "CASE WHEN fiscal_year = $2 THEN {SIGNED_QUOTA} ELSE 0 END"
+            )),
+            exp = sum("CASE WHEN kind = 'expenditure' THEN amount ELSE 0 END"),
+            exp_lookback =
+                sum("CASE WHEN kind = 'expenditure' AND paid_on <= $5 THEN amount ELSE 0 END"),
+            alloc = sum("CASE WHEN kind = 'allocation' THEN amount ELSE 0 END"),
+            nalloc = sum("CASE WHEN kind = 'allocation' THEN 1 ELSE 0 END"),
+            approved = sum("approved + adjustment"),
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(i64::from(q.year))
+            .bind(i64::from(q.year) - 1)
+            .bind(q.year_start())
+            .bind(q.as_of)
+            .bind(q.lookback)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn mirror_mismatches(
+        &self,
+        q: &FactsQuery,
+        tolerance: i64,
+    ) -> Result<Vec<MirrorFact>, StoreError> {
+        let sql = format!(
+            "SELECT key, project_code, as_of, reported, exp FROM ( \
+               SELECT x.key, x.project_code, x.as_of, x.cumulative AS reported, \
+                 (SELECT {exp} FROM finance_payments f WHERE f.deleted = FALSE \
+                    AND f.kind = 'expenditure' AND f.project_code = x.project_code \
+                    AND f.paid_on >= $2 AND f.paid_on <= x.as_of) AS exp \
+               FROM npc_execution x \
+               WHERE x.deleted = FALSE AND x.year = $1 AND x.as_of <= $3) m \
+             WHERE ABS(reported - exp) > $4 ORDER BY project_code, as_of",
+            exp = sum("f.amount")
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(i64::from(q.year))
+            .bind(q.year_start())
+            .bind(q.as_of)
+            .bind(tolerance)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn unsettled_tranches(
+        &self,
+        q: &FactsQuery,
+        paid_on_or_before: NaiveDate,
+    ) -> Result<Vec<TrancheFact>, StoreError> {
+        let sql = format!(
+            "WITH e AS ( \
+               SELECT project_code, {exp} AS exp FROM finance_payments \
+               WHERE deleted = FALSE AND kind = 'expenditure' AND paid_on >= $1 AND paid_on <= $2 \
+               GROUP BY project_code), \
+             w AS ( \
+               SELECT project_code, key, paid_on, amount, \
+                 CAST(SUM(amount) OVER (PARTITION BY project_code ORDER BY paid_on \
+                   RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS cumulative \
+               FROM finance_payments \
+               WHERE deleted = FALSE AND kind = 'allocation' AND paid_on >= $1 AND paid_on <= $2) \
+             SELECT w.project_code, w.key AS payment_id, w.paid_on, w.amount, w.cumulative, \
+               COALESCE(e.exp, 0) AS exp \
+             FROM w LEFT JOIN e ON e.project_code = w.project_code \
+             WHERE w.paid_on <= $3 AND w.cumulative > COALESCE(e.exp, 0) \
+             ORDER BY w.project_code, w.paid_on, w.key",
+            exp = sum("amount")
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(q.year_start())
+            .bind(q.as_of)
+            .bind(paid_on_or_before)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn audit_findings(&self) -> Result<Vec<FindingFact>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT key AS finding_no, unit_name, unit_code, project_code, status, amount, \
+             deadline, found_on FROM audit_findings WHERE deleted = FALSE ORDER BY key",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn rectifications(&self) -> Result<Vec<RectificationFact>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT key AS report_id, finding_no, status, reported_on FROM finance_rectifications \
+             WHERE deleted = FALSE ORDER BY finding_no, reported_on, key",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn freeze_breaches(&self, as_of: NaiveDate) -> Result<Vec<FreezeFact>, StoreError> {
+        let columns = "r.key AS referral_id, r.unit_code, r.project_code AS referral_project, \
+             r.received_on, r.status, r.origin, r.freeze_from, f.key AS payment_id, \
+             f.project_code AS payment_project, f.kind, f.amount, f.paid_on";
+        let live = "r.deleted = FALSE AND r.frozen = TRUE AND r.status <> 'closed' \
+             AND r.freeze_from IS NOT NULL";
+        let sql = format!(
+            "SELECT {columns} FROM discipline_referrals r \
+               JOIN finance_payments f ON f.project_code = r.project_code \
+             WHERE {live} AND f.deleted = FALSE AND f.paid_on >= r.freeze_from AND f.paid_on <= $1 \
+             UNION ALL \
+             SELECT {columns} FROM discipline_referrals r \
+               JOIN finance_projects p ON p.unit_code = r.unit_code AND p.deleted = FALSE \
+               JOIN finance_payments f ON f.project_code = p.key \
+             WHERE {live} AND r.project_code IS NULL \
+               AND f.deleted = FALSE AND f.paid_on >= r.freeze_from AND f.paid_on <= $1 \
+             ORDER BY 1, 12, 8"
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(as_of)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn unit_quarters(
+        &self,
+        year: i32,
+        quarter_end: NaiveDate,
+    ) -> Result<Vec<UnitQuarterFact>, StoreError> {
+        let sql = format!(
+            "WITH active AS ( \
+               SELECT project_code FROM finance_quotas \
+               WHERE deleted = FALSE AND fiscal_year = $1 GROUP BY project_code \
+               HAVING SUM({SIGNED_QUOTA}) > 0), \
+             qe AS ( \
+               SELECT project_code, {quota} AS quota FROM finance_quotas \
+               WHERE deleted = FALSE AND fiscal_year = $1 AND approved_on <= $3 \
+               GROUP BY project_code), \
+             ee AS ( \
+               SELECT project_code, {exp} AS exp FROM finance_payments \
+               WHERE deleted = FALSE AND kind = 'expenditure' AND paid_on >= $2 AND paid_on <= $3 \
+               GROUP BY project_code) \
+             SELECT p.unit_code, {unit_quota} AS quota, {unit_exp} AS exp \
+             FROM active a \
+             JOIN finance_projects p ON p.key = a.project_code AND p.deleted = FALSE \
+               AND p.category <> 'reserve' \
+             LEFT JOIN qe ON qe.project_code = a.project_code \
+             LEFT JOIN ee ON ee.project_code = a.project_code \
+             GROUP BY p.unit_code ORDER BY p.unit_code",
+            quota = sum(SIGNED_QUOTA),
+            exp = sum("amount"),
+            unit_quota = sum("COALESCE(qe.quota, 0)"),
+            unit_exp = sum("COALESCE(ee.exp, 0)"),
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(i64::from(year))
+            .bind(NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(quarter_end))
+            .bind(quarter_end)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn orgdept_rows(&self, year: i32) -> Result<Vec<OrgdeptFact>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT key, unit_code, quarter, reported_rate FROM orgdept_evaluations \
+             WHERE deleted = FALSE AND year = $1 ORDER BY key",
+        )
+        .bind(i64::from(year))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn unknown_projects(&self) -> Result<Vec<UnknownProjectFact>, StoreError> {
+        let part = |agency: &str, collection: &str, table: &str| {
+            format!(
+                "SELECT '{agency}' AS agency, '{collection}' AS collection, x.key, x.project_code \
+                 FROM {table} x WHERE x.deleted = FALSE AND x.project_code IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM finance_projects p WHERE p.key = x.project_code)"
+            )
+        };
+        let sql = [
+            part("finance", "quotas", "finance_quotas"),
+            part("finance", "payments", "finance_payments"),
+            part("finance", "targets", "finance_targets"),
+            part("finance", "evaluations", "finance_evaluations"),
+            part("npc", "budgets", "npc_budgets"),
+            part("npc", "execution", "npc_execution"),
+            part("audit", "findings", "audit_findings"),
+            part("discipline", "referrals", "discipline_referrals"),
+        ]
+        .join(" UNION ALL ")
+            + " ORDER BY 1, 4, 2, 3";
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
+const ALERT_COLUMNS: &str = "id, rule, subject, confidential, severity, state, episode, unit_code, \
+     project_code, recipients, finding, finding_hash, as_of, first_seen, changed_at, resolved_at, \
+     acked_at, acked_by, ack_note, notified_episode, notified_state, notified_at";
+
+const OUTBOX_COLUMNS: &str = "id, event_id, alert_id, subscriber, agency, event_type, body, \
+     created_at, state, attempts, next_attempt_at, last_error, last_attempt_at, delivered_at";
+
+/// A random salt from the TLS stack's secure random source.
+fn new_salt() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 32];
+    rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| StoreError::Corrupt("no secure random source".into()))?;
+    Ok(hex::encode(bytes))
+}
+
+#[async_trait]
+impl AlertTx for SqlSyncTx {
+    async fn salt(&mut self) -> Result<String, StoreError> {
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'alert_id_salt'")
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        if let Some(salt) = existing {
+            return Ok(salt);
+        }
+        let salt = new_salt()?;
+        sqlx::query("INSERT INTO settings (key, value) VALUES ('alert_id_salt', $1)")
+            .bind(&salt)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(salt)
+    }
+
+    async fn active_alerts(&mut self) -> Result<Vec<AlertRow>, StoreError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state <> 'resolved' ORDER BY id"
+        )))
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn alert(&mut self, id: &str) -> Result<Option<AlertRow>, StoreError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    async fn put_alert(&mut self, a: &AlertRow) -> Result<(), StoreError> {
+        let updates: Vec<String> = ALERT_COLUMNS
+            .split(", ")
+            .skip(1)
+            .map(|c| format!("{0} = excluded.{0}", c.trim()))
+            .collect();
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+             ON CONFLICT (id) DO UPDATE SET {}",
+            updates.join(", ")
+        )))
+        .bind(&a.id)
+        .bind(&a.rule)
+        .bind(&a.subject)
+        .bind(a.confidential)
+        .bind(&a.severity)
+        .bind(&a.state)
+        .bind(a.episode)
+        .bind(&a.unit_code)
+        .bind(&a.project_code)
+        .bind(&a.recipients)
+        .bind(&a.finding)
+        .bind(&a.finding_hash)
+        .bind(a.as_of)
+        .bind(a.first_seen)
+        .bind(a.changed_at)
+        .bind(a.resolved_at)
+        .bind(a.acked_at)
+        .bind(&a.acked_by)
+        .bind(&a.ack_note)
+        .bind(a.notified_episode)
+        .bind(&a.notified_state)
+        .bind(a.notified_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn active_silences(&mut self, now: DateTime<Utc>) -> Result<Vec<SilenceRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, scope, value, until, reason, created_by, created_at, lifted_at FROM silences \
+             WHERE lifted_at IS NULL AND until > $1 ORDER BY id",
+        )
+        .bind(now)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn add_events(
+        &mut self,
+        events: &[NewEvent],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for chunk in events.chunks(rows_per_statement(10)) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO outbox (event_id, alert_id, subscriber, agency, event_type, body, \
+                 created_at, state, attempts, next_attempt_at) ",
+            );
+            qb.push_values(chunk, |mut sep, e| {
+                sep.push_bind(e.event_id.as_str())
+                    .push_bind(e.alert_id.as_str())
+                    .push_bind(e.subscriber.as_str())
+                    .push_bind(e.agency.as_str())
+                    .push_bind(e.event_type.as_str())
+                    .push_bind(e.body.as_str())
+                    .push_bind(now)
+                    .push_bind("pending")
+                    .push_bind(0i64)
+                    .push_bind(now);
+            });
+            qb.build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn record_run(
+        &mut self,
+        as_of: NaiveDate,
+        started: DateTime<Utc>,
+        finished: DateTime<Utc>,
+        report: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO reconcile_runs (as_of, started_at, finished_at, report) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(as_of)
+        .bind(started)
+        .bind(finished)
+        .bind(report)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AlertStore for SqlStore {
+    async fn begin_alerts(&self) -> Result<Box<dyn AlertTx>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        if let Some(lock) = SERIALIZE_EVALUATIONS {
+            sqlx::query(lock).execute(&mut *tx.tx).await?;
+        }
+        Ok(Box::new(tx))
+    }
+
+    async fn alerts(&self) -> Result<Vec<AlertRow>, StoreError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY changed_at DESC, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn get_alert(&self, id: &str) -> Result<Option<AlertRow>, StoreError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn ack_alert(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE alerts SET acked_at = $1, acked_by = $2, ack_note = $3 \
+             WHERE id = $4 AND state <> 'resolved'",
+        )
+        .bind(at)
+        .bind(by)
+        .bind(note)
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
+        tx.tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    async fn add_silence(
+        &self,
+        scope: &str,
+        value: &str,
+        until: DateTime<Utc>,
+        reason: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO silences (scope, value, until, reason, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(scope)
+        .bind(value)
+        .bind(until)
+        .bind(reason)
+        .bind(by)
+        .bind(at)
+        .fetch_one(&mut *tx.tx)
+        .await?;
+        tx.tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn lift_silence(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done =
+            sqlx::query("UPDATE silences SET lifted_at = $1 WHERE id = $2 AND lifted_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx.tx)
+                .await?
+                .rows_affected();
+        tx.tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    async fn silences(&self) -> Result<Vec<SilenceRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, scope, value, until, reason, created_by, created_at, lifted_at \
+             FROM silences ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let rows: Vec<OutboxRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox o \
+             WHERE o.state = 'pending' AND o.next_attempt_at <= $1 \
+               AND (o.claimed_until IS NULL OR o.claimed_until <= $1) \
+               AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.alert_id = o.alert_id \
+                   AND e.subscriber = o.subscriber AND e.state = 'pending' AND e.id < o.id) \
+             ORDER BY o.id LIMIT $2 {CLAIM_LOCK}"
+        )))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx.tx)
+        .await?;
+        for chunk in rows.chunks(rows_per_statement(1)) {
+            let mut qb = QueryBuilder::<Db>::new("UPDATE outbox SET claimed_until = ");
+            qb.push_bind(lease_until);
+            qb.push(" WHERE id IN (");
+            let mut sep = qb.separated(", ");
+            for r in chunk {
+                sep.push_bind(r.id);
+            }
+            qb.push(")");
+            qb.build().execute(&mut *tx.tx).await?;
+        }
+        tx.tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn mark_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE outbox SET state = 'delivered', delivered_at = $1, last_attempt_at = $1, \
+             attempts = attempts + 1, claimed_until = NULL, last_error = NULL WHERE id = $2",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mark_failed(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        error: &str,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE outbox SET state = $1, last_attempt_at = $2, attempts = attempts + 1, \
+             claimed_until = NULL, last_error = $3, next_attempt_at = COALESCE($4, next_attempt_at) \
+             WHERE id = $5",
+        )
+        .bind(if next.is_some() { "pending" } else { "dead" })
+        .bind(at)
+        .bind(error)
+        .bind(next)
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1 IS NULL OR state = $1) \
+             ORDER BY id DESC LIMIT $2"
+        )))
+        .bind(state)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn redrive(&self, id: Option<i64>, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = $1, claimed_until = NULL \
+             WHERE state = 'dead' AND ($2 IS NULL OR id = $2)",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
+        tx.tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let (pending, retrying, delivered, dead): (i64, i64, i64, i64) =
+            sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {}, {}, {}, {} FROM outbox",
+                sum("CASE WHEN state = 'pending' THEN 1 ELSE 0 END"),
+                sum("CASE WHEN state = 'pending' AND attempts > 0 THEN 1 ELSE 0 END"),
+                sum("CASE WHEN state = 'delivered' THEN 1 ELSE 0 END"),
+                sum("CASE WHEN state = 'dead' THEN 1 ELSE 0 END"),
+            )))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(OutboxCounts {
+            pending,
+            retrying,
+            delivered,
+            dead,
+        })
     }
 }

@@ -17,6 +17,12 @@ const BACKEND: &str = "sqlite";
 /// fairer than spinning on its busy timeout.
 const SERIALIZE_WRITERS: bool = true;
 
+/// SQLite's write lock already serialises evaluations.
+const SERIALIZE_EVALUATIONS: Option<&str> = None;
+
+/// SQLite has no row locks; its single writer makes claims exclusive.
+const CLAIM_LOCK: &str = "";
+
 /// Embedded migrations: (version, description, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/sqlite/0001_init.sql")),
@@ -24,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "links and lookups",
         include_str!("migrations/sqlite/0002_links_and_lookups.sql"),
+    ),
+    (
+        3,
+        "alerts and outbox",
+        include_str!("migrations/sqlite/0003_alerts_and_outbox.sql"),
     ),
 ];
 

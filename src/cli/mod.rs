@@ -15,11 +15,16 @@ use clap::{Parser, Subcommand};
 
 use tokio_util::sync::CancellationToken;
 
+use chrono::NaiveDate;
+
 use crate::adapter::{self, Adapter, SyncOptions, SyncReport, run_adapter};
+use crate::alert::subscribers;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, LogFormat};
-use crate::daemon;
+use crate::daemon::{self, Context as Ctx};
 use crate::store::{self, Store};
+
+mod alerts;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +65,29 @@ pub enum Command {
     Check {
         #[arg(long)]
         connect: bool,
+    },
+    /// Sync every enabled adapter, reconcile, deliver what is due, exit;
+    /// prints a summary.
+    Once {
+        /// The day to judge (YYYY-MM-DD); today (China time) by default.
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+    },
+    /// Evaluate the rules over the store and update the alerts and outbox.
+    Reconcile {
+        /// The day to judge (YYYY-MM-DD); today (China time) by default.
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+    },
+    /// List, show, acknowledge and silence alerts.
+    Alerts {
+        #[command(subcommand)]
+        command: alerts::AlertsCommand,
+    },
+    /// List webhook deliveries and re-drive dead letters.
+    Deliveries {
+        #[command(subcommand)]
+        command: alerts::DeliveriesCommand,
     },
     /// Apply the store's pending migrations.
     Migrate,
@@ -274,6 +302,45 @@ pub async fn sync_once(
     .await
 }
 
+/// The stages' context for a command.
+fn context(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Ctx> {
+    let subscribers = subscribers::build_all(config).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Ctx {
+        store,
+        config: Arc::new(config.clone()),
+        subscribers: Arc::new(subscribers),
+        clock: Arc::new(SystemClock),
+    })
+}
+
+/// Prints what an evaluation changed.
+fn print_outcome(
+    out: &mut dyn Write,
+    as_of: NaiveDate,
+    o: &crate::alert::EvaluationOutcome,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "reconciled as of {as_of}: {} findings; {} firing, {} escalated, {} resolved, {} reminders, {} silenced; {} events queued",
+        o.findings, o.firing, o.escalated, o.resolved, o.reminders, o.silenced, o.events
+    )
+}
+
+/// Delivers due events round after round until nothing is due now.
+pub async fn deliver_now(ctx: &Ctx) -> anyhow::Result<crate::deliver::DeliveryStats> {
+    let deliverer = ctx.deliverer().map_err(|e| anyhow::anyhow!(e))?;
+    let mut total = crate::deliver::DeliveryStats::default();
+    loop {
+        let round = deliverer
+            .deliver_due(ctx.store.as_ref(), ctx.clock.as_ref())
+            .await?;
+        total += round;
+        if round.attempted == 0 || round.delivered == 0 {
+            return Ok(total);
+        }
+    }
+}
+
 async fn run_with_store(
     command: Command,
     config: &Config,
@@ -282,8 +349,50 @@ async fn run_with_store(
     let mut out = std::io::stdout().lock();
     let code = match command {
         Command::Check { .. } => ExitCode::SUCCESS,
+        Command::Alerts { command } => alerts::alerts(&mut out, store.as_ref(), command).await?,
+        Command::Deliveries { command } => {
+            alerts::deliveries(&mut out, store.as_ref(), command).await?
+        }
+        Command::Reconcile { as_of } => {
+            let ctx = context(config, store.clone())?;
+            let as_of = as_of.unwrap_or_else(|| ctx.today());
+            let outcome = ctx.reconcile(as_of).await?;
+            print_outcome(&mut out, as_of, &outcome)?;
+            ExitCode::SUCCESS
+        }
+        Command::Once { as_of } => {
+            let ctx = context(config, store.clone())?;
+            let as_of = as_of.unwrap_or_else(|| ctx.today());
+            let adapters = adapters(config)?;
+            let reports = sync_once(
+                store.as_ref(),
+                &adapters,
+                &SystemClock,
+                &SyncOptions::default(),
+            )
+            .await;
+            print_reports(&mut out, &reports)?;
+            let outcome = ctx.reconcile(as_of).await?;
+            writeln!(out)?;
+            print_outcome(&mut out, as_of, &outcome)?;
+            alerts::print_alert_summary(&mut out, store.as_ref()).await?;
+            let sent = deliver_now(&ctx).await?;
+            let counts = store.outbox_counts().await?;
+            writeln!(
+                out,
+                "\ndeliveries: {} sent now; outbox {} delivered, {} pending ({} retrying), {} dead",
+                sent.delivered, counts.delivered, counts.pending, counts.retrying, counts.dead
+            )?;
+            if reports.iter().all(SyncReport::ok) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Command::Run => {
             let adapters = adapters(config)?;
+            let ctx = context(config, store.clone())?;
+            let deliverer = ctx.deliverer().map_err(|e| anyhow::anyhow!(e))?;
             let shutdown = CancellationToken::new();
             let signals = shutdown.clone();
             tokio::spawn(async move {
@@ -292,9 +401,9 @@ async fn run_with_store(
             });
             tracing::info!(adapters = adapters.len(), store = %config.store_url(), "liankong running");
             daemon::run_schedules(
-                store.clone(),
+                ctx,
                 adapters,
-                Arc::new(SystemClock),
+                deliverer,
                 shutdown,
                 daemon::SHUTDOWN_DEADLINE,
             )

@@ -1,0 +1,370 @@
+//! The alert lifecycle: findings of an evaluation become alerts that fire,
+//! escalate, remind and resolve, and every change the recipients must hear
+//! of becomes one outbox event per subscriber, in the same transaction.
+//!
+//! An alert's identity is the sha-256 of a per-store salt and its subject:
+//! one condition is one alert however often it is evaluated, and an id shown
+//! to finance cannot be turned back into a referral number by guessing.
+//! Each recipient gets the view of the finding it may see
+//! ([`Finding::view_for`]); a silenced alert is kept and listed but not
+//! delivered. Logs carry counts and ids only, never a finding's content.
+
+pub mod subscribers;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::model::Agency;
+use crate::reconcile::{Finding, RuleId, Severity, View};
+use crate::store::alerts::{AlertRow, NewEvent, SilenceRow};
+use crate::store::{Store, StoreError};
+pub use subscribers::Subscriber;
+
+/// What one evaluation changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EvaluationOutcome {
+    pub findings: u64,
+    pub firing: u64,
+    pub escalated: u64,
+    pub resolved: u64,
+    pub reminders: u64,
+    /// Events not written because the alert is silenced.
+    pub silenced: u64,
+    /// Outbox rows written (events × subscribers).
+    pub events: u64,
+}
+
+/// The alert id of a subject.
+pub fn alert_id(salt: &str, subject: &Value) -> String {
+    let mut h = Sha256::new();
+    h.update(salt.as_bytes());
+    h.update(b"\n");
+    h.update(subject.to_string().as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn finding_hash(f: &Finding) -> String {
+    hex::encode(Sha256::digest(
+        serde_json::to_string(f).unwrap_or_default().as_bytes(),
+    ))
+}
+
+fn silenced(silences: &[SilenceRow], f: &Finding) -> bool {
+    silences.iter().any(|s| match s.scope.as_str() {
+        "rule" => s.value == f.rule.as_str(),
+        "unit" => f.unit_code.as_deref() == Some(s.value.as_str()),
+        "project" => f.project_code.as_deref() == Some(s.value.as_str()),
+        _ => false,
+    })
+}
+
+/// The webhook body of an event for one recipient's view.
+pub fn event_body(
+    event_type: &str,
+    at: DateTime<Utc>,
+    alert: &AlertRow,
+    finding: &Finding,
+    view: &View,
+) -> String {
+    let body = json!({
+        "type": event_type,
+        "timestamp": crate::adapter::mapping::utc_string(at),
+        "data": {
+            "alert_id": alert.id,
+            "rule": finding.rule,
+            "severity": finding.severity,
+            "state": alert.state,
+            "subject": view.subject,
+            "summary": view.summary,
+            "facts": view.facts,
+            "sources": view.sources,
+            "as_of": alert.as_of,
+            "first_seen": crate::adapter::mapping::utc_string(alert.first_seen),
+            "episode": alert.episode,
+        }
+    });
+    body.to_string()
+}
+
+/// Settings of the lifecycle.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifecycle {
+    /// A firing alert is sent again this often (unless acknowledged).
+    pub repeat_interval: Duration,
+}
+
+/// Applies one evaluation's findings: alert changes and events commit
+/// together, or nothing does.
+pub async fn apply_findings(
+    store: &dyn Store,
+    findings: &[Finding],
+    as_of: NaiveDate,
+    now: DateTime<Utc>,
+    lifecycle: Lifecycle,
+    subscribers: &[Subscriber],
+) -> Result<EvaluationOutcome, StoreError> {
+    let mut tx = store.begin_alerts().await?;
+    let salt = tx.salt().await?;
+    let silences = tx.active_silences(now).await?;
+    let mut active: HashMap<String, AlertRow> = tx
+        .active_alerts()
+        .await?
+        .into_iter()
+        .map(|a| (a.id.clone(), a))
+        .collect();
+    let mut outcome = EvaluationOutcome {
+        findings: findings.len() as u64,
+        ..Default::default()
+    };
+    let mut events: Vec<NewEvent> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut sequence = 0u64;
+
+    for f in findings {
+        let id = alert_id(&salt, f.subject());
+        if !seen.insert(id.clone()) {
+            continue; // two findings, one subject: the first stands
+        }
+        let previous = match active.remove(&id) {
+            Some(a) => Some(a),
+            None => tx.alert(&id).await?,
+        };
+        let hash = finding_hash(f);
+        let finding_json = serde_json::to_string(f).unwrap_or_default();
+        let recipients = serde_json::to_string(&f.recipients).unwrap_or_default();
+        let (mut alert, event) = match previous {
+            Some(prev) if prev.state != "resolved" => {
+                let rose = Severity::parse(&prev.severity).is_some_and(|s| f.severity > s);
+                let fell = Severity::parse(&prev.severity).is_some_and(|s| f.severity < s);
+                let mut a = prev.clone();
+                a.severity = f.severity.as_str().into();
+                a.recipients = recipients;
+                a.finding = finding_json;
+                a.finding_hash = hash;
+                a.as_of = as_of;
+                a.unit_code = f.unit_code.clone();
+                a.project_code = f.project_code.clone();
+                let event = if rose {
+                    a.state = "escalated".into();
+                    outcome.escalated += 1;
+                    Some("alert.escalated")
+                } else {
+                    if fell {
+                        a.state = "firing".into();
+                    }
+                    let told = a.notified_episode == Some(a.episode);
+                    let due = a
+                        .notified_at
+                        .is_some_and(|t| now - t >= lifecycle.repeat_interval);
+                    if !told {
+                        // Fired while silenced: say so once it may be said.
+                        Some(if a.state == "escalated" {
+                            "alert.escalated"
+                        } else {
+                            "alert.firing"
+                        })
+                    } else if due && a.acked_at.is_none() {
+                        outcome.reminders += 1;
+                        Some("alert.reminder")
+                    } else {
+                        None
+                    }
+                };
+                if a != prev || event.is_some() {
+                    a.changed_at = now;
+                }
+                (a, event)
+            }
+            previous => {
+                outcome.firing += 1;
+                let a = AlertRow {
+                    id: id.clone(),
+                    rule: f.rule.as_str().into(),
+                    subject: f.subject().to_string(),
+                    confidential: f.confidential,
+                    severity: f.severity.as_str().into(),
+                    state: "firing".into(),
+                    episode: previous.as_ref().map_or(1, |p| p.episode + 1),
+                    unit_code: f.unit_code.clone(),
+                    project_code: f.project_code.clone(),
+                    recipients,
+                    finding: finding_json,
+                    finding_hash: hash,
+                    as_of,
+                    first_seen: now,
+                    changed_at: now,
+                    resolved_at: None,
+                    acked_at: None,
+                    acked_by: None,
+                    ack_note: None,
+                    notified_episode: previous.as_ref().and_then(|p| p.notified_episode),
+                    notified_state: previous.as_ref().and_then(|p| p.notified_state.clone()),
+                    notified_at: previous.as_ref().and_then(|p| p.notified_at),
+                };
+                (a, Some("alert.firing"))
+            }
+        };
+        if let Some(event_type) = event {
+            if silenced(&silences, f) {
+                outcome.silenced += 1;
+            } else {
+                let written = route(
+                    &mut events,
+                    &mut sequence,
+                    event_type,
+                    now,
+                    &alert,
+                    f,
+                    subscribers,
+                );
+                outcome.events += written;
+                alert.notified_episode = Some(alert.episode);
+                alert.notified_state = Some(alert.state.clone());
+                alert.notified_at = Some(now);
+            }
+        }
+        tx.put_alert(&alert).await?;
+    }
+
+    // Whatever was active and was not found again is resolved.
+    let mut gone: Vec<AlertRow> = active.into_values().collect();
+    gone.sort_by(|a, b| a.id.cmp(&b.id));
+    for mut a in gone {
+        a.state = "resolved".into();
+        a.resolved_at = Some(now);
+        a.changed_at = now;
+        outcome.resolved += 1;
+        let told = a.notified_episode == Some(a.episode);
+        if told && let Ok(f) = serde_json::from_str::<Finding>(&a.finding) {
+            if silenced(&silences, &f) {
+                outcome.silenced += 1;
+            } else {
+                outcome.events += route(
+                    &mut events,
+                    &mut sequence,
+                    "alert.resolved",
+                    now,
+                    &a,
+                    &f,
+                    subscribers,
+                );
+                a.notified_state = Some("resolved".into());
+                a.notified_at = Some(now);
+            }
+        }
+        tx.put_alert(&a).await?;
+    }
+
+    tx.add_events(&events, now).await?;
+    let report = serde_json::to_string(&outcome).unwrap_or_default();
+    tx.record_run(as_of, now, now, &report).await?;
+    tx.commit().await?;
+    tracing::info!(
+        as_of = %as_of, findings = outcome.findings, firing = outcome.firing,
+        escalated = outcome.escalated, resolved = outcome.resolved, reminders = outcome.reminders,
+        silenced = outcome.silenced, events = outcome.events, "alerts updated"
+    );
+    Ok(outcome)
+}
+
+/// Writes one event per subscriber of each recipient, each with the view its
+/// agency may see. Returns how many were written.
+fn route(
+    events: &mut Vec<NewEvent>,
+    sequence: &mut u64,
+    event_type: &str,
+    now: DateTime<Utc>,
+    alert: &AlertRow,
+    finding: &Finding,
+    subscribers: &[Subscriber],
+) -> u64 {
+    let mut written = 0;
+    for agency in &finding.recipients {
+        let Some(view) = finding.view_for(*agency) else {
+            continue;
+        };
+        let body = event_body(event_type, now, alert, finding, view);
+        for s in subscribers
+            .iter()
+            .filter(|s| s.agency == *agency && s.wants(event_type))
+        {
+            *sequence += 1;
+            let mut h = Sha256::new();
+            for part in [
+                alert.id.as_str(),
+                &alert.episode.to_string(),
+                event_type,
+                &s.name,
+                &now.timestamp_nanos_opt().unwrap_or_default().to_string(),
+                &sequence.to_string(),
+            ] {
+                h.update(part.as_bytes());
+                h.update(b"\n");
+            }
+            events.push(NewEvent {
+                event_id: format!("msg_{}", &hex::encode(h.finalize())[..32]),
+                alert_id: alert.id.clone(),
+                subscriber: s.name.clone(),
+                agency: agency.as_str().into(),
+                event_type: event_type.into(),
+                body: body.clone(),
+            });
+            written += 1;
+        }
+    }
+    written
+}
+
+/// An alert as one agency may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    pub alert_id: String,
+    pub rule: String,
+    pub severity: String,
+    pub state: String,
+    pub episode: i64,
+    pub as_of: NaiveDate,
+    pub first_seen: DateTime<Utc>,
+    pub changed_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub acknowledged: Option<Value>,
+    pub silenced: bool,
+    pub subject: Value,
+    pub summary: String,
+    pub facts: Value,
+    pub sources: Vec<crate::reconcile::SourceRef>,
+}
+
+/// The alert as `agency` may see it, or nothing when it is not for them.
+pub fn view_for(alert: &AlertRow, agency: Agency, silences: &[SilenceRow]) -> Option<AlertView> {
+    let finding: Finding = serde_json::from_str(&alert.finding).ok()?;
+    let view = finding.view_for(agency)?;
+    Some(AlertView {
+        alert_id: alert.id.clone(),
+        rule: alert.rule.clone(),
+        severity: alert.severity.clone(),
+        state: alert.state.clone(),
+        episode: alert.episode,
+        as_of: alert.as_of,
+        first_seen: alert.first_seen,
+        changed_at: alert.changed_at,
+        resolved_at: alert.resolved_at,
+        acknowledged: alert
+            .acked_at
+            .map(|t| json!({"at": t, "by": alert.acked_by, "note": alert.ack_note})),
+        silenced: silenced(silences, &finding),
+        subject: view.subject.clone(),
+        summary: view.summary.clone(),
+        facts: view.facts.clone(),
+        sources: view.sources.clone(),
+    })
+}
+
+/// Rule ids for CLI and API validation.
+pub fn known_rule(s: &str) -> bool {
+    RuleId::parse(s).is_some()
+}

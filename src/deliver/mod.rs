@@ -1,0 +1,232 @@
+//! Delivery: POSTs outbox events to their subscribers with Standard Webhooks
+//! headers, retries failures with exponential backoff and jitter (honouring
+//! `Retry-After`) for up to a day, then leaves a dead letter to re-drive.
+//!
+//! Every attempt's outcome is written to the store before the next, so a
+//! restart resumes exactly where delivery stood; a receiver may see an event
+//! twice (at-least-once) but always with the same `webhook-id`. Events of one
+//! alert reach one subscriber in order: the store hands out only the oldest
+//! pending event of each alert and subscriber.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::alert::Subscriber;
+use crate::clock::Clock;
+use crate::config::DeliveryConfig;
+use crate::store::alerts::OutboxRow;
+use crate::store::{Store, StoreError};
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryStats {
+    pub attempted: u64,
+    pub delivered: u64,
+    pub retrying: u64,
+    pub dead: u64,
+}
+
+impl std::ops::AddAssign for DeliveryStats {
+    fn add_assign(&mut self, o: DeliveryStats) {
+        self.attempted += o.attempted;
+        self.delivered += o.delivered;
+        self.retrying += o.retrying;
+        self.dead += o.dead;
+    }
+}
+
+enum Attempt {
+    Delivered,
+    Failed {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+pub struct Deliverer {
+    client: reqwest::Client,
+    subscribers: HashMap<String, Subscriber>,
+    config: DeliveryConfig,
+    /// Attempts in flight at once.
+    concurrency: usize,
+}
+
+impl Deliverer {
+    pub fn new(subscribers: Vec<Subscriber>, config: &DeliveryConfig) -> Result<Deliverer, String> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_secs))
+            .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
+            .user_agent(concat!("liankong/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Deliverer {
+            client,
+            subscribers: subscribers
+                .into_iter()
+                .map(|s| (s.name.clone(), s))
+                .collect(),
+            config: config.clone(),
+            concurrency: 8,
+        })
+    }
+
+    /// The wait before attempt `n + 1` after `n` failed attempts: doubling
+    /// from `min_delay_secs`, capped at `max_delay_secs`, with equal jitter
+    /// (half fixed, half random) so that retries neither stampede nor spin.
+    fn backoff(&self, failed: i64) -> Duration {
+        let min = self.config.min_delay_secs.max(1) as f64;
+        let max = self.config.max_delay_secs.max(1) as f64;
+        let exp = (min * 2f64.powi((failed - 1).clamp(0, 30) as i32)).min(max);
+        Duration::from_secs_f64(exp / 2.0 + fastrand::f64() * exp / 2.0)
+    }
+
+    /// When a failed event is tried next, or `None` when it is dead.
+    fn next_attempt(
+        &self,
+        row: &OutboxRow,
+        now: DateTime<Utc>,
+        retry_after: Option<Duration>,
+    ) -> Option<DateTime<Utc>> {
+        let deadline = row.created_at + chrono::Duration::hours(self.config.max_age_hours as i64);
+        if now >= deadline {
+            return None;
+        }
+        let mut wait = self.backoff(row.attempts + 1);
+        if let Some(server) = retry_after {
+            wait = wait.max(server.min(Duration::from_secs(self.config.max_delay_secs)));
+        }
+        let next = now + chrono::Duration::from_std(wait).unwrap_or_default();
+        Some(next.min(deadline))
+    }
+
+    async fn attempt(
+        &self,
+        row: &OutboxRow,
+        subscriber: &Subscriber,
+        now: DateTime<Utc>,
+    ) -> Attempt {
+        let timestamp = now.timestamp();
+        let response = self
+            .client
+            .post(&subscriber.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header("webhook-id", &row.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                subscriber.signature(&row.event_id, timestamp, &row.body),
+            )
+            .body(row.body.clone())
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status().is_success() => Attempt::Delivered,
+            Ok(r) => Attempt::Failed {
+                error: format!("HTTP {}", r.status().as_u16()),
+                retry_after: r
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs),
+            },
+            Err(e) => Attempt::Failed {
+                error: if e.is_timeout() {
+                    "timed out".into()
+                } else {
+                    format!("cannot reach the subscriber: {e}")
+                },
+                retry_after: None,
+            },
+        }
+    }
+
+    /// One round: claims the due events and attempts each once.
+    pub async fn deliver_due(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+    ) -> Result<DeliveryStats, StoreError> {
+        let now = clock.now();
+        let lease = now + chrono::Duration::seconds(self.config.timeout_secs as i64 * 3 + 30);
+        let rows = store.claim_due(now, lease, self.config.batch).await?;
+        let mut stats = DeliveryStats::default();
+        let results: Vec<(OutboxRow, Attempt)> = futures_util::stream::iter(rows)
+            .map(|row| async move {
+                let outcome = match self.subscribers.get(&row.subscriber) {
+                    Some(s) => self.attempt(&row, s, now).await,
+                    None => Attempt::Failed {
+                        error: format!("subscriber {} is no longer configured", row.subscriber),
+                        retry_after: None,
+                    },
+                };
+                (row, outcome)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for (row, outcome) in results {
+            stats.attempted += 1;
+            let at = clock.now();
+            match outcome {
+                Attempt::Delivered => {
+                    store.mark_delivered(row.id, at).await?;
+                    stats.delivered += 1;
+                }
+                Attempt::Failed { error, retry_after } => {
+                    let next = if self.subscribers.contains_key(&row.subscriber) {
+                        self.next_attempt(&row, at, retry_after)
+                    } else {
+                        None
+                    };
+                    if next.is_some() {
+                        stats.retrying += 1;
+                    } else {
+                        stats.dead += 1;
+                        tracing::warn!(event = %row.event_id, subscriber = %row.subscriber, error = %error, "dead letter");
+                    }
+                    store.mark_failed(row.id, at, &error, next).await?;
+                }
+            }
+        }
+        if stats.attempted > 0 {
+            tracing::info!(
+                attempted = stats.attempted,
+                delivered = stats.delivered,
+                retrying = stats.retrying,
+                dead = stats.dead,
+                "delivery round"
+            );
+        }
+        Ok(stats)
+    }
+
+    /// Delivers until `shutdown`: a round whenever the previous one claimed a
+    /// full batch, otherwise every `poll_secs`.
+    pub async fn run(&self, store: &dyn Store, clock: &dyn Clock, shutdown: &CancellationToken) {
+        loop {
+            let full = match self.deliver_due(store, clock).await {
+                Ok(s) => s.attempted as i64 >= self.config.batch,
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery round failed");
+                    false
+                }
+            };
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if !full {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(self.config.poll_secs.max(1))) => {}
+                }
+            }
+        }
+    }
+}

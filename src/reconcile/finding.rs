@@ -1,0 +1,190 @@
+//! What a rule yields: a finding, with the view each recipient may see.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::Agency;
+
+/// The sixteen rules of `RULES.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RuleId {
+    ApprovedMismatch,
+    MirrorMismatch,
+    Slow,
+    Idle,
+    LumpSum,
+    TrancheUnsettled,
+    TargetMissing,
+    ResultUnapplied,
+    StatusMismatch,
+    Overdue,
+    FreezeBreach,
+    RateMismatch,
+    Unspendable,
+    OverQuota,
+    UnknownProject,
+    UnresolvedUnit,
+}
+
+impl RuleId {
+    pub const ALL: [RuleId; 16] = [
+        RuleId::ApprovedMismatch,
+        RuleId::MirrorMismatch,
+        RuleId::Slow,
+        RuleId::Idle,
+        RuleId::LumpSum,
+        RuleId::TrancheUnsettled,
+        RuleId::TargetMissing,
+        RuleId::ResultUnapplied,
+        RuleId::StatusMismatch,
+        RuleId::Overdue,
+        RuleId::FreezeBreach,
+        RuleId::RateMismatch,
+        RuleId::Unspendable,
+        RuleId::OverQuota,
+        RuleId::UnknownProject,
+        RuleId::UnresolvedUnit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleId::ApprovedMismatch => "budget.approved_mismatch",
+            RuleId::MirrorMismatch => "execution.mirror_mismatch",
+            RuleId::Slow => "execution.slow",
+            RuleId::Idle => "funds.idle",
+            RuleId::LumpSum => "disbursement.lump_sum",
+            RuleId::TrancheUnsettled => "disbursement.tranche_unsettled",
+            RuleId::TargetMissing => "target.missing",
+            RuleId::ResultUnapplied => "evaluation.result_unapplied",
+            RuleId::StatusMismatch => "audit.status_mismatch",
+            RuleId::Overdue => "audit.overdue",
+            RuleId::FreezeBreach => "referral.freeze_breach",
+            RuleId::RateMismatch => "orgdept.rate_mismatch",
+            RuleId::Unspendable => "yearend.unspendable",
+            RuleId::OverQuota => "payment.over_quota",
+            RuleId::UnknownProject => "link.unknown_project",
+            RuleId::UnresolvedUnit => "link.unresolved_unit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RuleId> {
+        RuleId::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether the rule reads discipline data (`RULES.md`, rules about rules).
+    pub fn reads_discipline(self) -> bool {
+        self == RuleId::FreezeBreach
+    }
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RuleId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RuleId, D::Error> {
+        let s = String::deserialize(d)?;
+        RuleId::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown rule {s:?}")))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "warning" => Some(Severity::Warning),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// A source record a finding rests on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SourceRef {
+    pub agency: Agency,
+    pub collection: String,
+    pub key: String,
+}
+
+impl SourceRef {
+    pub fn new(agency: Agency, collection: &str, key: impl Into<String>) -> SourceRef {
+        SourceRef {
+            agency,
+            collection: collection.to_owned(),
+            key: key.into(),
+        }
+    }
+}
+
+/// What one recipient sees of a finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    pub subject: Value,
+    /// One Chinese sentence a clerk can act on.
+    pub summary: String,
+    /// The numbers that prove it; money as yuan strings with 2 places.
+    pub facts: Value,
+    pub sources: Vec<SourceRef>,
+}
+
+/// One condition found by one rule as of a date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: RuleId,
+    pub severity: Severity,
+    pub recipients: Vec<Agency>,
+    /// The unit and project it concerns, for silences and filters.
+    pub unit_code: Option<String>,
+    pub project_code: Option<String>,
+    /// Whether it rests on discipline data.
+    pub confidential: bool,
+    /// The whole finding: what discipline sees of a confidential one, what
+    /// every recipient sees of any other.
+    pub view: View,
+    /// What recipients other than discipline see of a confidential finding;
+    /// without it, they are not recipients.
+    pub redacted: Option<View>,
+}
+
+impl Finding {
+    /// The subject whose hash is the alert's identity.
+    pub fn subject(&self) -> &Value {
+        &self.view.subject
+    }
+
+    /// What `agency` may see, or nothing when it is not a recipient.
+    pub fn view_for(&self, agency: Agency) -> Option<&View> {
+        if !self.recipients.contains(&agency) {
+            return None;
+        }
+        if self.confidential && agency != Agency::Discipline {
+            self.redacted.as_ref()
+        } else {
+            Some(&self.view)
+        }
+    }
+}

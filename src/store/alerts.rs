@@ -1,0 +1,183 @@
+//! What the store keeps of alerts, silences and the delivery outbox, as
+//! plain rows. The alert and delivery stages own the logic; the store only
+//! keeps the rows and hands them out in transactions.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::StoreError;
+
+/// An alert as stored: one row per identity, reused by every episode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AlertRow {
+    pub id: String,
+    pub rule: String,
+    /// Canonical JSON of the subject (confidential for confidential rules).
+    pub subject: String,
+    pub confidential: bool,
+    pub severity: String,
+    /// `firing`, `escalated` or `resolved`.
+    pub state: String,
+    pub episode: i64,
+    pub unit_code: Option<String>,
+    pub project_code: Option<String>,
+    /// JSON array of recipient agencies.
+    pub recipients: String,
+    /// JSON of the newest finding, views included.
+    pub finding: String,
+    pub finding_hash: String,
+    pub as_of: NaiveDate,
+    pub first_seen: DateTime<Utc>,
+    pub changed_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub acked_at: Option<DateTime<Utc>>,
+    pub acked_by: Option<String>,
+    pub ack_note: Option<String>,
+    /// The episode and state the recipients were last told about.
+    pub notified_episode: Option<i64>,
+    pub notified_state: Option<String>,
+    pub notified_at: Option<DateTime<Utc>>,
+}
+
+/// A silence of a rule, a unit or a project until a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SilenceRow {
+    pub id: i64,
+    /// `rule`, `unit` or `project`.
+    pub scope: String,
+    pub value: String,
+    pub until: DateTime<Utc>,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub lifted_at: Option<DateTime<Utc>>,
+}
+
+/// An event to deliver to one subscriber.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    /// The `webhook-id`: the same on every attempt.
+    pub event_id: String,
+    pub alert_id: String,
+    pub subscriber: String,
+    pub agency: String,
+    pub event_type: String,
+    /// The exact body signed and sent.
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// A new outbox event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub alert_id: String,
+    pub subscriber: String,
+    pub agency: String,
+    pub event_type: String,
+    pub body: String,
+}
+
+/// Counts of the outbox by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct OutboxCounts {
+    pub pending: i64,
+    /// Pending events that have failed at least once.
+    pub retrying: i64,
+    pub delivered: i64,
+    pub dead: i64,
+}
+
+/// The transaction of one evaluation: alert changes and their events
+/// commit together.
+#[async_trait]
+pub trait AlertTx: Send {
+    /// The random salt of alert ids, created on first use.
+    async fn salt(&mut self) -> Result<String, StoreError>;
+    /// Alerts in state `firing` or `escalated`.
+    async fn active_alerts(&mut self) -> Result<Vec<AlertRow>, StoreError>;
+    async fn alert(&mut self, id: &str) -> Result<Option<AlertRow>, StoreError>;
+    async fn put_alert(&mut self, alert: &AlertRow) -> Result<(), StoreError>;
+    async fn active_silences(&mut self, now: DateTime<Utc>) -> Result<Vec<SilenceRow>, StoreError>;
+    async fn add_events(
+        &mut self,
+        events: &[NewEvent],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn record_run(
+        &mut self,
+        as_of: NaiveDate,
+        started: DateTime<Utc>,
+        finished: DateTime<Utc>,
+        report: &str,
+    ) -> Result<(), StoreError>;
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Alerts, silences and the outbox.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Starts an evaluation; evaluations are serialised.
+    async fn begin_alerts(&self) -> Result<Box<dyn AlertTx>, StoreError>;
+
+    /// Every alert, newest change first (filters are the caller's).
+    async fn alerts(&self) -> Result<Vec<AlertRow>, StoreError>;
+    async fn get_alert(&self, id: &str) -> Result<Option<AlertRow>, StoreError>;
+    /// Acknowledges an active alert; false if there is none with that id.
+    async fn ack_alert(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    async fn add_silence(
+        &self,
+        scope: &str,
+        value: &str,
+        until: DateTime<Utc>,
+        reason: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+    async fn lift_silence(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn silences(&self) -> Result<Vec<SilenceRow>, StoreError>;
+
+    /// Claims up to `limit` events that are due, the oldest pending event of
+    /// each (alert, subscriber) only, so that one subscriber gets one
+    /// alert's events in order. A claim lasts until `lease_until`.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+    async fn mark_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Records a failed attempt: retried at `next`, or dead when `next` is None.
+    async fn mark_failed(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        error: &str,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+    /// Outbox events, newest first; `state` filters.
+    async fn deliveries(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Puts dead events (one, or all when `id` is None) back to pending now.
+    async fn redrive(&self, id: Option<i64>, at: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
+}

@@ -1,0 +1,220 @@
+//! The sums and joins the rules ask the store for, as plain types.
+//!
+//! The database does the sums (a province's two million payments are never
+//! loaded); the reconcile stage judges the results with exact integer
+//! arithmetic. Money is fen, everything is as of the query's date, deleted
+//! and voided records are left out.
+
+use async_trait::async_trait;
+use chrono::{Datelike, Duration, NaiveDate};
+use serde::Serialize;
+
+use super::StoreError;
+
+/// What the rules read. Every method is one query.
+#[async_trait]
+pub trait FactStore: Send + Sync {
+    /// [`ProjectFacts`] of every project concerned by year `Y`.
+    async fn project_facts(&self, q: &FactsQuery) -> Result<Vec<ProjectFacts>, StoreError>;
+
+    /// npc execution rows of `Y` dated up to `D` that differ from finance's
+    /// expenditures by more than `tolerance` fen.
+    async fn mirror_mismatches(
+        &self,
+        q: &FactsQuery,
+        tolerance: i64,
+    ) -> Result<Vec<MirrorFact>, StoreError>;
+
+    /// Allocations of `Y` paid on or before `paid_on_or_before` whose
+    /// cumulative allocations exceed the project's expenditures to `D`,
+    /// oldest first per project.
+    async fn unsettled_tranches(
+        &self,
+        q: &FactsQuery,
+        paid_on_or_before: NaiveDate,
+    ) -> Result<Vec<TrancheFact>, StoreError>;
+
+    async fn audit_findings(&self) -> Result<Vec<FindingFact>, StoreError>;
+
+    async fn rectifications(&self) -> Result<Vec<RectificationFact>, StoreError>;
+
+    /// Payments up to `as_of` made on or after the freeze of an open
+    /// referral, on its project or (for a unit-wide referral) on any project
+    /// of its unit.
+    async fn freeze_breaches(&self, as_of: NaiveDate) -> Result<Vec<FreezeFact>, StoreError>;
+
+    /// Per unit, Σ quota(p, Y, e) and Σ exp(p, e) over its active projects.
+    async fn unit_quarters(
+        &self,
+        year: i32,
+        quarter_end: NaiveDate,
+    ) -> Result<Vec<UnitQuarterFact>, StoreError>;
+
+    async fn orgdept_rows(&self, year: i32) -> Result<Vec<OrgdeptFact>, StoreError>;
+
+    /// Live records of any source naming a project finance never sent.
+    async fn unknown_projects(&self) -> Result<Vec<UnknownProjectFact>, StoreError>;
+}
+
+/// The dates a reconciliation asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactsQuery {
+    /// The fiscal year `Y`: the as-of date's year.
+    pub year: i32,
+    /// The as-of date `D`.
+    pub as_of: NaiveDate,
+    /// `D − lookback` for the year-end projection.
+    pub lookback: NaiveDate,
+}
+
+impl FactsQuery {
+    pub fn new(as_of: NaiveDate, lookback_days: i64) -> FactsQuery {
+        FactsQuery {
+            year: as_of.year(),
+            as_of,
+            lookback: as_of - Duration::days(lookback_days),
+        }
+    }
+
+    /// 1 January of `Y`.
+    pub fn year_start(&self) -> NaiveDate {
+        NaiveDate::from_ymd_opt(self.year, 1, 1).unwrap_or(self.as_of)
+    }
+}
+
+/// Everything the project rules need about one project in year `Y`, for
+/// every project that finance holds, or that has quotas or payments in `Y`,
+/// or that the congress approved for `Y`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ProjectFacts {
+    pub project_code: String,
+    /// Finance holds a live project record for it.
+    pub in_finance: bool,
+    pub unit_code: Option<String>,
+    pub category: Option<String>,
+    pub full_year: bool,
+    /// quota(p, Y): Σ initial + Σ adjustment − Σ reclaim.
+    pub quota: i64,
+    /// Finance quota rows of (p, Y).
+    pub quota_rows: i64,
+    /// Σ initial quota of (p, Y).
+    pub initial: i64,
+    /// The earliest `approved_on` of an initial quota of (p, Y).
+    pub first_initial_on: Option<NaiveDate>,
+    /// quota(p, Y − 1).
+    pub quota_prev: i64,
+    /// exp(p, D).
+    pub exp: i64,
+    /// exp(p, D − lookback).
+    pub exp_lookback: i64,
+    /// The newest expenditure date in `Y` up to `D`.
+    pub last_exp_on: Option<NaiveDate>,
+    /// alloc(p, D) and nalloc(p, D).
+    pub alloc: i64,
+    pub nalloc: i64,
+    /// npc 批准数 + 调整数 for (p, Y), when the congress has the project-year.
+    pub npc_approved: Option<i64>,
+    pub npc_key: Option<String>,
+    /// Finance performance targets of (p, Y).
+    pub targets: i64,
+    /// The lowest finance evaluation score (hundredths) of (p, Y − 1), with
+    /// that evaluation's id.
+    pub prev_score: Option<i64>,
+    pub prev_evaluation: Option<String>,
+}
+
+/// An npc execution row whose cumulative expenditure differs from finance's
+/// by more than the tolerance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct MirrorFact {
+    pub key: String,
+    pub project_code: String,
+    pub as_of: NaiveDate,
+    /// What finance reported to the congress (npc 累计支出).
+    pub reported: i64,
+    /// exp(p, as_of) from finance's own payments.
+    pub exp: i64,
+}
+
+/// An allocation paid before the settle deadline whose cumulative
+/// allocations (to its date) exceed the project's expenditures to `D`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct TrancheFact {
+    pub project_code: String,
+    pub payment_id: String,
+    pub paid_on: NaiveDate,
+    pub amount: i64,
+    /// alloc(p, paid_on).
+    pub cumulative: i64,
+    /// exp(p, D).
+    pub exp: i64,
+}
+
+/// A live audit finding, with the finance unit its name resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct FindingFact {
+    pub finding_no: String,
+    pub unit_name: String,
+    pub unit_code: Option<String>,
+    pub project_code: Option<String>,
+    pub status: String,
+    pub amount: i64,
+    pub deadline: NaiveDate,
+    pub found_on: NaiveDate,
+}
+
+/// A live finance rectification report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct RectificationFact {
+    pub report_id: String,
+    pub finding_no: String,
+    pub status: String,
+    pub reported_on: NaiveDate,
+}
+
+/// A payment made on or after the start of a freeze it breaches.
+/// Confidential: the referral's fields are discipline data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct FreezeFact {
+    pub referral_id: String,
+    pub unit_code: String,
+    pub referral_project: Option<String>,
+    pub received_on: NaiveDate,
+    pub status: String,
+    pub origin: String,
+    pub freeze_from: NaiveDate,
+    pub payment_id: String,
+    pub payment_project: String,
+    pub kind: String,
+    pub amount: i64,
+    pub paid_on: NaiveDate,
+}
+
+/// A unit's sums over its active projects as of a quarter's last day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct UnitQuarterFact {
+    pub unit_code: String,
+    /// Σ quota(p, Y, e).
+    pub quota: i64,
+    /// Σ exp(p, e).
+    pub exp: i64,
+}
+
+/// An orgdept evaluation row of year `Y`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct OrgdeptFact {
+    pub key: String,
+    pub unit_code: String,
+    pub quarter: i64,
+    /// Hundredths of a percent point.
+    pub reported_rate: i64,
+}
+
+/// A live record naming a project code that finance has never sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct UnknownProjectFact {
+    pub agency: String,
+    pub collection: String,
+    pub key: String,
+    pub project_code: String,
+}
