@@ -968,7 +968,8 @@ mod tests {
     fn percentages_round_half_away_from_zero() {
         assert_eq!(percent(1, 3), "33.33");
         assert_eq!(percent(2, 3), "66.67");
-        assert_eq!(hundredths(-5, 1000), "-0.01");
+        assert_eq!(hundredths(-5, 10), "-0.01");
+        assert_eq!(hundredths(-4, 10), "0.00");
         assert_eq!(percent(0, 0), "0.00");
     }
 
