@@ -222,3 +222,155 @@ pub fn referral(id: &str, unit: &str, project: Option<&str>) -> Record {
         changed_at: at("2021-05-10T08:00:00Z"),
     })
 }
+
+// ---- a small world of records for the rule tests ----
+
+/// Collects records per collection and writes them as one batch each.
+#[derive(Default)]
+pub struct World {
+    pub items: std::collections::BTreeMap<Collection, Vec<liankong::store::Item>>,
+}
+
+impl World {
+    pub fn add(&mut self, r: Record) -> &mut Self {
+        self.items
+            .entry(r.collection())
+            .or_default()
+            .push(liankong::store::Item::Upsert(r));
+        self
+    }
+
+    pub fn delete(&mut self, c: Collection, key: &str) -> &mut Self {
+        self.items
+            .entry(c)
+            .or_default()
+            .push(liankong::store::Item::Delete(key.to_owned()));
+        self
+    }
+
+    /// Writes everything added so far and empties the world.
+    pub async fn write(&mut self, store: &dyn Store) {
+        for (c, items) in std::mem::take(&mut self.items) {
+            let mut b = liankong::store::Batch::new(
+                c,
+                liankong::store::RunId(1),
+                at("2021-12-31T00:00:00Z"),
+            );
+            b.items = items;
+            store.apply(&b).await.unwrap();
+        }
+        let mut tx = store.begin_sync().await.unwrap();
+        tx.relink_units().await.unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+pub fn project(code: &str, unit: &str, category: ProjectCategory, full_year: bool) -> Record {
+    Record::Project(Project {
+        project_code: ProjectCode::parse(code).unwrap(),
+        unit_code: UnitCode::parse(unit).unwrap(),
+        project_name: format!("项目{code}"),
+        category,
+        full_year,
+        start_year: 2021,
+        end_year: None,
+        updated_at: at("2021-01-05T09:00:00+08:00"),
+    })
+}
+
+pub fn quota(
+    id: &str,
+    project: &str,
+    year: i32,
+    kind: QuotaKind,
+    fen: i64,
+    approved_on: &str,
+) -> Record {
+    Record::Quota(Quota {
+        quota_id: id.to_owned(),
+        project_code: ProjectCode::parse(project).unwrap(),
+        fiscal_year: year,
+        kind,
+        amount: Fen(fen),
+        approved_on: day(approved_on),
+        updated_at: at("2021-01-05T09:00:00+08:00"),
+    })
+}
+
+pub fn target(id: &str, project: &str, year: i32) -> Record {
+    Record::Target(Target {
+        target_id: id.to_owned(),
+        project_code: ProjectCode::parse(project).unwrap(),
+        fiscal_year: year,
+        indicator: "覆盖人数".into(),
+        target_value: "≥1000".into(),
+        updated_at: at("2021-01-05T09:00:00+08:00"),
+    })
+}
+
+pub fn evaluation(id: &str, project: &str, year: i32, score: i64, grade: Grade) -> Record {
+    Record::Evaluation(Evaluation {
+        evaluation_id: id.to_owned(),
+        project_code: ProjectCode::parse(project).unwrap(),
+        fiscal_year: year,
+        score: Centi(score),
+        grade,
+        updated_at: at("2021-01-05T09:00:00+08:00"),
+    })
+}
+
+pub fn rectification(
+    id: &str,
+    finding: &str,
+    status: RectificationStatus,
+    reported_on: &str,
+) -> Record {
+    Record::Rectification(Rectification {
+        report_id: id.to_owned(),
+        finding_no: finding.to_owned(),
+        status,
+        reported_on: day(reported_on),
+        updated_at: at("2021-01-05T09:00:00+08:00"),
+    })
+}
+
+pub fn execution(project: &str, as_of: &str, fen: i64) -> Record {
+    Record::ExecutionMirror(ExecutionMirror {
+        project_code: ProjectCode::parse(project).unwrap(),
+        year: 2021,
+        as_of: day(as_of),
+        cumulative: Fen(fen),
+        updated_at: at("2021-07-01T10:00:00+08:00"),
+    })
+}
+
+pub fn finding(
+    no: &str,
+    unit_name: &str,
+    project: Option<&str>,
+    status: FindingStatus,
+    deadline: &str,
+) -> Record {
+    Record::AuditFinding(AuditFinding {
+        finding_no: no.to_owned(),
+        unit_name: unit_name.to_owned(),
+        project_code: project.map(|p| ProjectCode::parse(p).unwrap()),
+        category: "挤占挪用".into(),
+        amount: Fen(12_500_000),
+        status,
+        deadline: day(deadline),
+        found_on: day("2021-03-15"),
+    })
+}
+
+pub fn orgdept(unit: &str, quarter: u8, rate: i64) -> Record {
+    Record::OrgdeptEvaluation(OrgdeptEvaluation {
+        unit_code: UnitCode::parse(unit).unwrap(),
+        unit_name: "市财政局".into(),
+        year: 2021,
+        quarter,
+        reported_rate: Centi(rate),
+        score: Centi(8800),
+        grade: Grade::Good,
+    })
+}

@@ -1,0 +1,1069 @@
+//! Every rule of RULES.md on both backends: a case that fires with its exact
+//! severity, recipients and facts, the boundary just short of its threshold,
+//! and its resolution once the source data is corrected.
+
+mod support;
+
+use chrono::{DateTime, Utc};
+use liankong::alert::{EvaluationOutcome, Lifecycle, apply_findings};
+use liankong::model::*;
+use liankong::reconcile::{Finding, RuleId, RulesConfig, Severity, evaluate};
+use serde_json::{Value, json};
+use support::*;
+
+const U1: &str = "370101";
+const P1: &str = "3701002021000001";
+const P2: &str = "3701002021000002";
+
+use Agency::{Audit, Discipline, Finance, Npc, Orgdept};
+
+async fn eval_with(t: &TestStore, as_of: &str, c: &RulesConfig, rule: RuleId) -> Vec<Finding> {
+    evaluate(t.store.as_ref(), day(as_of), c)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.rule == rule)
+        .collect()
+}
+
+async fn eval(t: &TestStore, as_of: &str, rule: RuleId) -> Vec<Finding> {
+    eval_with(t, as_of, &RulesConfig::default(), rule).await
+}
+
+/// The rules config with every rule but `rule` switched off.
+fn only(rule: RuleId) -> RulesConfig {
+    let toml: String = RuleId::ALL
+        .iter()
+        .filter(|r| **r != rule)
+        .map(|r| format!("[rules.\"{r}\"]\nenabled = false\n"))
+        .collect();
+    liankong::config::Config::parse(&toml).unwrap().rules
+}
+
+/// Evaluates one rule and applies its findings to the alerts (no subscribers).
+async fn cycle(t: &TestStore, rule: RuleId, as_of: &str, now: &str) -> EvaluationOutcome {
+    let findings = evaluate(t.store.as_ref(), day(as_of), &only(rule))
+        .await
+        .unwrap();
+    let lifecycle = Lifecycle {
+        repeat_interval: chrono::Duration::days(7),
+    };
+    apply_findings(
+        t.store.as_ref(),
+        &findings,
+        day(as_of),
+        at(now),
+        lifecycle,
+        &[],
+    )
+    .await
+    .unwrap()
+}
+
+/// (state, severity, episode) of the alerts of a rule.
+async fn alerts_of(t: &TestStore, rule: RuleId) -> Vec<(String, String, i64)> {
+    let mut v: Vec<_> = t
+        .store
+        .alerts()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.rule == rule.as_str())
+        .map(|a| (a.state, a.severity, a.episode))
+        .collect();
+    v.sort();
+    v
+}
+
+fn one(fs: &[Finding]) -> &Finding {
+    assert_eq!(fs.len(), 1, "expected one finding, got {fs:#?}");
+    &fs[0]
+}
+
+fn facts(f: &Finding) -> &Value {
+    &f.view.facts
+}
+
+/// A basic project of unit U1 with an initial quota approved on 15 January.
+fn funded(w: &mut World, code: &str, fen: i64) {
+    w.add(project(code, U1, ProjectCategory::Basic, false))
+        .add(quota(
+            &format!("Q-{code}"),
+            code,
+            2021,
+            QuotaKind::Initial,
+            fen,
+            "2021-01-15",
+        ));
+}
+
+fn pay(w: &mut World, id: &str, code: &str, kind: PaymentKind, fen: i64, on: &str) {
+    w.add(payment(id, code, kind, fen, on));
+}
+
+#[tokio::test]
+async fn budget_approved_mismatch() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        w.add(budget(P1, 2021, 100_000_001, 0));
+        w.add(project(P2, U1, ProjectCategory::Basic, false))
+            .add(quota(
+                "Q-P2",
+                P2,
+                2021,
+                QuotaKind::Initial,
+                500_000,
+                "2021-01-15",
+            ));
+        w.write(s).await;
+
+        let fs = eval(&t, "2021-06-30", RuleId::ApprovedMismatch).await;
+        assert_eq!(fs.len(), 2);
+        let f = &fs[0];
+        assert_eq!(
+            (f.severity, f.recipients.clone()),
+            (Severity::Warning, vec![Npc, Finance])
+        );
+        assert_eq!(
+            f.view.subject,
+            json!({"rule": "budget.approved_mismatch", "project": P1, "year": 2021})
+        );
+        assert_eq!(
+            facts(f),
+            &json!({"project": P1, "year": 2021, "npc_approved": "1000000.01",
+                    "finance_quota": "1000000.00", "difference": "0.01"})
+        );
+        assert!(f.view.summary.contains("相差0.01元"), "{}", f.view.summary);
+        // A finance quota with no approval at all is critical.
+        let missing = &fs[1];
+        assert_eq!(missing.severity, Severity::Critical);
+        assert_eq!(facts(missing)["npc_approved"], Value::Null);
+        assert_eq!(facts(missing)["finance_quota"], "5000.00");
+
+        // Just inside the tolerance: nothing.
+        let mut c = RulesConfig::default();
+        c.approved_mismatch.tolerance = liankong::reconcile::config::Yuan(liankong::money::Fen(1));
+        assert_eq!(
+            eval_with(&t, "2021-06-30", &c, RuleId::ApprovedMismatch)
+                .await
+                .len(),
+            1
+        );
+
+        // 0.99% of the larger side is a warning, 1% is critical.
+        w.add(budget(P1, 2021, 101_000_000, 0));
+        w.write(s).await;
+        assert_eq!(
+            eval(&t, "2021-06-30", RuleId::ApprovedMismatch).await[0].severity,
+            Severity::Warning
+        );
+        w.add(budget(P1, 2021, 99_000_000, 0));
+        w.write(s).await;
+        assert_eq!(
+            eval(&t, "2021-06-30", RuleId::ApprovedMismatch).await[0].severity,
+            Severity::Critical
+        );
+
+        cycle(
+            &t,
+            RuleId::ApprovedMismatch,
+            "2021-06-30",
+            "2021-06-30T10:00:00Z",
+        )
+        .await;
+        assert_eq!(alerts_of(&t, RuleId::ApprovedMismatch).await.len(), 2);
+        // Corrected on both: resolved.
+        w.add(budget(P1, 2021, 100_000_000, 0))
+            .add(budget(P2, 2021, 400_000, 100_000));
+        w.write(s).await;
+        let o = cycle(
+            &t,
+            RuleId::ApprovedMismatch,
+            "2021-07-01",
+            "2021-07-01T10:00:00Z",
+        )
+        .await;
+        assert_eq!(o.resolved, 2);
+        assert!(
+            alerts_of(&t, RuleId::ApprovedMismatch)
+                .await
+                .iter()
+                .all(|a| a.0 == "resolved")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn execution_mirror_mismatch() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(
+            &mut w,
+            "E1",
+            P1,
+            PaymentKind::Expenditure,
+            1_000_000,
+            "2021-03-10",
+        );
+        pay(
+            &mut w,
+            "E2",
+            P1,
+            PaymentKind::Expenditure,
+            500_000,
+            "2021-04-10",
+        );
+        w.add(execution(P1, "2021-03-31", 1_000_000))
+            .add(execution(P1, "2021-04-30", 1_500_001))
+            // Dated after the as-of date: not yet judged.
+            .add(execution(P1, "2021-07-31", 9));
+        w.write(s).await;
+
+        let f = eval(&t, "2021-06-30", RuleId::MirrorMismatch).await;
+        let f = one(&f);
+        assert_eq!(
+            (f.severity, f.recipients.clone()),
+            (Severity::Warning, vec![Npc, Finance])
+        );
+        assert_eq!(
+            facts(f),
+            &json!({"project": P1, "year": 2021, "as_of": "2021-04-30", "npc_reported": "15000.01",
+                    "finance_expenditure": "15000.00", "difference": "0.01", "months_differing": 1})
+        );
+        cycle(
+            &t,
+            RuleId::MirrorMismatch,
+            "2021-06-30",
+            "2021-06-30T10:00:00Z",
+        )
+        .await;
+
+        w.add(execution(P1, "2021-04-30", 1_500_000));
+        w.write(s).await;
+        assert!(
+            eval(&t, "2021-06-30", RuleId::MirrorMismatch)
+                .await
+                .is_empty()
+        );
+        cycle(
+            &t,
+            RuleId::MirrorMismatch,
+            "2021-06-30",
+            "2021-06-30T11:00:00Z",
+        )
+        .await;
+        assert_eq!(
+            alerts_of(&t, RuleId::MirrorMismatch).await,
+            vec![("resolved".into(), "warning".into(), 1)]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn execution_slow_with_escalation() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        // 365,000.00 yuan: one day of the year is exactly 1,000.00 yuan.
+        funded(&mut w, P1, 36_500_000);
+        pay(
+            &mut w,
+            "E1",
+            P1,
+            PaymentKind::Expenditure,
+            12_828_650,
+            "2021-06-01",
+        );
+        w.write(s).await;
+        // 2 July is day 183: time progress 50.14%; 14.99 pp behind: nothing.
+        assert!(eval(&t, "2021-07-02", RuleId::Slow).await.is_empty());
+
+        pay(
+            &mut w,
+            "E1",
+            P1,
+            PaymentKind::Expenditure,
+            12_825_000,
+            "2021-06-01",
+        );
+        w.write(s).await;
+        let f = eval(&t, "2021-07-02", RuleId::Slow).await;
+        let f = one(&f);
+        assert_eq!(
+            (f.severity, f.recipients.clone()),
+            (Severity::Warning, vec![Finance])
+        );
+        assert_eq!(
+            facts(f),
+            &json!({"project": P1, "year": 2021, "as_of": "2021-07-02", "quota": "365000.00",
+                    "expenditure": "128250.00", "execution_progress_pct": "35.14",
+                    "time_progress_pct": "50.14", "gap_pp": "15.00"})
+        );
+        // Not judged before 1 March.
+        assert!(eval(&t, "2021-02-28", RuleId::Slow).await.is_empty());
+        let o = cycle(&t, RuleId::Slow, "2021-07-02", "2021-07-02T10:00:00Z").await;
+        assert_eq!(o.firing, 1);
+
+        // 30 pp behind: critical, to npc and orgdept as well; the alert escalates.
+        pay(
+            &mut w,
+            "E1",
+            P1,
+            PaymentKind::Expenditure,
+            7_350_000,
+            "2021-06-01",
+        );
+        w.write(s).await;
+        let f = eval(&t, "2021-07-02", RuleId::Slow).await;
+        assert_eq!(
+            (one(&f).severity, one(&f).recipients.clone()),
+            (Severity::Critical, vec![Finance, Npc, Orgdept])
+        );
+        assert_eq!(facts(one(&f))["gap_pp"], "30.00");
+        let o = cycle(&t, RuleId::Slow, "2021-07-02", "2021-07-02T11:00:00Z").await;
+        assert_eq!(o.escalated, 1);
+        assert_eq!(
+            alerts_of(&t, RuleId::Slow).await,
+            vec![("escalated".into(), "critical".into(), 1)]
+        );
+
+        // Spending catches up: resolved. Below the minimum quota: never judged.
+        pay(
+            &mut w,
+            "E2",
+            P1,
+            PaymentKind::Expenditure,
+            20_000_000,
+            "2021-07-01",
+        );
+        w.write(s).await;
+        let o = cycle(&t, RuleId::Slow, "2021-07-02", "2021-07-02T12:00:00Z").await;
+        assert_eq!(o.resolved, 1);
+        funded(&mut w, P2, 9_999_999);
+        w.write(s).await;
+        assert!(eval(&t, "2021-07-02", RuleId::Slow).await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn funds_idle() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 1_000_000, "2021-01-10");
+        // P2 has never spent: its first initial quota dates it.
+        w.add(project(P2, U1, ProjectCategory::Basic, false))
+            .add(quota("Q-P2", P2, 2021, QuotaKind::Initial, 100_000_000, "2021-01-10"));
+        w.write(s).await;
+        assert!(eval(&t, "2021-07-08", RuleId::Idle).await.is_empty(), "179 days");
+        let fs = eval(&t, "2021-07-09", RuleId::Idle).await;
+        assert_eq!(fs.len(), 2);
+        let f = &fs[0];
+        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Finance, Audit]));
+        assert_eq!(
+            facts(f),
+            &json!({"project": P1, "year": 2021, "as_of": "2021-07-09", "quota": "1000000.00",
+                    "expenditure": "10000.00", "balance": "990000.00",
+                    "last_expenditure_on": "2021-01-10", "idle_since": "2021-01-10", "idle_days": 180})
+        );
+        assert_eq!(facts(&fs[1])["last_expenditure_on"], Value::Null);
+        cycle(&t, RuleId::Idle, "2021-07-09", "2021-07-09T10:00:00Z").await;
+        pay(&mut w, "E2", P1, PaymentKind::Expenditure, 1_000_000, "2021-07-01");
+        w.write(s).await;
+        let o = cycle(&t, RuleId::Idle, "2021-07-09", "2021-07-09T11:00:00Z").await;
+        assert_eq!(o.resolved, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn disbursement_lump_sum() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        w.add(project(P1, U1, ProjectCategory::Basic, true))
+            .add(quota(
+                "Q1",
+                P1,
+                2021,
+                QuotaKind::Initial,
+                500_000_000,
+                "2021-01-15",
+            ));
+        pay(
+            &mut w,
+            "A1",
+            P1,
+            PaymentKind::Allocation,
+            250_000_000,
+            "2021-02-01",
+        );
+        pay(
+            &mut w,
+            "A2",
+            P1,
+            PaymentKind::Allocation,
+            250_000_000,
+            "2021-03-01",
+        );
+        // The same, with a quota one fen short of 5,000,000.00 yuan.
+        w.add(project(P2, U1, ProjectCategory::Basic, true))
+            .add(quota(
+                "Q2",
+                P2,
+                2021,
+                QuotaKind::Initial,
+                499_999_999,
+                "2021-01-15",
+            ));
+        pay(
+            &mut w,
+            "B1",
+            P2,
+            PaymentKind::Allocation,
+            499_999_999,
+            "2021-02-01",
+        );
+        w.write(s).await;
+        let f = eval(&t, "2021-06-30", RuleId::LumpSum).await;
+        let f = one(&f);
+        assert_eq!(
+            (f.severity, f.recipients.clone()),
+            (Severity::Warning, vec![Finance])
+        );
+        assert_eq!(
+            facts(f),
+            &json!({"project": P1, "year": 2021, "quota": "5000000.00", "allocated": "5000000.00",
+                    "tranches": 2, "min_tranches": 3})
+        );
+        cycle(&t, RuleId::LumpSum, "2021-06-30", "2021-06-30T10:00:00Z").await;
+        // Paid in three tranches instead: resolved.
+        pay(
+            &mut w,
+            "A2",
+            P1,
+            PaymentKind::Allocation,
+            125_000_000,
+            "2021-03-01",
+        );
+        pay(
+            &mut w,
+            "A3",
+            P1,
+            PaymentKind::Allocation,
+            125_000_000,
+            "2021-04-01",
+        );
+        w.write(s).await;
+        assert_eq!(
+            cycle(&t, RuleId::LumpSum, "2021-06-30", "2021-06-30T11:00:00Z")
+                .await
+                .resolved,
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn disbursement_tranche_unsettled() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(&mut w, "A1", P1, PaymentKind::Allocation, 50_000_000, "2021-03-01");
+        pay(&mut w, "A2", P1, PaymentKind::Allocation, 50_000_000, "2021-04-01");
+        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 10_000_000, "2021-03-15");
+        w.write(s).await;
+        assert!(eval(&t, "2021-05-30", RuleId::TrancheUnsettled).await.is_empty(), "day 90");
+        let f = eval(&t, "2021-05-31", RuleId::TrancheUnsettled).await;
+        let f = one(&f);
+        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Finance]));
+        assert_eq!(
+            facts(f),
+            &json!({"project": P1, "year": 2021, "as_of": "2021-05-31", "payment_id": "A1",
+                    "paid_on": "2021-03-01", "tranche_amount": "500000.00",
+                    "allocated_to_date": "500000.00", "expenditure": "100000.00", "settle_by": "2021-05-30"})
+        );
+        cycle(&t, RuleId::TrancheUnsettled, "2021-05-31", "2021-05-31T10:00:00Z").await;
+        pay(&mut w, "E2", P1, PaymentKind::Expenditure, 40_000_000, "2021-05-20");
+        w.write(s).await;
+        assert_eq!(cycle(&t, RuleId::TrancheUnsettled, "2021-05-31", "2021-05-31T11:00:00Z").await.resolved, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn target_missing() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        w.add(project(P1, U1, ProjectCategory::Special, false))
+            .add(quota("Q1", P1, 2021, QuotaKind::Initial, 100_000_000, "2021-01-15"))
+            .add(target("T-2020", P1, 2020));
+        funded(&mut w, P2, 100_000_000); // basic: needs no target
+        w.write(s).await;
+        let f = eval(&t, "2021-06-30", RuleId::TargetMissing).await;
+        let f = one(&f);
+        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Finance, Npc]));
+        assert_eq!(
+            facts(f),
+            &json!({"project": P1, "year": 2021, "category": "special", "quota": "1000000.00", "targets": 0})
+        );
+        cycle(&t, RuleId::TargetMissing, "2021-06-30", "2021-06-30T10:00:00Z").await;
+        w.add(target("T-2021", P1, 2021));
+        w.write(s).await;
+        assert_eq!(cycle(&t, RuleId::TargetMissing, "2021-06-30", "2021-06-30T11:00:00Z").await.resolved, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn evaluation_result_unapplied() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        w.add(project(P1, U1, ProjectCategory::Basic, false))
+            .add(quota(
+                "Q20",
+                P1,
+                2020,
+                QuotaKind::Initial,
+                100_000_000,
+                "2020-01-15",
+            ))
+            .add(evaluation("EV20", P1, 2020, 7999, Grade::Fair))
+            // A cut of exactly 10%: applied.
+            .add(quota(
+                "Q21",
+                P1,
+                2021,
+                QuotaKind::Initial,
+                90_000_000,
+                "2021-01-15",
+            ));
+        w.write(s).await;
+        assert!(
+            eval(&t, "2021-06-30", RuleId::ResultUnapplied)
+                .await
+                .is_empty()
+        );
+
+        w.add(quota(
+            "Q21",
+            P1,
+            2021,
+            QuotaKind::Initial,
+            90_000_001,
+            "2021-01-15",
+        ));
+        w.write(s).await;
+        let f = eval(&t, "2021-06-30", RuleId::ResultUnapplied).await;
+        let f = one(&f);
+        assert_eq!(
+            (f.severity, f.recipients.clone()),
+            (Severity::Warning, vec![Finance, Npc])
+        );
+        assert_eq!(
+            facts(f),
+            &json!({"project": P1, "year": 2021, "evaluated_year": 2020, "evaluation_id": "EV20",
+                    "score": "79.99", "previous_quota": "1000000.00", "initial_quota": "900000.01",
+                    "cut_percent": "10.00", "ceiling": "900000.00"})
+        );
+        cycle(
+            &t,
+            RuleId::ResultUnapplied,
+            "2021-06-30",
+            "2021-06-30T10:00:00Z",
+        )
+        .await;
+        // A score of exactly 80 asks for no cut.
+        w.add(evaluation("EV20", P1, 2020, 8000, Grade::Good));
+        w.write(s).await;
+        assert!(
+            eval(&t, "2021-06-30", RuleId::ResultUnapplied)
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            cycle(
+                &t,
+                RuleId::ResultUnapplied,
+                "2021-06-30",
+                "2021-06-30T11:00:00Z"
+            )
+            .await
+            .resolved,
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_status_mismatch() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        w.add(unit(U1, "市教育局"))
+            .add(finding(
+                "SJ-2021-0001",
+                "市教育局",
+                None,
+                FindingStatus::InProgress,
+                "2021-12-31",
+            ))
+            .add(rectification(
+                "R1",
+                "SJ-2021-0001",
+                RectificationStatus::Rectified,
+                "2021-06-01",
+            ));
+        w.write(s).await;
+        assert!(
+            eval(&t, "2021-06-30", RuleId::StatusMismatch)
+                .await
+                .is_empty(),
+            "29 days of grace"
+        );
+        let f = eval(&t, "2021-07-01", RuleId::StatusMismatch).await;
+        let f = one(&f);
+        assert_eq!(
+            (f.severity, f.recipients.clone()),
+            (Severity::Warning, vec![Audit, Finance])
+        );
+        assert_eq!(
+            f.view.subject,
+            json!({"rule": "audit.status_mismatch", "finding": "SJ-2021-0001"})
+        );
+        assert_eq!(
+            facts(f),
+            &json!({"finding_no": "SJ-2021-0001", "audit_status": "in_progress", "report_id": "R1",
+                    "reported_on": "2021-06-01", "grace_days": 30, "as_of": "2021-07-01"})
+        );
+        cycle(
+            &t,
+            RuleId::StatusMismatch,
+            "2021-07-01",
+            "2021-07-01T10:00:00Z",
+        )
+        .await;
+        w.add(finding(
+            "SJ-2021-0001",
+            "市教育局",
+            None,
+            FindingStatus::Rectified,
+            "2021-12-31",
+        ));
+        w.write(s).await;
+        assert_eq!(
+            cycle(
+                &t,
+                RuleId::StatusMismatch,
+                "2021-07-01",
+                "2021-07-01T11:00:00Z"
+            )
+            .await
+            .resolved,
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_overdue_escalates_to_discipline() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        w.add(unit(U1, "市教育局"))
+            .add(finding("SJ-2021-0002", "市教育局", Some(P1), FindingStatus::Open, "2021-06-30"));
+        w.write(s).await;
+        assert!(eval(&t, "2021-06-30", RuleId::Overdue).await.is_empty());
+        let f = eval(&t, "2021-07-01", RuleId::Overdue).await;
+        let f = one(&f);
+        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Audit, Finance]));
+        assert_eq!(
+            facts(f),
+            &json!({"finding_no": "SJ-2021-0002", "unit_name": "市教育局", "unit_code": U1, "project": P1,
+                    "amount": "125000.00", "status": "open", "deadline": "2021-06-30",
+                    "days_overdue": 1, "as_of": "2021-07-01"})
+        );
+        cycle(&t, RuleId::Overdue, "2021-07-01", "2021-07-01T10:00:00Z").await;
+        let f = eval(&t, "2021-09-28", RuleId::Overdue).await;
+        assert_eq!((one(&f).severity, facts(one(&f))["days_overdue"].clone()), (Severity::Warning, json!(90)));
+        let f = eval(&t, "2021-09-29", RuleId::Overdue).await;
+        assert_eq!((one(&f).severity, one(&f).recipients.clone()), (Severity::Critical, vec![Audit, Finance, Discipline]));
+        assert_eq!(cycle(&t, RuleId::Overdue, "2021-09-29", "2021-09-29T10:00:00Z").await.escalated, 1);
+        w.add(finding("SJ-2021-0002", "市教育局", Some(P1), FindingStatus::Rectified, "2021-06-30"));
+        w.write(s).await;
+        assert_eq!(cycle(&t, RuleId::Overdue, "2021-09-29", "2021-09-29T11:00:00Z").await.resolved, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn referral_freeze_breach_is_redacted_for_finance() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(&mut w, "PAY-EARLY", P1, PaymentKind::Expenditure, 1_000_000, "2021-05-09");
+        w.add(referral("XS-2021-0099", U1, Some(P1)));
+        w.write(s).await;
+        assert!(eval(&t, "2021-06-30", RuleId::FreezeBreach).await.is_empty(), "paid the day before the freeze");
+
+        pay(&mut w, "PAY-9", P1, PaymentKind::Allocation, 3_000_000, "2021-05-10");
+        w.write(s).await;
+        let fs = eval(&t, "2021-06-30", RuleId::FreezeBreach).await;
+        let f = one(&fs);
+        assert_eq!((f.severity, f.recipients.clone(), f.confidential), (Severity::Critical, vec![Discipline, Finance], true));
+        let discipline = f.view_for(Discipline).unwrap();
+        assert_eq!(
+            discipline.facts,
+            json!({"referral_id": "XS-2021-0099", "unit_code": U1, "project": P1, "status": "verifying",
+                   "received_on": "2021-05-01", "origin": "audit", "freeze_from": "2021-05-10",
+                   "payments": [{"payment_id": "PAY-9", "project": P1, "kind": "allocation",
+                                 "amount": "30000.00", "paid_on": "2021-05-10"}],
+                   "payment_count": 1, "total": "30000.00", "as_of": "2021-06-30"})
+        );
+        let finance = f.view_for(Finance).unwrap();
+        assert_eq!(
+            finance.facts,
+            json!({"projects": [P1], "freeze_from": "2021-05-10",
+                   "payments": [{"payment_id": "PAY-9", "project": P1, "amount": "30000.00", "paid_on": "2021-05-10"}],
+                   "total": "30000.00"})
+        );
+        let shown = serde_json::to_string(finance).unwrap();
+        for secret in ["XS-2021-0099", "verifying", "2021-05-01", "\"audit\"", "referral_id", "origin", "received_on", "status"] {
+            assert!(!shown.contains(secret), "finance sees {secret}: {shown}");
+        }
+        assert!(f.view_for(Npc).is_none());
+        cycle(&t, RuleId::FreezeBreach, "2021-06-30", "2021-06-30T10:00:00Z").await;
+
+        // Closed: resolved. A unit-wide freeze catches a payment on any project of the unit.
+        let mut closed = referral("XS-2021-0099", U1, Some(P1));
+        if let Record::Referral(r) = &mut closed {
+            r.status = ReferralStatus::Closed;
+        }
+        w.add(closed).add(referral("XS-2021-0100", U1, None));
+        funded(&mut w, P2, 100_000_000);
+        pay(&mut w, "PAY-10", P2, PaymentKind::Expenditure, 100, "2021-06-01");
+        w.write(s).await;
+        let fs = eval(&t, "2021-06-30", RuleId::FreezeBreach).await;
+        assert_eq!(fs.len(), 1);
+        assert_eq!(fs[0].view.subject["referral"], "XS-2021-0100");
+        assert_eq!(fs[0].view_for(Finance).unwrap().facts["projects"], json!([P1, P2]));
+        let o = cycle(&t, RuleId::FreezeBreach, "2021-06-30", "2021-06-30T11:00:00Z").await;
+        assert_eq!((o.resolved, o.firing), (1, 1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn orgdept_rate_mismatch() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 50_000_000, "2021-06-30");
+        w.add(orgdept(U1, 2, 5100));
+        w.write(s).await;
+        assert!(eval(&t, "2021-06-30", RuleId::RateMismatch).await.is_empty(), "1.00 pp is within");
+        w.add(orgdept(U1, 2, 5101));
+        w.write(s).await;
+        assert!(eval(&t, "2021-06-29", RuleId::RateMismatch).await.is_empty(), "quarter not over");
+        let f = eval(&t, "2021-06-30", RuleId::RateMismatch).await;
+        let f = one(&f);
+        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Orgdept, Finance]));
+        assert_eq!(f.view.subject, json!({"rule": "orgdept.rate_mismatch", "unit": U1, "year": 2021, "quarter": 2}));
+        assert_eq!(
+            facts(f),
+            &json!({"unit": U1, "year": 2021, "quarter": 2, "quarter_end": "2021-06-30",
+                    "reported_rate_pct": "51.01", "computed_rate_pct": "50.00", "gap_pp": "1.01",
+                    "quota_to_quarter_end": "1000000.00", "expenditure_to_quarter_end": "500000.00"})
+        );
+        cycle(&t, RuleId::RateMismatch, "2021-06-30", "2021-06-30T10:00:00Z").await;
+        w.add(orgdept(U1, 2, 5000));
+        w.write(s).await;
+        assert_eq!(cycle(&t, RuleId::RateMismatch, "2021-06-30", "2021-06-30T11:00:00Z").await.resolved, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn yearend_unspendable() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        // Nothing spent in the 90 days to 1 October: the projection is flat
+        // at 90% of the quota, exactly 10% unspent.
+        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 90_000_000, "2021-07-01");
+        w.write(s).await;
+        assert!(eval(&t, "2021-10-01", RuleId::Unspendable).await.is_empty());
+
+        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 40_000_000, "2021-07-01");
+        pay(&mut w, "E2", P1, PaymentKind::Expenditure, 10_000_000, "2021-09-01");
+        w.write(s).await;
+        assert!(eval(&t, "2021-09-30", RuleId::Unspendable).await.is_empty(), "before 1 October");
+        let f = eval(&t, "2021-10-01", RuleId::Unspendable).await;
+        let f = one(&f);
+        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Finance, Npc]));
+        // 500,000.00 spent, 100,000.00 of it in the last 90 days; 91 days left:
+        // 500,000.00 + 100,000.00 / 90 × 91 = 601,111.11 projected.
+        assert_eq!(
+            facts(f),
+            &json!({"project": P1, "year": 2021, "as_of": "2021-10-01", "quota": "1000000.00",
+                    "expenditure": "500000.00", "expenditure_lookback": "400000.00", "lookback_days": 90,
+                    "days_left": 91, "projected_year_end": "601111.11", "amount_to_reclaim": "398888.89"})
+        );
+        cycle(&t, RuleId::Unspendable, "2021-10-01", "2021-10-01T10:00:00Z").await;
+        pay(&mut w, "E3", P1, PaymentKind::Expenditure, 50_000_000, "2021-09-30");
+        w.write(s).await;
+        assert_eq!(cycle(&t, RuleId::Unspendable, "2021-10-01", "2021-10-01T11:00:00Z").await.resolved, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn payment_over_quota() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(
+            &mut w,
+            "A1",
+            P1,
+            PaymentKind::Allocation,
+            100_000_000,
+            "2021-02-01",
+        );
+        w.write(s).await;
+        assert!(
+            eval(&t, "2021-06-30", RuleId::OverQuota).await.is_empty(),
+            "exactly the quota"
+        );
+        pay(&mut w, "A2", P1, PaymentKind::Allocation, 1, "2021-02-02");
+        w.write(s).await;
+        let f = eval(&t, "2021-06-30", RuleId::OverQuota).await;
+        let f = one(&f);
+        assert_eq!(
+            (f.severity, f.recipients.clone()),
+            (Severity::Critical, vec![Finance, Npc, Audit])
+        );
+        assert_eq!(
+            facts(f),
+            &json!({"project": P1, "year": 2021, "as_of": "2021-06-30", "quota": "1000000.00",
+                    "allocated": "1000000.01", "expenditure": "0.00", "excess": "0.01"})
+        );
+        cycle(&t, RuleId::OverQuota, "2021-06-30", "2021-06-30T10:00:00Z").await;
+        w.delete(Collection::Payments, "A2");
+        w.write(s).await;
+        assert_eq!(
+            cycle(&t, RuleId::OverQuota, "2021-06-30", "2021-06-30T11:00:00Z")
+                .await
+                .resolved,
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn link_unknown_project() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        w.add(budget(P1, 2021, 100_000_000, 0))
+            .add(budget(P2, 2021, 5_000, 0));
+        w.add(referral("XS-2021-0200", U1, Some("3701002021009999")));
+        w.write(s).await;
+        let fs = eval(&t, "2021-06-30", RuleId::UnknownProject).await;
+        assert_eq!(fs.len(), 2);
+        let discipline = fs
+            .iter()
+            .find(|f| f.view.subject["agency"] == "discipline")
+            .unwrap();
+        assert_eq!(
+            (discipline.recipients.clone(), discipline.confidential),
+            (vec![Discipline], true)
+        );
+        assert!(discipline.view_for(Finance).is_none());
+        let npc = fs
+            .iter()
+            .find(|f| f.view.subject["agency"] == "npc")
+            .unwrap();
+        assert_eq!(
+            (npc.severity, npc.recipients.clone()),
+            (Severity::Warning, vec![Npc, Finance])
+        );
+        assert_eq!(
+            facts(npc),
+            &json!({"project": P2, "agency": "npc", "records": 1, "collections": ["budgets"],
+                    "keys": [format!("{P2}/2021")]})
+        );
+        cycle(
+            &t,
+            RuleId::UnknownProject,
+            "2021-06-30",
+            "2021-06-30T10:00:00Z",
+        )
+        .await;
+        w.add(project(P2, U1, ProjectCategory::Basic, false));
+        w.write(s).await;
+        assert_eq!(
+            cycle(
+                &t,
+                RuleId::UnknownProject,
+                "2021-06-30",
+                "2021-06-30T11:00:00Z"
+            )
+            .await
+            .resolved,
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn link_unresolved_unit() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        // The audit office writes before finance has sent the unit.
+        w.add(finding("SJ-1", "市教育局 (本级) ", None, FindingStatus::Open, "2021-12-31"))
+            .add(finding("SJ-2", "市不存在局", None, FindingStatus::Open, "2021-12-31"));
+        w.write(s).await;
+        assert_eq!(eval(&t, "2021-06-30", RuleId::UnresolvedUnit).await.len(), 2);
+        cycle(&t, RuleId::UnresolvedUnit, "2021-06-30", "2021-06-30T10:00:00Z").await;
+
+        w.add(unit(U1, "市教育局（本级）"));
+        w.write(s).await;
+        let fs = eval(&t, "2021-06-30", RuleId::UnresolvedUnit).await;
+        let f = one(&fs);
+        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Audit]));
+        assert_eq!(
+            facts(f),
+            &json!({"finding_no": "SJ-2", "unit_name": "市不存在局", "normalized_name": "市不存在局"})
+        );
+        let o = cycle(&t, RuleId::UnresolvedUnit, "2021-06-30", "2021-06-30T11:00:00Z").await;
+        assert_eq!(o.resolved, 1, "SJ-1 now resolves to {U1}");
+        let linked = t.raw.count("SELECT COUNT(*) FROM audit_findings WHERE unit_code = '370101'").await;
+        assert_eq!(linked, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reminders_acknowledgement_silences_and_episodes() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(
+            &mut w,
+            "A1",
+            P1,
+            PaymentKind::Allocation,
+            100_000_001,
+            "2021-02-01",
+        );
+        w.write(s).await;
+        let first = cycle(&t, RuleId::OverQuota, "2021-06-30", "2021-06-30T10:00:00Z").await;
+        assert_eq!(first.firing, 1);
+        assert_eq!(
+            cycle(&t, RuleId::OverQuota, "2021-07-06", "2021-07-06T10:00:00Z")
+                .await
+                .reminders,
+            0,
+            "6 days"
+        );
+        assert_eq!(
+            cycle(&t, RuleId::OverQuota, "2021-07-07", "2021-07-07T10:00:00Z")
+                .await
+                .reminders,
+            1,
+            "7 days"
+        );
+
+        let id = t
+            .store
+            .alerts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.rule == "payment.over_quota")
+            .unwrap()
+            .id;
+        assert!(
+            t.store
+                .ack_alert(&id, "王科长", "已通知单位", at("2021-07-08T00:00:00Z"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            cycle(&t, RuleId::OverQuota, "2021-07-20", "2021-07-20T10:00:00Z")
+                .await
+                .reminders,
+            0,
+            "acknowledged"
+        );
+
+        // Resolved, then the same condition again: episode 2, not acknowledged.
+        w.delete(Collection::Payments, "A1");
+        w.write(s).await;
+        assert_eq!(
+            cycle(&t, RuleId::OverQuota, "2021-07-21", "2021-07-21T10:00:00Z")
+                .await
+                .resolved,
+            1
+        );
+        t.store
+            .add_silence(
+                "project",
+                P1,
+                at("2021-08-01T00:00:00Z"),
+                "核查中",
+                "ops",
+                at("2021-07-21T00:00:00Z"),
+            )
+            .await
+            .unwrap();
+        pay(
+            &mut w,
+            "A1",
+            P1,
+            PaymentKind::Allocation,
+            100_000_001,
+            "2021-02-01",
+        );
+        w.write(s).await;
+        let o = cycle(&t, RuleId::OverQuota, "2021-07-22", "2021-07-22T10:00:00Z").await;
+        assert_eq!((o.firing, o.silenced), (1, 1));
+        let a = t.store.get_alert(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (a.episode, a.state.as_str(), a.acked_at),
+            (2, "firing", None)
+        );
+        assert_eq!(a.notified_episode, Some(1), "silenced: not told yet");
+        // After the silence ends, the firing of episode 2 is told once.
+        let o = cycle(&t, RuleId::OverQuota, "2021-08-02", "2021-08-02T10:00:00Z").await;
+        assert_eq!((o.silenced, o.reminders), (0, 0));
+        let a = t.store.get_alert(&id).await.unwrap().unwrap();
+        assert_eq!(a.notified_episode, Some(2));
+        let _: DateTime<Utc> = a.first_seen;
+    })
+    .await;
+}
