@@ -190,7 +190,7 @@ pub async fn evaluate(
             all.push(f);
         }
     }
-    all.sort_by(|a, b| (a.rule, a.subject().to_string()).cmp(&(b.rule, b.subject().to_string())));
+    all.sort_by_cached_key(|f| (f.rule, f.subject().to_string()));
     Ok(all)
 }
 
