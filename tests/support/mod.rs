@@ -374,3 +374,131 @@ pub fn orgdept(unit: &str, quarter: u8, rate: i64) -> Record {
         grade: Grade::Good,
     })
 }
+
+// ---- a webhook receiver and a clock for the delivery tests ----
+
+/// A clock the test moves by hand.
+pub struct ManualClock(pub std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(start: &str) -> Arc<ManualClock> {
+        Arc::new(ManualClock(std::sync::Mutex::new(at(start))))
+    }
+    pub fn advance(&self, d: chrono::Duration) {
+        let mut t = self.0.lock().unwrap();
+        *t += d;
+    }
+}
+
+impl liankong::clock::Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: String,
+    /// The status the receiver answered with.
+    pub status: u16,
+}
+
+#[derive(Default)]
+pub struct ReceiverState {
+    pub status: u16,
+    pub received: Vec<Received>,
+}
+
+/// A webhook receiver on loopback answering with a settable status.
+pub struct Receiver {
+    pub url: String,
+    pub state: Arc<std::sync::Mutex<ReceiverState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        use axum::extract::State;
+        use axum::http::{HeaderMap, StatusCode};
+        let state = Arc::new(std::sync::Mutex::new(ReceiverState {
+            status: 200,
+            received: Vec::new(),
+        }));
+        async fn hook(
+            State(state): State<Arc<std::sync::Mutex<ReceiverState>>>,
+            headers: HeaderMap,
+            body: String,
+        ) -> StatusCode {
+            let h = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let mut s = state.lock().unwrap();
+            let status = s.status;
+            s.received.push(Received {
+                id: h("webhook-id"),
+                timestamp: h("webhook-timestamp"),
+                signature: h("webhook-signature"),
+                body,
+                status,
+            });
+            StatusCode::from_u16(status).unwrap()
+        }
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(hook))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver { url, state, task }
+    }
+
+    pub fn set_status(&self, status: u16) {
+        self.state.lock().unwrap().status = status;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Verifies a webhook as a receiver would, computing the HMAC itself:
+/// the signature over "{id}.{timestamp}.{body}" with the secret's bytes,
+/// and the timestamp within five minutes of `now`.
+pub fn verify_webhook(secret: &str, r: &Received, now: DateTime<Utc>) -> Result<(), String> {
+    use base64::Engine;
+    use hmac::Mac;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").ok_or("not whsec_")?)
+        .map_err(|e| e.to_string())?;
+    let ts: i64 = r.timestamp.parse().map_err(|_| "bad timestamp")?;
+    if (now.timestamp() - ts).abs() > 300 {
+        return Err("timestamp outside the tolerance".into());
+    }
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
+    mac.update(format!("{}.{}.{}", r.id, r.timestamp, r.body).as_bytes());
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    if r.signature.split(' ').any(|s| s == expected) {
+        Ok(())
+    } else {
+        Err("no signature matches".into())
+    }
+}

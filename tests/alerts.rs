@@ -1,4 +1,4 @@
-//! Every rule of RULES.md on both backends: a case that fires with its exact
+//! Rules, alerts and webhooks. Every rule of RULES.md on both backends: a case that fires with its exact
 //! severity, recipients and facts, the boundary just short of its threshold,
 //! and its resolution once the source data is corrected.
 
@@ -1064,6 +1064,350 @@ async fn reminders_acknowledgement_silences_and_episodes() {
         let a = t.store.get_alert(&id).await.unwrap().unwrap();
         assert_eq!(a.notified_episode, Some(2));
         let _: DateTime<Utc> = a.first_seen;
+    })
+    .await;
+}
+
+// ---- webhooks ----
+
+const FIN_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const FIN_OLD_SECRET: &str = "whsec_b2xkLW9sZC1vbGQtb2xkLW9sZC1vbGQtb2xkIQ==";
+const NPC_SECRET: &str = "whsec_bnBjLW5wYy1ucGMtbnBjLW5wYy1ucGMtbnBjIQ==";
+
+fn subscribers(fin: &Receiver, npc: &Receiver) -> Vec<liankong::alert::Subscriber> {
+    use liankong::alert::subscribers::decode_secret;
+    vec![
+        // Mid-rotation: signed with the new and the old secret.
+        liankong::alert::Subscriber::with_keys(
+            "fin",
+            Finance,
+            &fin.url,
+            vec![
+                decode_secret(FIN_SECRET).unwrap(),
+                decode_secret(FIN_OLD_SECRET).unwrap(),
+            ],
+        ),
+        liankong::alert::Subscriber::with_keys(
+            "npc",
+            Npc,
+            &npc.url,
+            vec![decode_secret(NPC_SECRET).unwrap()],
+        ),
+    ]
+}
+
+async fn apply_at(
+    t: &TestStore,
+    subs: &[liankong::alert::Subscriber],
+    as_of: &str,
+    now: DateTime<Utc>,
+) -> EvaluationOutcome {
+    let findings = evaluate(t.store.as_ref(), day(as_of), &RulesConfig::default())
+        .await
+        .unwrap();
+    let lifecycle = Lifecycle {
+        repeat_interval: chrono::Duration::days(7),
+    };
+    apply_findings(
+        t.store.as_ref(),
+        &findings,
+        day(as_of),
+        now,
+        lifecycle,
+        subs,
+    )
+    .await
+    .unwrap()
+}
+
+fn delivery_config() -> liankong::config::DeliveryConfig {
+    liankong::config::DeliveryConfig {
+        timeout_secs: 5,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_and_verify_independently() {
+    on_both(|t| async move {
+        let (fin, npc) = (Receiver::start().await, Receiver::start().await);
+        let subs = subscribers(&fin, &npc);
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(
+            &mut w,
+            "A1",
+            P1,
+            PaymentKind::Allocation,
+            100_000_001,
+            "2021-02-01",
+        );
+        w.write(t.store.as_ref()).await;
+        let clock = ManualClock::new("2021-06-30T10:00:00Z");
+        let now = liankong::clock::Clock::now(clock.as_ref());
+        let o = apply_at(&t, &subs, "2021-06-30", now).await;
+        assert!(o.events >= 2);
+        let deliverer =
+            liankong::deliver::Deliverer::new(subs.clone(), &delivery_config()).unwrap();
+        let stats = deliverer
+            .deliver_due(t.store.as_ref(), clock.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(stats.delivered, o.events);
+
+        let got = fin.received();
+        let over = got
+            .iter()
+            .find(|r| r.body.contains("payment.over_quota"))
+            .expect("finance got the over-quota alert");
+        verify_webhook(FIN_SECRET, over, now).unwrap();
+        verify_webhook(FIN_OLD_SECRET, over, now).unwrap();
+        assert!(verify_webhook(NPC_SECRET, over, now).is_err());
+        let body: Value = serde_json::from_str(&over.body).unwrap();
+        assert_eq!(body["type"], "alert.firing");
+        assert_eq!(body["timestamp"], "2021-06-30T10:00:00Z");
+        let data = &body["data"];
+        let mut keys: Vec<&str> = data
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "alert_id",
+                "as_of",
+                "episode",
+                "facts",
+                "first_seen",
+                "rule",
+                "severity",
+                "sources",
+                "state",
+                "subject",
+                "summary"
+            ]
+        );
+        assert_eq!(
+            (
+                data["severity"].clone(),
+                data["state"].clone(),
+                data["episode"].clone()
+            ),
+            (json!("critical"), json!("firing"), json!(1))
+        );
+        assert_eq!(data["facts"]["excess"], "0.01");
+        assert_eq!(over.id.len(), 36);
+        assert!(over.id.starts_with("msg_"));
+
+        // A tampered body or a stale (or future) timestamp fails.
+        let mut tampered = over.clone();
+        tampered.body = tampered.body.replace("0.01", "0.00");
+        assert!(verify_webhook(FIN_SECRET, &tampered, now).is_err());
+        assert!(verify_webhook(FIN_SECRET, over, now + chrono::Duration::minutes(6)).is_err());
+        assert!(verify_webhook(FIN_SECRET, over, now - chrono::Duration::minutes(6)).is_err());
+        assert!(verify_webhook(FIN_SECRET, over, now + chrono::Duration::minutes(4)).is_ok());
+        for r in npc.received() {
+            verify_webhook(NPC_SECRET, &r, now).unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_receiver_down_for_most_of_a_day_gets_every_event_in_order() {
+    on_both(|t| async move {
+        let (fin, npc) = (Receiver::start().await, Receiver::start().await);
+        fin.set_status(503);
+        npc.set_status(500);
+        let subs = subscribers(&fin, &npc);
+        let mut w = World::default();
+        funded(&mut w, P1, 36_500_000);
+        funded(&mut w, P2, 100_000_000);
+        pay(
+            &mut w,
+            "E1",
+            P1,
+            PaymentKind::Expenditure,
+            12_825_000,
+            "2021-06-01",
+        );
+        pay(
+            &mut w,
+            "A1",
+            P2,
+            PaymentKind::Allocation,
+            100_000_001,
+            "2021-02-01",
+        );
+        w.write(t.store.as_ref()).await;
+
+        let clock = ManualClock::new("2021-07-02T08:00:00Z");
+        let now = || liankong::clock::Clock::now(clock.as_ref());
+        apply_at(&t, &subs, "2021-07-02", now()).await;
+        let mut store = t.store.clone();
+        let mut deliverer =
+            liankong::deliver::Deliverer::new(subs.clone(), &delivery_config()).unwrap();
+        let step = chrono::Duration::minutes(7);
+        let mut steps = 0;
+        while now() < at("2021-07-03T07:00:00Z") {
+            deliverer
+                .deliver_due(store.as_ref(), clock.as_ref())
+                .await
+                .unwrap();
+            clock.advance(step);
+            steps += 1;
+            if steps == 20 {
+                // Execution falls further behind: escalated; the over-quota is corrected.
+                pay(
+                    &mut w,
+                    "E1",
+                    P1,
+                    PaymentKind::Expenditure,
+                    7_350_000,
+                    "2021-06-01",
+                );
+                w.delete(Collection::Payments, "A1");
+                w.write(store.as_ref()).await;
+                apply_at(&t, &subs, "2021-07-02", now()).await;
+            }
+            if steps == 60 {
+                // The daemon restarts: a new store handle, a new deliverer.
+                store.close().await;
+                store = liankong::store::open(&t.url).await.unwrap();
+                store.migrate().await.unwrap();
+                deliverer =
+                    liankong::deliver::Deliverer::new(subs.clone(), &delivery_config()).unwrap();
+            }
+        }
+        let counts = store.outbox_counts().await.unwrap();
+        assert_eq!((counts.delivered, counts.dead), (0, 0));
+        assert!(counts.retrying > 0);
+
+        fin.set_status(200);
+        npc.set_status(204);
+        for _ in 0..200 {
+            if store.outbox_counts().await.unwrap().pending == 0 {
+                break;
+            }
+            deliverer
+                .deliver_due(store.as_ref(), clock.as_ref())
+                .await
+                .unwrap();
+            clock.advance(chrono::Duration::minutes(10));
+        }
+        let counts = store.outbox_counts().await.unwrap();
+        assert_eq!((counts.pending, counts.dead), (0, 0));
+
+        let outbox = store.deliveries(None, 1000).await.unwrap();
+        for (receiver, subscriber) in [(&fin, "fin"), (&npc, "npc")] {
+            let accepted: Vec<Received> = receiver
+                .received()
+                .into_iter()
+                .filter(|r| r.status < 300)
+                .collect();
+            let mut ids: Vec<&str> = accepted.iter().map(|r| r.id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut expected: Vec<&str> = outbox
+                .iter()
+                .filter(|o| o.subscriber == subscriber)
+                .map(|o| o.event_id.as_str())
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(
+                ids, expected,
+                "{subscriber}: every event once after de-duplication"
+            );
+            // Per alert, accepted in the order the outbox wrote them.
+            let mut by_alert: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+            for r in &accepted {
+                let o = outbox.iter().find(|o| o.event_id == r.id).unwrap();
+                by_alert.entry(o.alert_id.as_str()).or_default().push(o.id);
+            }
+            for (alert, order) in by_alert {
+                let mut sorted = order.clone();
+                sorted.sort_unstable();
+                assert_eq!(order, sorted, "{subscriber} got alert {alert} out of order");
+            }
+        }
+        let fin_types: Vec<String> = fin
+            .received()
+            .iter()
+            .filter(|r| r.status < 300)
+            .map(|r| {
+                serde_json::from_str::<Value>(&r.body).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        for ty in ["alert.firing", "alert.escalated", "alert.resolved"] {
+            assert!(
+                fin_types.iter().any(|t| t == ty),
+                "finance never got {ty}: {fin_types:?}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn undeliverable_events_become_dead_letters_and_can_be_redriven() {
+    on_both(|t| async move {
+        let (fin, npc) = (Receiver::start().await, Receiver::start().await);
+        fin.set_status(500);
+        npc.set_status(500);
+        let subs = subscribers(&fin, &npc);
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(
+            &mut w,
+            "A1",
+            P1,
+            PaymentKind::Allocation,
+            100_000_001,
+            "2021-02-01",
+        );
+        w.write(t.store.as_ref()).await;
+        let clock = ManualClock::new("2021-06-30T10:00:00Z");
+        let o = apply_at(
+            &t,
+            &subs,
+            "2021-06-30",
+            liankong::clock::Clock::now(clock.as_ref()),
+        )
+        .await;
+        let deliverer = liankong::deliver::Deliverer::new(subs, &delivery_config()).unwrap();
+        for _ in 0..(26 * 6) {
+            deliverer
+                .deliver_due(t.store.as_ref(), clock.as_ref())
+                .await
+                .unwrap();
+            clock.advance(chrono::Duration::minutes(10));
+        }
+        let counts = t.store.outbox_counts().await.unwrap();
+        assert_eq!((counts.dead, counts.pending), (o.events as i64, 0));
+        let dead = t.store.deliveries(Some("dead"), 10).await.unwrap();
+        assert_eq!(dead[0].last_error.as_deref(), Some("HTTP 500"));
+        assert!(dead[0].attempts > 10);
+
+        fin.set_status(200);
+        npc.set_status(200);
+        assert_eq!(
+            t.store
+                .redrive(None, liankong::clock::Clock::now(clock.as_ref()))
+                .await
+                .unwrap(),
+            o.events
+        );
+        let stats = deliverer
+            .deliver_due(t.store.as_ref(), clock.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(stats.delivered, o.events);
     })
     .await;
 }
