@@ -1411,3 +1411,103 @@ async fn undeliverable_events_become_dead_letters_and_can_be_redriven() {
     })
     .await;
 }
+
+// ---- confidentiality ----
+
+const CANARY_ID: &str = "XS-CANARY-7731";
+const CANARY_PROJECT: &str = "3701002099997731";
+
+/// Runs the binary on a blocking thread, so that the receivers in this
+/// test's runtime keep answering.
+async fn liankong(config: &std::path::Path, url: &str, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"));
+    command
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("LIANKONG_STORE_URL", url)
+        .env("RUST_LOG", "debug")
+        .env("LK_WHSEC", FIN_SECRET);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn canary_discipline_data_reaches_only_discipline() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let receivers = [
+            (Npc, Receiver::start().await),
+            (Finance, Receiver::start().await),
+            (Audit, Receiver::start().await),
+            (Discipline, Receiver::start().await),
+            (Orgdept, Receiver::start().await),
+        ];
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(&mut w, "PAY-7731", P1, PaymentKind::Expenditure, 1_000_000, "2021-05-20");
+        let mut canary = referral(CANARY_ID, U1, Some(P1));
+        if let Record::Referral(r) = &mut canary {
+            r.received_on = day("2020-02-29");
+            r.origin = ReferralOrigin::Public;
+        }
+        w.add(canary);
+        // A discipline record naming a project finance never sent.
+        w.add(referral("XS-CANARY-7732", U1, Some(CANARY_PROJECT)));
+        w.add(finding("SJ-1", "市不存在局", Some(CANARY_PROJECT.replace("7731", "0001").as_str()), FindingStatus::Open, "2021-01-31"));
+        w.write(s).await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("liankong.toml");
+        let mut text = String::new();
+        for (agency, r) in &receivers {
+            text.push_str(&format!(
+                "[subscribers.{agency}]\nagency = \"{agency}\"\nurl = \"{}\"\nsecrets = [\"env:LK_WHSEC\"]\n",
+                r.url
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
+        let once = liankong(&config, t.url.expose(), &["once", "--as-of", "2021-06-30"]).await;
+        assert_eq!(once.status.code(), Some(0), "{}", String::from_utf8_lossy(&once.stderr));
+        let logs = format!("{}{}", String::from_utf8_lossy(&once.stdout), String::from_utf8_lossy(&once.stderr));
+
+        let secrets = [CANARY_ID, "XS-CANARY-7732", "2020-02-29", "\"public\"", CANARY_PROJECT];
+        for (agency, r) in &receivers {
+            let bodies: String = r.received().iter().map(|x| x.body.clone()).collect();
+            if *agency == Discipline {
+                // The canary is live: discipline gets it all.
+                for s in [CANARY_ID, "XS-CANARY-7732", "2020-02-29", CANARY_PROJECT] {
+                    assert!(bodies.contains(s), "discipline lacks {s}");
+                }
+                continue;
+            }
+            for s in secrets {
+                assert!(!bodies.contains(s), "{agency} received {s}");
+            }
+            let list = liankong(&config, t.url.expose(), &["alerts", "list", "--agency", agency.as_str(), "--state", "firing"]).await;
+            let shown = String::from_utf8_lossy(&list.stdout);
+            for s in secrets {
+                assert!(!shown.contains(s), "alerts list for {agency} shows {s}:\n{shown}");
+            }
+        }
+        let finance = receivers[1].1.received();
+        assert!(
+            finance.iter().any(|r| r.body.contains("referral.freeze_breach") && r.body.contains("PAY-7731")),
+            "finance got the redacted freeze breach"
+        );
+        for s in secrets {
+            assert!(!logs.contains(s), "the logs contain {s}");
+        }
+        // Another agency asking for the confidential alert by id hears that
+        // there is no such alert, as for any unknown id.
+        let alerts = t.store.alerts().await.unwrap();
+        let hidden = alerts.iter().find(|a| a.rule == "link.unknown_project" && a.subject.contains("discipline")).unwrap();
+        let show = liankong(&config, t.url.expose(), &["alerts", "show", &hidden.id, "--agency", "finance"]).await;
+        assert_eq!(show.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&show.stderr).contains("no alert"));
+        let show = liankong(&config, t.url.expose(), &["alerts", "show", &hidden.id, "--agency", "discipline"]).await;
+        assert!(String::from_utf8_lossy(&show.stdout).contains(CANARY_PROJECT));
+    })
+    .await;
+}
