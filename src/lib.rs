@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
+pub mod demo;
 pub mod model;
 pub mod money;
 pub mod reconcile;

@@ -1,0 +1,485 @@
+//! The five shipped manifests against the simulator of SYSTEMS.md, on both
+//! backends: exact landing, each quirk, incremental and snapshot semantics,
+//! retries, TLS, quarantine, and crashes between batches.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use liankong::adapter::{Adapter, SyncOptions, SyncReport, run_adapter};
+use liankong::clock::SystemClock;
+use liankong::config::Config;
+use liankong::demo::{SimConfigOptions, shipped_manifests, sim_config};
+use liankong::model::*;
+use liankong::money::Fen;
+use liankong::sim::{GenParams, SimOptions, Simulator};
+use support::*;
+
+struct Env {
+    sim: Simulator,
+    config: Config,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(t: &TestStore) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimOptions::new(GenParams::small(), dir.path().join("sim")))
+        .await
+        .unwrap();
+    sim.write_files().unwrap();
+    let text = sim_config(
+        &sim,
+        &SimConfigOptions {
+            store_url: t.url.expose().to_owned(),
+            manifests: shipped_manifests(),
+            quick_retries: true,
+        },
+    )
+    .unwrap();
+    Env {
+        config: Config::parse(&text).unwrap(),
+        sim,
+        _dir: dir,
+    }
+}
+
+fn adapter(env: &Env, name: &str) -> Adapter {
+    Adapter::build(name, &env.config.adapters[name], &env.config).unwrap()
+}
+
+async fn sync(t: &TestStore, env: &Env, name: &str) -> SyncReport {
+    sync_with(t, &adapter(env, name), &SyncOptions::default()).await
+}
+
+async fn sync_with(t: &TestStore, a: &Adapter, options: &SyncOptions) -> SyncReport {
+    run_adapter(t.store.as_ref(), a, &SystemClock, options).await
+}
+
+async fn sync_all(t: &TestStore, env: &Env) {
+    for name in ["finance", "npc", "audit", "discipline", "orgdept"] {
+        let r = sync(t, env, name).await;
+        assert!(r.ok(), "{name}: {:?}", r.error);
+    }
+}
+
+fn live(stats: &[liankong::store::CollectionStats], c: Collection) -> i64 {
+    stats
+        .iter()
+        .find(|s| s.agency == c.agency() && s.collection == c.name())
+        .unwrap()
+        .live
+}
+
+/// Σ amount per project, as the store holds it.
+async fn sums(t: &TestStore, table: &str) -> BTreeMap<String, i64> {
+    let sql = format!(
+        "SELECT project_code, CAST(SUM(amount) AS BIGINT) FROM {table} WHERE deleted = FALSE GROUP BY project_code"
+    );
+    match &t.raw {
+        Raw::Sqlite(p) => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await.unwrap(),
+        Raw::Postgres(p) => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await.unwrap(),
+    }
+    .into_iter()
+    .collect()
+}
+
+#[tokio::test]
+async fn a_full_sync_lands_exactly_the_generated_records() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        sync_all(&t, &env).await;
+        let ds = env.sim.data().snapshot();
+        let stats = t.store.stats().await.unwrap();
+        for c in Collection::ALL {
+            assert_eq!(live(&stats, c), ds.len(c) as i64, "{c}");
+            assert!(ds.len(c) > 0, "the generator makes some {c}");
+        }
+        let mut payments: BTreeMap<String, i64> = BTreeMap::new();
+        for p in &ds.payments {
+            *payments.entry(p.project_code.to_string()).or_default() += p.amount.0;
+        }
+        assert_eq!(sums(&t, "finance_payments").await, payments);
+        let mut quotas: BTreeMap<String, i64> = BTreeMap::new();
+        for q in &ds.quotas {
+            *quotas.entry(q.project_code.to_string()).or_default() += q.amount.0;
+        }
+        assert_eq!(sums(&t, "finance_quotas").await, quotas);
+        // Every record is the generated one, field for field (万元 and dashed
+        // codes included).
+        for c in Collection::ALL {
+            for r in ds.records(c) {
+                let got = t.store.get(c, &r.key()).await.unwrap().unwrap();
+                assert_eq!(got.record, r, "{c} {}", r.key());
+            }
+        }
+        let report = t.store.verify().await.unwrap();
+        assert!(report.is_intact());
+        // Every audit finding resolved to its unit, brackets and spaces notwithstanding.
+        let unresolved = t.raw.count("SELECT COUNT(*) FROM audit_findings WHERE unit_code IS NULL").await;
+        assert_eq!(unresolved, 0);
+        assert!(
+            ds.findings.iter().any(|f| f.unit_name.contains('(') || f.unit_name.contains(' ')),
+            "the generator writes loose names"
+        );
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_second_sync_writes_nothing_and_finance_pulls_from_its_mark() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        sync_all(&t, &env).await;
+        let versions = t.raw.count("SELECT COUNT(*) FROM versions").await;
+        let mark = t.store.stream_state(Collection::Payments).await.unwrap().unwrap().cursor.unwrap();
+        env.sim.clear_requests();
+        sync_all(&t, &env).await;
+        assert_eq!(t.raw.count("SELECT COUNT(*) FROM versions").await, versions);
+        let payments: Vec<_> = env
+            .sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/api/v1/payments")
+            .collect();
+        let sent = payments[0]
+            .query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("updated_since="))
+            .expect("updated_since sent");
+        assert_eq!(urlencoding_decode(sent), mark);
+
+        // One changed payment is one new version.
+        let mut p = env.sim.data().snapshot().payments[0].clone();
+        p.amount = Fen(p.amount.0 + 1);
+        p.updated_at = at("2021-10-01T09:00:00+08:00");
+        let key = p.payment_id.clone();
+        env.sim.data().upsert(Record::Payment(p));
+        let r = sync(&t, &env, "finance").await;
+        let (_, total) = r.totals();
+        assert_eq!((total.changed, total.new), (1, 0));
+        assert_eq!(t.store.history(Collection::Payments, &key).await.unwrap().len(), 2);
+        assert_eq!(t.raw.count("SELECT COUNT(*) FROM versions").await, versions + 1);
+
+        // A voided payment arrives flagged and is a deletion.
+        env.sim.data().delete(Collection::Payments, &key);
+        let r = sync(&t, &env, "finance").await;
+        assert_eq!(r.totals().1.deleted, 1);
+        assert!(t.store.get(Collection::Payments, &key).await.unwrap().unwrap().deleted);
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+fn urlencoding_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn audit_names_resolve_whatever_order_the_adapters_run_in() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        // An unresolvable name stays stored, unresolved.
+        let mut bogus = env.sim.data().snapshot().findings[0].clone();
+        bogus.finding_no = "SJ-2021-9999".into();
+        bogus.unit_name = "市不存在局（本级）".into();
+        env.sim.data().upsert(Record::AuditFinding(bogus));
+        env.sim.write_files().unwrap();
+        let r = sync(&t, &env, "audit").await;
+        assert!(r.ok(), "{:?}", r.error);
+        let total = env.sim.data().snapshot().findings.len() as i64;
+        assert_eq!(t.raw.count("SELECT COUNT(*) FROM audit_findings WHERE unit_code IS NULL").await, total);
+        // Finance arrives later and fixes every link but the bogus one.
+        sync(&t, &env, "finance").await;
+        assert_eq!(t.raw.count("SELECT COUNT(*) FROM audit_findings WHERE unit_code IS NULL").await, 1);
+        assert_eq!(
+            t.raw.count("SELECT COUNT(*) FROM audit_findings WHERE unit_code IS NULL AND key = 'SJ-2021-9999'").await,
+            1
+        );
+        // Each resolved finding names the unit whose normalised name matches.
+        let ds = env.sim.data().snapshot();
+        for f in ds.findings.iter().filter(|f| f.finding_no != "SJ-2021-9999") {
+            let unit = ds
+                .units
+                .iter()
+                .find(|u| normalize_unit_name(&u.unit_name) == normalize_unit_name(&f.unit_name))
+                .unwrap();
+            let sql = format!(
+                "SELECT COUNT(*) FROM audit_findings WHERE key = '{}' AND unit_code = '{}'",
+                f.finding_no, unit.unit_code
+            );
+            assert_eq!(t.raw.count(&sql).await, 1, "{}", f.finding_no);
+        }
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_files_newest_wins_part_ignored_deletions_and_quarantine() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let ds = env.sim.data().snapshot();
+        let n = ds.findings.len() as i64;
+        // An older snapshot with nothing in it and a newer one still being written.
+        env.sim.write_audit_file("audit_findings_20200101.csv", &[]).unwrap();
+        env.sim.write_partial_audit_file("audit_findings_20991231.csv", &ds.findings[..1]).unwrap();
+        let r = sync(&t, &env, "audit").await;
+        assert!(r.ok(), "{:?}", r.error);
+        assert_eq!(r.totals().1.new, n as u64);
+        assert!(r.streams[0].complete);
+
+        // A newer snapshot without the first finding deletes it.
+        env.sim.write_audit_file("audit_findings_20211001.csv", &ds.findings[1..]).unwrap();
+        let r = sync(&t, &env, "audit").await;
+        assert_eq!((r.totals().1.deleted, r.totals().1.unchanged), (1, n as u64 - 1));
+        assert!(t.store.get(Collection::Findings, &ds.findings[0].finding_no).await.unwrap().unwrap().deleted);
+
+        // A malformed amount is quarantined with its reason; the other rows
+        // land, and a snapshot with a bad row deletes nothing.
+        let header = "问题编号,被审计单位,项目编码,问题类型,涉及金额,整改状态,整改期限,发现日期\r\n";
+        let mut text = header.to_owned();
+        text.push_str("SJ-2021-7001,市教育局（本级）,,挤占挪用,\"12,34.5x\",未整改,2021/12/31,2021/3/5\r\n");
+        text.push_str("SJ-2021-7002,市 教育局 (本级),,虚列支出,3.50,整改中,2021/12/31,2021/3/5\r\n");
+        let (gbk, _, _) = encoding_rs::GBK.encode(&text);
+        std::fs::write(env.sim.audit_dir().join("audit_findings_20211002.csv"), &gbk).unwrap();
+        let r = sync(&t, &env, "audit").await;
+        assert!(r.ok());
+        let o = r.totals().1;
+        assert_eq!((o.new, o.quarantined, o.deleted), (1, 1, 0));
+        assert!(!r.streams[0].complete, "not clean");
+        let q = t.store.quarantined(Some(Collection::Findings), 5).await.unwrap();
+        assert!(q[0].reason.contains("\"12,34.5x\" is not an amount in 万元"), "{}", q[0].reason);
+        assert!(q[0].raw.contains("SJ-2021-7001"));
+        let landed = t.store.get(Collection::Findings, "SJ-2021-7002").await.unwrap().unwrap();
+        let Record::AuditFinding(f) = landed.record else { panic!() };
+        assert_eq!((f.amount, f.status), (Fen(35_000), FindingStatus::InProgress));
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn orgdept_workbooks_read_number_and_text_rate_cells() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let r = sync(&t, &env, "orgdept").await;
+        assert!(r.ok(), "{:?}", r.error);
+        let ds = env.sim.data().snapshot();
+        assert_eq!(r.totals().1.new, ds.orgdept.len() as u64);
+        for e in &ds.orgdept {
+            let got = t.store.get(Collection::OrgdeptEvaluations, &Record::OrgdeptEvaluation(e.clone()).key()).await.unwrap().unwrap();
+            assert_eq!(got.record, Record::OrgdeptEvaluation(e.clone()));
+        }
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+/// The npc manifest with small pages, so the snapshot spans several.
+fn npc_small_pages(env: &Env, dir: &Path) -> Adapter {
+    let text = std::fs::read_to_string(shipped_manifests().join("npc.toml"))
+        .unwrap()
+        .replace("size = 500", "size = 20");
+    let path = dir.join("npc-small-pages.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut c = env.config.adapters["npc"].clone();
+    c.manifest = path;
+    Adapter::build("npc", &c, &env.config).unwrap()
+}
+
+#[tokio::test]
+async fn npc_snapshots_delete_only_when_complete() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let dir = tempfile::tempdir().unwrap();
+        let npc = npc_small_pages(&env, dir.path());
+        let r = sync_with(&t, &npc, &SyncOptions::default()).await;
+        assert!(r.ok(), "{:?}", r.error);
+        let ds = env.sim.data().snapshot();
+        assert!(ds.budgets.len() > 40, "several pages");
+        let gone = Record::ApprovedBudget(ds.budgets[0].clone()).key();
+        env.sim.data().delete(Collection::Budgets, &gone);
+
+        // A page that keeps failing: the run fails and nothing is deleted.
+        env.sim.faults().add_always_fail("npc/budgets?page=2&");
+        let r = sync_with(&t, &npc, &SyncOptions::default()).await;
+        assert!(!r.ok());
+        assert!(r.error.as_deref().unwrap().contains("HTTP 503"), "{:?}", r.error);
+        assert!(!t.store.get(Collection::Budgets, &gone).await.unwrap().unwrap().deleted);
+
+        env.sim.faults().clear();
+        let r = sync_with(&t, &npc, &SyncOptions::default()).await;
+        assert!(r.ok());
+        assert_eq!(r.totals().1.deleted, 1);
+        assert!(t.store.get(Collection::Budgets, &gone).await.unwrap().unwrap().deleted);
+        // Dashed codes were stripped and 万元 converted exactly.
+        let b = &ds.budgets[1];
+        let got = t.store.get(Collection::Budgets, &Record::ApprovedBudget(b.clone()).key()).await.unwrap().unwrap();
+        assert_eq!(got.record, Record::ApprovedBudget(b.clone()));
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn finance_survives_an_early_token_expiry_and_rate_limits() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        // Tokens die after 150 ms although they claim an hour; each answer
+        // takes 40 ms, so the token dies mid-run.
+        env.sim.faults().set_token_ttl(Some(Duration::from_millis(150)));
+        env.sim.faults().set_latency(Duration::from_millis(40));
+        let r = sync(&t, &env, "finance").await;
+        assert!(r.ok(), "{:?}", r.error);
+        let log = env.sim.requests();
+        let tokens = log.iter().filter(|r| r.path == "/oauth/token").count();
+        let unauthorized = log.iter().filter(|r| r.status == 401).count();
+        assert!(tokens >= 2 && unauthorized >= 1, "tokens {tokens}, 401s {unauthorized}");
+
+        // 429 with Retry-After: 1 is waited out, not hammered.
+        env.sim.faults().set_token_ttl(None);
+        env.sim.faults().set_latency(Duration::ZERO);
+        env.sim.faults().set_rate_limit(0.25, 1);
+        env.sim.clear_requests();
+        let started = std::time::Instant::now();
+        let r = sync_with(&t, &adapter(&env, "finance"), &SyncOptions { full: true, ..Default::default() }).await;
+        assert!(r.ok(), "{:?}", r.error);
+        let limited = env.sim.requests().iter().filter(|r| r.status == 429).count();
+        assert!(limited >= 1, "the simulator rate-limited");
+        assert!(started.elapsed() >= Duration::from_secs(limited as u64), "{limited} × Retry-After: 1");
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn discipline_mutual_tls_is_required_and_the_ca_is_checked() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        assert!(sync(&t, &env, "discipline").await.ok());
+
+        // Without a client certificate the server refuses the handshake.
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = std::fs::read_to_string(shipped_manifests().join("discipline.toml"))
+            .unwrap()
+            .replace("client_certificate = true", "client_certificate = false");
+        let path = dir.path().join("discipline-no-client-cert.toml");
+        std::fs::write(&path, manifest).unwrap();
+        let mut c = env.config.adapters["discipline"].clone();
+        c.manifest = path;
+        c.tls.client_cert = None;
+        c.tls.client_key = None;
+        let a = Adapter::build("discipline", &c, &env.config).unwrap();
+        let r = sync_with(&t, &a, &SyncOptions::default()).await;
+        assert!(!r.ok());
+        // The shipped manifest will not even build without one.
+        let err = Adapter::build("discipline", &{
+            let mut c = env.config.adapters["discipline"].clone();
+            c.tls.client_cert = None;
+            c.tls.client_key = None;
+            c
+        }, &env.config)
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("requires mutual TLS"), "{err}");
+
+        // A server whose certificate another CA signed is refused.
+        let other = liankong::sim::Pki::generate().unwrap();
+        let ca = dir.path().join("other-ca.pem");
+        std::fs::write(&ca, &other.ca_cert_pem).unwrap();
+        let mut c = env.config.adapters["discipline"].clone();
+        c.tls.ca = Some(ca);
+        let a = Adapter::build("discipline", &c, &env.config).unwrap();
+        let r = sync_with(&t, &a, &SyncOptions::default()).await;
+        let e = r.error.unwrap();
+        assert!(e.contains("TLS") || e.to_lowercase().contains("certificate"), "{e}");
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_run_stopped_between_batches_leaves_nothing_and_the_next_lands_all() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let dir = tempfile::tempdir().unwrap();
+        let npc = npc_small_pages(&env, dir.path());
+        let stopped = sync_with(&t, &npc, &SyncOptions { stop_after_batches: Some(3), ..Default::default() }).await;
+        assert!(stopped.error.as_deref().unwrap().contains("stopped after 3 batches"));
+        assert_eq!(t.raw.count("SELECT COUNT(*) FROM npc_budgets").await, 0);
+        assert_eq!(t.raw.count("SELECT COUNT(*) FROM versions").await, 0);
+        assert!(t.store.stream_state(Collection::Budgets).await.unwrap().is_none());
+
+        let r = sync_with(&t, &npc, &SyncOptions::default()).await;
+        assert!(r.ok());
+        let ds = env.sim.data().snapshot();
+        let records = (ds.budgets.len() + ds.execution.len()) as i64;
+        assert_eq!(t.raw.count("SELECT COUNT(*) FROM versions").await, records, "one version each, none doubled");
+        assert!(t.store.verify().await.unwrap().is_intact());
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn check_reports_each_adapter_and_the_cli_syncs() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let config = env.sim.dir().join("liankong.toml");
+        let text = sim_config(
+            &env.sim,
+            &SimConfigOptions {
+                store_url: t.url.expose().to_owned(),
+                manifests: shipped_manifests(),
+                quick_retries: true,
+            },
+        )
+        .unwrap();
+        std::fs::write(&config, text).unwrap();
+        let run = |args: Vec<&'static str>| {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"));
+            c.arg("--config").arg(&config).args(args);
+            tokio::task::spawn_blocking(move || c.output().unwrap())
+        };
+        let check = run(vec!["check", "--connect"]).await.unwrap();
+        let out = String::from_utf8_lossy(&check.stdout);
+        assert_eq!(check.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&check.stderr));
+        for line in ["ok     finance.payments", "ok     npc.budgets", "ok     audit.findings", "ok     discipline.referrals", "ok     orgdept.evaluations"] {
+            assert!(out.contains(line), "{line} missing from:\n{out}");
+        }
+        let sync = run(vec!["sync"]).await.unwrap();
+        let out = String::from_utf8_lossy(&sync.stdout);
+        assert_eq!(sync.status.code(), Some(0), "{out}");
+        assert!(out.contains("finance.payments"), "{out}");
+        env.sim.faults().add_always_fail("/npc/");
+        let sync = run(vec!["sync"]).await.unwrap();
+        let out = String::from_utf8_lossy(&sync.stdout);
+        assert_eq!(sync.status.code(), Some(1), "{out}");
+        assert!(out.contains("npc") && out.contains("FAILED"), "{out}");
+        assert!(out.contains("finance.payments"), "the other adapters still ran:\n{out}");
+        env.sim.shutdown().await;
+    })
+    .await;
+}
