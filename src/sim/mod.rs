@@ -5,6 +5,9 @@
 //! demand. It never talks to anything but loopback and its own directory.
 
 mod data;
+mod error;
+pub mod files;
+pub mod format;
 mod generate;
 mod names;
 
@@ -12,4 +15,5 @@ mod names;
 mod tests;
 
 pub use data::{SimData, SimDataHandle};
+pub use error::SimError;
 pub use generate::{Dataset, GenParams, generate, grade_of};
