@@ -1,6 +1,6 @@
 //! Tests of the generator's promises: determinism, agreement between the
 //! agencies, and a clean year (no rule of `RULES.md` fires on default data).
-//! Server and file tests live in `tests_servers.rs`.
+//! Server tests live in `server_tests.rs`, file format tests in `files.rs`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
