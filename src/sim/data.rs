@@ -397,4 +397,14 @@ impl SimDataHandle {
     pub fn records(&self, c: Collection) -> Vec<Record> {
         self.read().records(c)
     }
+
+    /// A copy of everything, deleted finance records included.
+    pub fn snapshot(&self) -> Dataset {
+        self.read().dataset().clone()
+    }
+
+    /// See [`SimData::edit`].
+    pub fn edit<R>(&self, f: impl FnOnce(&mut Dataset) -> R) -> R {
+        self.write().edit(f)
+    }
 }

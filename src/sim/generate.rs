@@ -273,6 +273,7 @@ fn share(amount: i64, num: i64, den: i64, step: i64) -> i64 {
 struct Facts {
     unit: usize,
     category: Option<ProjectCategory>,
+    full_year: bool,
     start_year: i32,
     code: Option<ProjectCode>,
     /// Day index of the initial quota's approval (planned, maybe future).
@@ -412,6 +413,7 @@ impl<'a> Generator<'a> {
             self.facts.push(Facts {
                 unit,
                 category: Some(category),
+                full_year,
                 start_year,
                 code: Some(code),
                 ..Facts::default()
@@ -429,12 +431,11 @@ impl<'a> Generator<'a> {
             // One generator per project and purpose: a project's year does
             // not depend on its neighbours' or on the as-of date.
             let mut rng = self.project_rng(3, i);
-            let full_year = self.ds.projects.get(i).is_some_and(|p| p.full_year);
             let has_initial = f.category != Some(ProjectCategory::Reserve) || rng.u32(0..100) < 50;
             if !has_initial {
                 continue;
             }
-            let plan = plan_year(&mut rng, &self.cal, f.category, full_year);
+            let plan = plan_year(&mut rng, &self.cal, f.category, f.full_year);
             f.approved_day = plan.approved_day;
             self.emit_year(&mut rng, i + 1, f, &code, &plan, &month_ends);
             if f.start_year < self.cal.year && f.category != Some(ProjectCategory::Reserve) {

@@ -3,6 +3,24 @@
 //! and npc over HTTP and discipline over mutual TLS exactly as `SYSTEMS.md`
 //! describes them, drops the audit and orgdept files, and injects faults on
 //! demand. It never talks to anything but loopback and its own directory.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), liankong::sim::SimError> {
+//! use liankong::model::Collection;
+//! use liankong::sim::{CREDENTIALS, GenParams, SimOptions, Simulator};
+//!
+//! let sim = Simulator::start(SimOptions::new(GenParams::small(), "/tmp/sim")).await?;
+//! let finance = sim.finance_url(); // http://127.0.0.1:PORT, CREDENTIALS.finance_*
+//! let ca = sim.pki_dir().join("ca.pem"); // with client.pem / client.key for discipline
+//! sim.faults().set_error_rate(0.2); // one request in five answers 503
+//! sim.data().delete(Collection::Payments, "ZF2021000001001"); // served voided
+//! sim.write_files()?; // refresh the audit CSV and orgdept workbooks
+//! let asked = sim.requests(); // what the client did
+//! sim.shutdown().await;
+//! # let _ = (finance, ca, asked, CREDENTIALS.npc_api_key);
+//! # Ok(())
+//! # }
+//! ```
 
 mod data;
 mod discipline;

@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::Router;
+use chrono::NaiveDate;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::data::{SimData, SimDataHandle};
 use super::error::SimError;
-use super::faults::{self, FaultHandle, Guard, RequestLog, RequestRecord};
+use super::faults::{self, FaultHandle, Faults, Guard, RequestLog, RequestRecord};
 use super::files;
 use super::generate::{Dataset, GenParams, generate};
 use super::pki::Pki;
@@ -226,6 +227,11 @@ impl Simulator {
         &self.faults
     }
 
+    /// Replaces every fault setting at once.
+    pub fn set_faults(&self, faults: Faults) {
+        self.faults.set(faults);
+    }
+
     /// Every request so far, in the order answered.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.log.all()
@@ -259,6 +265,13 @@ impl Simulator {
         std::fs::create_dir_all(self.orgdept_dir()).map_err(SimError::io(self.orgdept_dir()))?;
         files::write_orgdept_files(&self.orgdept_dir(), &orgdept)?;
         Ok(())
+    }
+
+    /// Writes the current findings as the snapshot of `date`
+    /// (`audit_findings_YYYYMMDD.csv`): a newer file for the reader to pick.
+    pub fn write_audit_snapshot(&self, date: NaiveDate) -> Result<PathBuf, SimError> {
+        let findings = self.data.read().dataset().findings.clone();
+        files::write_audit_file(&self.audit_dir(), &files::audit_file_name(date), &findings)
     }
 
     /// Writes an audit snapshot under any name (an older one, say) into the
