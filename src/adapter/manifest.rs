@@ -240,7 +240,7 @@ pub struct Field {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
-    /// Text, trimmed.
+    /// Text, exactly as the source wrote it.
     Text,
     /// An identifier: text, trimmed, `strip` characters removed.
     Code,

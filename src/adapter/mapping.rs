@@ -84,10 +84,11 @@ impl Mapper {
     }
 }
 
-/// The text of a cell: strings trimmed, numbers in their shortest exact form.
+/// The text of a cell as the source wrote it; numbers in their shortest
+/// exact form.
 fn text_of(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.trim().to_owned()),
+        Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
@@ -151,9 +152,12 @@ fn convert(field: &Field, value: Option<&Value>) -> Result<Value, String> {
             Err("missing".into())
         };
     };
-    let text = || text_of(v).ok_or_else(|| format!("{v} is not a scalar"));
+    let raw = || text_of(v).ok_or_else(|| format!("{v} is not a scalar"));
+    // Everything but free text is read without surrounding white space.
+    let text = || raw().map(|s| s.trim().to_owned());
     Ok(match field.kind {
-        FieldType::Text => Value::String(text()?),
+        // Kept exactly as the source wrote it: the link step normalises names.
+        FieldType::Text => Value::String(raw()?),
         FieldType::Code => {
             let mut code = text()?;
             if let Some(strip) = &field.strip {
@@ -315,7 +319,7 @@ mod tests {
         let Item::Upsert(Record::AuditFinding(f)) = item else {
             panic!()
         };
-        assert_eq!(f.unit_name, "市教育局 (本级)");
+        assert_eq!(f.unit_name, " 市教育局 (本级)", "names are kept as written");
         assert_eq!(f.project_code, None);
         assert_eq!(f.amount, Fen(12_500_000));
         assert_eq!(f.deadline.to_string(), "2021-09-05");
