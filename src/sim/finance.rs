@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -142,9 +143,7 @@ async fn list(
         Err(bad) => return bad.into_response(),
     };
     let data = s.data.read();
-    let body = page_json(&data, c, &request);
-    drop(data);
-    Json(body).into_response()
+    page_response(&data, c, &request)
 }
 
 /// One page request, validated.
@@ -186,27 +185,39 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
     Some((at, key.to_owned()))
 }
 
-fn page_json(data: &SimData, c: Collection, request: &PageRequest) -> Value {
+/// Serialises one page while the caller holds the read lock.
+fn page_response(data: &SimData, c: Collection, request: &PageRequest) -> Response {
     let ds = data.dataset();
     match c {
-        Collection::Units => page(&ds.units, request, unit_json),
+        Collection::Units => page(&ds.units, request, unit_wire),
         Collection::Projects => page(&ds.projects, request, |r| {
-            project_json(r, data.is_deleted(c, r.project_code.as_str()))
+            project_wire(r, data.is_deleted(c, r.project_code.as_str()))
         }),
-        Collection::Quotas => page(&ds.quotas, request, quota_json),
+        Collection::Quotas => page(&ds.quotas, request, quota_wire),
         Collection::Payments => page(&ds.payments, request, |r| {
-            payment_json(r, data.is_deleted(c, &r.payment_id))
+            payment_wire(r, data.is_deleted(c, &r.payment_id))
         }),
-        Collection::Targets => page(&ds.targets, request, target_json),
-        Collection::Evaluations => page(&ds.evaluations, request, evaluation_json),
-        Collection::Rectifications => page(&ds.rectifications, request, rectification_json),
-        _ => json!({ "data": [], "next_cursor": null }),
+        Collection::Targets => page(&ds.targets, request, target_wire),
+        Collection::Evaluations => page(&ds.evaluations, request, evaluation_wire),
+        Collection::Rectifications => page(&ds.rectifications, request, rectification_wire),
+        _ => not_found(),
     }
+}
+
+/// One page of the feed as finance sends it.
+#[derive(Serialize)]
+struct Page<W> {
+    data: Vec<W>,
+    next_cursor: Option<String>,
 }
 
 /// The page after the cursor (or from `updated_since`, inclusive): binary
 /// searches over rows kept in (`updated_at`, key) order.
-fn page<T: FinanceRow>(rows: &[T], request: &PageRequest, to_json: impl Fn(&T) -> Value) -> Value {
+fn page<'a, T: FinanceRow, W: Serialize>(
+    rows: &'a [T],
+    request: &PageRequest,
+    to_wire: impl Fn(&'a T) -> W,
+) -> Response {
     let mut start = match request.since {
         Some(since) => rows.partition_point(|r| r.updated_at() < since),
         None => 0,
@@ -219,94 +230,165 @@ fn page<T: FinanceRow>(rows: &[T], request: &PageRequest, to_json: impl Fn(&T) -
     let end = start.saturating_add(request.limit).min(rows.len());
     let served = rows.get(start..end).unwrap_or(&[]);
     let next_cursor = match served.last() {
-        Some(last) if end < rows.len() => {
-            Value::String(encode_cursor(last.updated_at(), &last.key()))
-        }
-        _ => Value::Null,
+        Some(last) if end < rows.len() => Some(encode_cursor(last.updated_at(), &last.key())),
+        _ => None,
     };
-    json!({
-        "data": served.iter().map(to_json).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
+    Json(Page {
+        data: served.iter().map(to_wire).collect(),
+        next_cursor,
     })
+    .into_response()
 }
 
-fn unit_json(r: &Unit) -> Value {
-    json!({
-        "unit_code": r.unit_code.as_str(),
-        "unit_name": r.unit_name,
-        "parent_code": r.parent_code.as_ref().map(|c| c.as_str()),
-        "updated_at": rfc3339_china(r.updated_at),
-    })
+#[derive(Serialize)]
+struct UnitWire<'a> {
+    unit_code: &'a str,
+    unit_name: &'a str,
+    parent_code: Option<&'a str>,
+    updated_at: String,
 }
 
-fn project_json(r: &Project, deleted: bool) -> Value {
-    json!({
-        "project_code": r.project_code.as_str(),
-        "unit_code": r.unit_code.as_str(),
-        "project_name": r.project_name,
-        "category": category_word(r.category),
-        "full_year": r.full_year,
-        "start_year": r.start_year,
-        "end_year": r.end_year,
-        "deleted": deleted,
-        "updated_at": rfc3339_china(r.updated_at),
-    })
+fn unit_wire(r: &Unit) -> UnitWire<'_> {
+    UnitWire {
+        unit_code: r.unit_code.as_str(),
+        unit_name: &r.unit_name,
+        parent_code: r.parent_code.as_ref().map(|c| c.as_str()),
+        updated_at: rfc3339_china(r.updated_at),
+    }
 }
 
-fn quota_json(r: &Quota) -> Value {
-    json!({
-        "quota_id": r.quota_id,
-        "project_code": r.project_code.as_str(),
-        "fiscal_year": r.fiscal_year,
-        "kind": quota_kind_word(r.kind),
-        "amount": r.amount.to_yuan(),
-        "approved_on": iso_date(r.approved_on),
-        "updated_at": rfc3339_china(r.updated_at),
-    })
+#[derive(Serialize)]
+struct ProjectWire<'a> {
+    project_code: &'a str,
+    unit_code: &'a str,
+    project_name: &'a str,
+    category: &'static str,
+    full_year: bool,
+    start_year: i32,
+    end_year: Option<i32>,
+    deleted: bool,
+    updated_at: String,
 }
 
-fn payment_json(r: &Payment, voided: bool) -> Value {
-    json!({
-        "payment_id": r.payment_id,
-        "project_code": r.project_code.as_str(),
-        "kind": payment_kind_word(r.kind),
-        "amount": r.amount.to_yuan(),
-        "paid_on": iso_date(r.paid_on),
-        "voided": voided,
-        "updated_at": rfc3339_china(r.updated_at),
-    })
+fn project_wire(r: &Project, deleted: bool) -> ProjectWire<'_> {
+    ProjectWire {
+        project_code: r.project_code.as_str(),
+        unit_code: r.unit_code.as_str(),
+        project_name: &r.project_name,
+        category: category_word(r.category),
+        full_year: r.full_year,
+        start_year: r.start_year,
+        end_year: r.end_year,
+        deleted,
+        updated_at: rfc3339_china(r.updated_at),
+    }
 }
 
-fn target_json(r: &Target) -> Value {
-    json!({
-        "target_id": r.target_id,
-        "project_code": r.project_code.as_str(),
-        "fiscal_year": r.fiscal_year,
-        "indicator": r.indicator,
-        "target_value": r.target_value,
-        "updated_at": rfc3339_china(r.updated_at),
-    })
+#[derive(Serialize)]
+struct QuotaWire<'a> {
+    quota_id: &'a str,
+    project_code: &'a str,
+    fiscal_year: i32,
+    kind: &'static str,
+    amount: String,
+    approved_on: String,
+    updated_at: String,
 }
 
-fn evaluation_json(r: &Evaluation) -> Value {
-    json!({
-        "evaluation_id": r.evaluation_id,
-        "project_code": r.project_code.as_str(),
-        "fiscal_year": r.fiscal_year,
-        "score": score_number(r.score.0),
-        "grade": grade_word(r.grade),
-        "updated_at": rfc3339_china(r.updated_at),
-    })
+fn quota_wire(r: &Quota) -> QuotaWire<'_> {
+    QuotaWire {
+        quota_id: &r.quota_id,
+        project_code: r.project_code.as_str(),
+        fiscal_year: r.fiscal_year,
+        kind: quota_kind_word(r.kind),
+        amount: r.amount.to_yuan(),
+        approved_on: iso_date(r.approved_on),
+        updated_at: rfc3339_china(r.updated_at),
+    }
 }
 
-fn rectification_json(r: &Rectification) -> Value {
-    json!({
-        "report_id": r.report_id,
-        "finding_no": r.finding_no,
-        "status": rectification_word(r.status),
-        "reported_on": iso_date(r.reported_on),
-        "updated_at": rfc3339_china(r.updated_at),
-    })
+#[derive(Serialize)]
+struct PaymentWire<'a> {
+    payment_id: &'a str,
+    project_code: &'a str,
+    kind: &'static str,
+    amount: String,
+    paid_on: String,
+    voided: bool,
+    updated_at: String,
+}
+
+fn payment_wire(r: &Payment, voided: bool) -> PaymentWire<'_> {
+    PaymentWire {
+        payment_id: &r.payment_id,
+        project_code: r.project_code.as_str(),
+        kind: payment_kind_word(r.kind),
+        amount: r.amount.to_yuan(),
+        paid_on: iso_date(r.paid_on),
+        voided,
+        updated_at: rfc3339_china(r.updated_at),
+    }
+}
+
+#[derive(Serialize)]
+struct TargetWire<'a> {
+    target_id: &'a str,
+    project_code: &'a str,
+    fiscal_year: i32,
+    indicator: &'a str,
+    target_value: &'a str,
+    updated_at: String,
+}
+
+fn target_wire(r: &Target) -> TargetWire<'_> {
+    TargetWire {
+        target_id: &r.target_id,
+        project_code: r.project_code.as_str(),
+        fiscal_year: r.fiscal_year,
+        indicator: &r.indicator,
+        target_value: &r.target_value,
+        updated_at: rfc3339_china(r.updated_at),
+    }
+}
+
+#[derive(Serialize)]
+struct EvaluationWire<'a> {
+    evaluation_id: &'a str,
+    project_code: &'a str,
+    fiscal_year: i32,
+    score: Value,
+    grade: &'static str,
+    updated_at: String,
+}
+
+fn evaluation_wire(r: &Evaluation) -> EvaluationWire<'_> {
+    EvaluationWire {
+        evaluation_id: &r.evaluation_id,
+        project_code: r.project_code.as_str(),
+        fiscal_year: r.fiscal_year,
+        score: score_number(r.score.0),
+        grade: grade_word(r.grade),
+        updated_at: rfc3339_china(r.updated_at),
+    }
+}
+
+#[derive(Serialize)]
+struct RectificationWire<'a> {
+    report_id: &'a str,
+    finding_no: &'a str,
+    status: &'static str,
+    reported_on: String,
+    updated_at: String,
+}
+
+fn rectification_wire(r: &Rectification) -> RectificationWire<'_> {
+    RectificationWire {
+        report_id: &r.report_id,
+        finding_no: &r.finding_no,
+        status: rectification_word(r.status),
+        reported_on: iso_date(r.reported_on),
+        updated_at: rfc3339_china(r.updated_at),
+    }
 }
 
 /// A score as a JSON number: whole scores as integers (`85`), others as the

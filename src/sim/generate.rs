@@ -670,6 +670,16 @@ impl<'a> Generator<'a> {
         let units = self.ds.units.len();
         let mut order: Vec<usize> = (0..units).collect();
         rng.shuffle(&mut order);
+        // The first audited unit is one written with full-width brackets, so
+        // even a small file shows the half-width respelling.
+        if let Some(pos) = order.iter().position(|&u| {
+            self.ds
+                .units
+                .get(u)
+                .is_some_and(|unit| unit.unit_name.contains('（'))
+        }) {
+            order.swap(0, pos);
+        }
         let audited = (units / 8).max(3).min(units);
         let by_unit = self.projects_by_unit();
         // Found between July of last year and 40 days before the last day.
@@ -709,7 +719,11 @@ impl<'a> Generator<'a> {
                 let finding_no = format!("SJ-{}-{finding_seq:04}", cal.year);
                 self.ds.findings.push(AuditFinding {
                     finding_no: finding_no.clone(),
-                    unit_name: audit_spelling(&mut rng, &unit.unit_name),
+                    unit_name: if finding_seq == 1 {
+                        half_width(&unit.unit_name)
+                    } else {
+                        audit_spelling(&mut rng, &unit.unit_name)
+                    },
                     project_code,
                     category: names::AUDIT_PROBLEMS[rng.usize(0..names::AUDIT_PROBLEMS.len())]
                         .to_owned(),
@@ -867,11 +881,16 @@ fn project_code(start_year: i32, seq: usize) -> Option<ProjectCode> {
     ProjectCode::parse(&format!("{REGION}{start_year:04}{seq:06}")).ok()
 }
 
+/// The name with half-width brackets, as the audit office often types it.
+fn half_width(name: &str) -> String {
+    name.replace('（', "(").replace('）', ")")
+}
+
 /// The unit name as the audit office writes it: the finance name, with
 /// brackets sometimes half-width and sometimes stray spaces.
 fn audit_spelling(rng: &mut Rng, name: &str) -> String {
     match rng.u32(0..5) {
-        0 | 1 if name.contains('（') => name.replace('（', "(").replace('）', ")"),
+        0 | 1 if name.contains('（') => half_width(name),
         2 => {
             // A space after the district, where a clerk would put one.
             let cut = name

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::data::SimDataHandle;
 use super::format::{iso_date, npc_code, npc_time};
@@ -49,48 +49,85 @@ async fn list(
     let start = to_usize(page - 1).saturating_mul(size);
     let data = data.read();
     let ds = data.dataset();
-    let body = match collection.as_str() {
-        "budgets" => page_json(&ds.budgets, page, start, size, budget_json),
-        "execution" => page_json(&ds.execution, page, start, size, execution_json),
-        _ => return not_found(),
-    };
-    drop(data);
-    Json(body).into_response()
+    match collection.as_str() {
+        "budgets" => page_response(&ds.budgets, page, start, size, budget_wire),
+        "execution" => page_response(&ds.execution, page, start, size, execution_wire),
+        _ => not_found(),
+    }
 }
 
-fn page_json<T>(
-    rows: &[T],
+/// One page of a snapshot as npc sends it.
+#[derive(Serialize)]
+struct Page<W> {
+    total: usize,
+    page: u64,
+    rows: Vec<W>,
+}
+
+fn page_response<'a, T, W: Serialize>(
+    rows: &'a [T],
     page: u64,
     start: usize,
     size: usize,
-    to_json: fn(&T) -> Value,
-) -> Value {
+    to_wire: fn(&'a T) -> W,
+) -> Response {
     let end = start.saturating_add(size).min(rows.len());
     let served = rows.get(start..end).unwrap_or(&[]);
-    json!({
-        "total": rows.len(),
-        "page": page,
-        "rows": served.iter().map(to_json).collect::<Vec<_>>(),
+    Json(Page {
+        total: rows.len(),
+        page,
+        rows: served.iter().map(to_wire).collect(),
     })
+    .into_response()
 }
 
-fn budget_json(r: &ApprovedBudget) -> Value {
-    json!({
-        "项目编码": npc_code(&r.project_code),
-        "年度": r.year,
-        "批准数": r.approved.to_wan(),
-        "调整数": r.adjustment.to_wan(),
-        "批准日期": iso_date(r.approved_on),
-        "更新时间": npc_time(r.updated_at),
-    })
+#[derive(Serialize)]
+struct BudgetWire {
+    #[serde(rename = "项目编码")]
+    project_code: String,
+    #[serde(rename = "年度")]
+    year: i32,
+    #[serde(rename = "批准数")]
+    approved: String,
+    #[serde(rename = "调整数")]
+    adjustment: String,
+    #[serde(rename = "批准日期")]
+    approved_on: String,
+    #[serde(rename = "更新时间")]
+    updated_at: String,
 }
 
-fn execution_json(r: &ExecutionMirror) -> Value {
-    json!({
-        "项目编码": npc_code(&r.project_code),
-        "年度": r.year,
-        "截至日期": iso_date(r.as_of),
-        "累计支出": r.cumulative.to_wan(),
-        "更新时间": npc_time(r.updated_at),
-    })
+fn budget_wire(r: &ApprovedBudget) -> BudgetWire {
+    BudgetWire {
+        project_code: npc_code(&r.project_code),
+        year: r.year,
+        approved: r.approved.to_wan(),
+        adjustment: r.adjustment.to_wan(),
+        approved_on: iso_date(r.approved_on),
+        updated_at: npc_time(r.updated_at),
+    }
+}
+
+#[derive(Serialize)]
+struct ExecutionWire {
+    #[serde(rename = "项目编码")]
+    project_code: String,
+    #[serde(rename = "年度")]
+    year: i32,
+    #[serde(rename = "截至日期")]
+    as_of: String,
+    #[serde(rename = "累计支出")]
+    cumulative: String,
+    #[serde(rename = "更新时间")]
+    updated_at: String,
+}
+
+fn execution_wire(r: &ExecutionMirror) -> ExecutionWire {
+    ExecutionWire {
+        project_code: npc_code(&r.project_code),
+        year: r.year,
+        as_of: iso_date(r.as_of),
+        cumulative: r.cumulative.to_wan(),
+        updated_at: npc_time(r.updated_at),
+    }
 }

@@ -482,6 +482,15 @@ async fn discipline_requires_the_commission_client_certificate() {
         std::fs::read_to_string(sim.pki_dir().join("ca.pem")).unwrap(),
         pki.ca_cert_pem
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(sim.pki_dir().join("client.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     sim.shutdown().await;
 }
 
@@ -596,4 +605,28 @@ async fn shutdown_closes_the_ports() {
         .send()
         .await;
     assert!(refused.is_err());
+}
+
+/// Start-up and paging at benchmark scale.
+/// `cargo test --release --lib sim::server_tests::benchmark_start -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn benchmark_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = GenParams {
+        units: 10_000,
+        projects: 100_000,
+        as_of: chrono::NaiveDate::from_ymd_opt(2021, 12, 31).unwrap(),
+        ..GenParams::small()
+    };
+    let started = std::time::Instant::now();
+    let sim = Simulator::start(SimOptions::new(params, dir.path()))
+        .await
+        .unwrap();
+    println!("started in {:?}", started.elapsed());
+    let token = token(&sim).await;
+    let started = std::time::Instant::now();
+    let rows = pull(&sim, &token, "payments", None, 1000).await;
+    println!("pulled {} payments in {:?}", rows.len(), started.elapsed());
+    sim.shutdown().await;
 }

@@ -94,6 +94,14 @@ impl Simulator {
             let path = pki_dir.join(name);
             std::fs::write(&path, pem).map_err(SimError::io(&path))?;
         }
+        // A private key readable by all is one a careful client may refuse.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let key = pki_dir.join("client.key");
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                .map_err(SimError::io(&key))?;
+        }
 
         let seed = options.params.seed;
         let data = SimDataHandle::new(SimData::new(dataset));

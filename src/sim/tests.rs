@@ -335,6 +335,10 @@ fn the_small_dataset_has_every_kind_of_record() {
     assert!(ds.units.iter().any(|u| u.parent_code.is_some()));
     assert!(ds.quotas.iter().any(|q| q.kind == QuotaKind::Adjustment));
     assert!(ds.findings.iter().any(|f| f.project_code.is_none()));
+    assert!(
+        ds.findings.iter().any(|f| f.unit_name.contains("(本级)")),
+        "the audit office's half-width brackets"
+    );
     assert!(ds.findings.iter().any(|f| f.project_code.is_some()));
     // Orgdept: one row per unit per ended quarter (Q1–Q3 as of 30 September).
     assert_eq!(ds.orgdept.len(), 12 * 3);
