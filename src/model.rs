@@ -65,7 +65,7 @@ impl std::str::FromStr for Agency {
 
 impl fmt::Display for Agency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -6,7 +6,9 @@ mod support;
 
 use chrono::{DateTime, Utc};
 use liankong::alert::{EvaluationOutcome, Lifecycle, apply_findings};
+use liankong::clock::SystemClock;
 use liankong::model::*;
+use liankong::money::Fen;
 use liankong::reconcile::{Finding, RuleId, RulesConfig, Severity, evaluate};
 use serde_json::{Value, json};
 use support::*;
@@ -1508,6 +1510,151 @@ async fn canary_discipline_data_reaches_only_discipline() {
         assert!(String::from_utf8_lossy(&show.stderr).contains("no alert"));
         let show = liankong(&config, t.url.expose(), &["alerts", "show", &hidden.id, "--agency", "discipline"]).await;
         assert!(String::from_utf8_lossy(&show.stdout).contains(CANARY_PROJECT));
+    })
+    .await;
+}
+
+// ---- a scenario over the simulator ----
+
+/// (rule, what the subject names) of the active alerts.
+async fn active_set(t: &TestStore) -> std::collections::BTreeSet<(String, String)> {
+    t.store
+        .alerts()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.state != "resolved")
+        .map(|a| {
+            let s: Value = serde_json::from_str(&a.subject).unwrap();
+            let id = ["project", "finding", "referral", "unit"]
+                .iter()
+                .find_map(|k| s.get(*k).and_then(|v| v.as_str()))
+                .unwrap()
+                .to_owned();
+            (a.rule, id)
+        })
+        .collect()
+}
+
+fn event_types(r: &Receiver) -> Vec<(String, String)> {
+    r.received()
+        .iter()
+        .map(|x| {
+            let b: Value = serde_json::from_str(&x.body).unwrap();
+            (
+                b["type"].as_str().unwrap().to_owned(),
+                b["data"]["rule"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_planted_scenario_over_two_dates() {
+    use liankong::demo::planted::*;
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let expected = liankong::demo::plant_anomalies(env.sim.data());
+        env.sim.write_files().unwrap();
+        sync_all(&t, &env).await;
+
+        let receivers: Vec<(Agency, Receiver)> = vec![
+            (Npc, Receiver::start().await),
+            (Finance, Receiver::start().await),
+            (Audit, Receiver::start().await),
+            (Discipline, Receiver::start().await),
+            (Orgdept, Receiver::start().await),
+        ];
+        let subs: Vec<_> = receivers
+            .iter()
+            .map(|(a, r)| {
+                liankong::alert::Subscriber::with_keys(
+                    a.as_str(),
+                    *a,
+                    &r.url,
+                    vec![b"0123456789abcdef".to_vec()],
+                )
+            })
+            .collect();
+        let deliverer =
+            liankong::deliver::Deliverer::new(subs.clone(), &delivery_config()).unwrap();
+        let receiver = |a: Agency| &receivers.iter().find(|(x, _)| *x == a).unwrap().1;
+
+        // As of 30 September: exactly the planted alerts, all firing.
+        let o = apply_at(&t, &subs, "2021-09-30", at("2021-09-30T12:00:00Z")).await;
+        let want: std::collections::BTreeSet<(String, String)> = expected
+            .iter()
+            .map(|(r, s)| (r.to_string(), s.to_string()))
+            .collect();
+        assert_eq!(active_set(&t).await, want);
+        assert_eq!((o.firing, o.escalated, o.resolved), (16, 0, 0));
+        deliverer
+            .deliver_due(t.store.as_ref(), &SystemClock)
+            .await
+            .unwrap();
+        assert!(
+            event_types(receiver(Npc))
+                .contains(&("alert.firing".into(), "budget.approved_mismatch".into()))
+        );
+        assert!(
+            !event_types(receiver(Discipline))
+                .iter()
+                .any(|(_, r)| r == "audit.overdue")
+        );
+
+        // Corrections: the congress fixes its approval, finance its report.
+        let data = env.sim.data();
+        let mut fix = data
+            .snapshot()
+            .budgets
+            .into_iter()
+            .find(|b| b.project_code.as_str() == NPC)
+            .unwrap();
+        fix.approved = Fen(100_000_000);
+        data.upsert(Record::ApprovedBudget(fix));
+        let mut fix = data
+            .snapshot()
+            .execution
+            .into_iter()
+            .find(|e| e.project_code.as_str() == MIRROR)
+            .unwrap();
+        fix.cumulative = Fen(75_000_000);
+        data.upsert(Record::ExecutionMirror(fix));
+        sync_all(&t, &env).await;
+
+        // As of 15 October: two resolved, the overdue finding escalated past
+        // 90 days, and the year-end rule now applies.
+        let o = apply_at(&t, &subs, "2021-10-15", at("2021-10-15T12:00:00Z")).await;
+        let mut want2 = want.clone();
+        want2.remove(&("budget.approved_mismatch".into(), NPC.into()));
+        want2.remove(&("execution.mirror_mismatch".into(), MIRROR.into()));
+        for p in [SLOW, IDLE, MIRROR] {
+            want2.insert(("yearend.unspendable".into(), p.into()));
+        }
+        assert_eq!(active_set(&t).await, want2);
+        assert_eq!((o.firing, o.escalated, o.resolved), (3, 1, 2));
+        deliverer
+            .deliver_due(t.store.as_ref(), &SystemClock)
+            .await
+            .unwrap();
+        assert!(
+            event_types(receiver(Npc))
+                .contains(&("alert.resolved".into(), "budget.approved_mismatch".into()))
+        );
+        assert!(
+            event_types(receiver(Npc))
+                .contains(&("alert.resolved".into(), "execution.mirror_mismatch".into()))
+        );
+        // Escalated past 90 days, the overdue finding now reaches discipline.
+        assert!(
+            event_types(receiver(Discipline))
+                .contains(&("alert.escalated".into(), "audit.overdue".into()))
+        );
+        assert!(
+            event_types(receiver(Finance))
+                .contains(&("alert.firing".into(), "yearend.unspendable".into()))
+        );
+        env.sim.shutdown().await;
     })
     .await;
 }

@@ -25,6 +25,7 @@ use crate::daemon::{self, Context as Ctx};
 use crate::store::{self, Store};
 
 mod alerts;
+mod sim;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,6 +49,31 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole cycle against the built-in simulator with planted anomalies:
+    /// sync, reconcile, signed webhooks to local receivers; about a minute.
+    Demo {
+        #[command(flatten)]
+        sim: sim::SimArgs,
+        /// Where to keep the demo's store and config (default: a new
+        /// directory under the system's temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Serve the five simulated agency systems on loopback and write a
+    /// config that reaches them, until Ctrl-C.
+    Sim {
+        #[command(flatten)]
+        sim: sim::SimArgs,
+        /// Where the exchange folders, PKI, secrets and config go.
+        #[arg(long, default_value = "sim")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 18081)]
+        finance_port: u16,
+        #[arg(long, default_value_t = 18082)]
+        npc_port: u16,
+        #[arg(long, default_value_t = 18443)]
+        discipline_port: u16,
+    },
     /// Run the daemon: every enabled adapter on its schedule, until SIGTERM
     /// or Ctrl-C.
     Run,
@@ -197,9 +223,28 @@ fn adapters(config: &Config) -> anyhow::Result<Vec<Adapter>> {
 
 /// Runs one command.
 pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
-    if let Command::Check { connect } = command {
-        return check(&config, connect).await;
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Check { connect } => return check(&config, connect).await,
+        Command::Demo { sim, dir } => return sim::demo(&mut out, sim, dir).await,
+        Command::Sim {
+            sim,
+            dir,
+            finance_port,
+            npc_port,
+            discipline_port,
+        } => {
+            return sim::sim(
+                &mut out,
+                sim,
+                dir,
+                (finance_port, npc_port, discipline_port),
+            )
+            .await;
+        }
+        _ => {}
     }
+    drop(out);
     let store = open_store(&config).await?;
     let code = run_with_store(command, &config, store.clone()).await;
     store.close().await;
@@ -348,7 +393,7 @@ async fn run_with_store(
 ) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let code = match command {
-        Command::Check { .. } => ExitCode::SUCCESS,
+        Command::Check { .. } | Command::Demo { .. } | Command::Sim { .. } => ExitCode::SUCCESS,
         Command::Alerts { command } => alerts::alerts(&mut out, store.as_ref(), command).await?,
         Command::Deliveries { command } => {
             alerts::deliveries(&mut out, store.as_ref(), command).await?

@@ -711,13 +711,17 @@ impl Store for SqlStore {
     }
 
     async fn begin_run(&self, agency: Agency, at: DateTime<Utc>) -> Result<RunId, StoreError> {
+        // Every write takes the writer's turn, so that a writer blocked by
+        // the database lock never holds a pooled connection another needs.
+        let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO sync_runs (agency, started_at) VALUES ($1, $2) RETURNING id",
         )
         .bind(agency.as_str())
         .bind(at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx.tx)
         .await?;
+        tx.tx.commit().await?;
         Ok(RunId(id))
     }
 
@@ -728,13 +732,15 @@ impl Store for SqlStore {
         ok: bool,
         report: &str,
     ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE sync_runs SET finished_at = $1, ok = $2, report = $3 WHERE id = $4")
             .bind(at)
             .bind(ok)
             .bind(report)
             .bind(run.0)
-            .execute(&self.pool)
+            .execute(&mut *tx.tx)
             .await?;
+        tx.tx.commit().await?;
         Ok(())
     }
 

@@ -48,7 +48,7 @@ async fn connect_pool(url: &StoreUrl) -> Result<Pool<Db>, StoreError> {
         .busy_timeout(Duration::from_secs(300))
         .foreign_keys(true);
     Ok(SqlitePoolOptions::new()
-        .max_connections(4)
+        .max_connections(8)
         .connect_with(options)
         .await?)
 }

@@ -502,3 +502,59 @@ pub fn verify_webhook(secret: &str, r: &Received, now: DateTime<Utc>) -> Result<
         Err("no signature matches".into())
     }
 }
+
+// ---- the simulator ----
+
+use liankong::adapter::{Adapter, SyncOptions, SyncReport, run_adapter};
+use liankong::clock::SystemClock;
+use liankong::config::Config;
+use liankong::demo::{SimConfigOptions, shipped_manifests, sim_config};
+use liankong::sim::{GenParams, SimOptions, Simulator};
+
+pub struct Env {
+    pub sim: Simulator,
+    pub config: Config,
+    _dir: tempfile::TempDir,
+}
+
+/// A simulator of the small dataset and a config reaching it.
+pub async fn start(t: &TestStore) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimOptions::new(GenParams::small(), dir.path().join("sim")))
+        .await
+        .unwrap();
+    sim.write_files().unwrap();
+    let text = sim_config(
+        &sim,
+        &SimConfigOptions {
+            store_url: t.url.expose().to_owned(),
+            manifests: shipped_manifests(),
+            quick_retries: true,
+        },
+    )
+    .unwrap();
+    Env {
+        config: Config::parse(&text).unwrap(),
+        sim,
+        _dir: dir,
+    }
+}
+
+pub fn adapter(env: &Env, name: &str) -> Adapter {
+    Adapter::build(name, &env.config.adapters[name], &env.config).unwrap()
+}
+
+pub async fn sync(t: &TestStore, env: &Env, name: &str) -> SyncReport {
+    sync_with(t, &adapter(env, name), &SyncOptions::default()).await
+}
+
+pub async fn sync_with(t: &TestStore, a: &Adapter, options: &SyncOptions) -> SyncReport {
+    run_adapter(t.store.as_ref(), a, &SystemClock, options).await
+}
+
+pub async fn sync_all(t: &TestStore, env: &Env) {
+    for name in ["finance", "npc", "audit", "discipline", "orgdept"] {
+        let r = sync(t, env, name).await;
+        assert!(r.ok(), "{name}: {:?}", r.error);
+    }
+}
