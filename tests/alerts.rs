@@ -1036,6 +1036,7 @@ async fn reminders_acknowledgement_silences_and_episodes() {
             .add_silence(
                 "project",
                 P1,
+                None,
                 at("2021-08-01T00:00:00Z"),
                 "核查中",
                 "ops",

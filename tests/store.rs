@@ -25,7 +25,11 @@ async fn unchanged_records_write_no_version_and_changes_do() {
     on_both(|t| async move {
         let s = &t.store;
         let run = s
-            .begin_run(liankong::model::Agency::Finance, at("2021-07-01T00:00:00Z"))
+            .begin_run(
+                "test",
+                liankong::model::Agency::Finance,
+                at("2021-07-01T00:00:00Z"),
+            )
             .await
             .unwrap();
         let first = vec![
@@ -280,7 +284,7 @@ async fn a_complete_snapshot_deletes_what_it_no_longer_holds() {
         let s = &t.store;
         let agency = liankong::model::Agency::Npc;
         let first = s
-            .begin_run(agency, at("2021-07-01T00:00:00Z"))
+            .begin_run("test", agency, at("2021-07-01T00:00:00Z"))
             .await
             .unwrap();
         let mut b = batch(
@@ -297,7 +301,7 @@ async fn a_complete_snapshot_deletes_what_it_no_longer_holds() {
 
         // A second run whose snapshot is not complete deletes nothing.
         let second = s
-            .begin_run(agency, at("2021-07-02T00:00:00Z"))
+            .begin_run("test", agency, at("2021-07-02T00:00:00Z"))
             .await
             .unwrap();
         let partial = batch(
@@ -323,7 +327,7 @@ async fn a_complete_snapshot_deletes_what_it_no_longer_holds() {
 
         // The third run completes its snapshot without P2: P2 is deleted.
         let third = s
-            .begin_run(agency, at("2021-07-03T00:00:00Z"))
+            .begin_run("test", agency, at("2021-07-03T00:00:00Z"))
             .await
             .unwrap();
         let mut complete = batch(
@@ -365,7 +369,11 @@ async fn bad_rows_are_quarantined_and_the_rest_lands_with_its_state() {
     on_both(|t| async move {
         let s = &t.store;
         let run = s
-            .begin_run(liankong::model::Agency::Finance, at("2021-07-01T00:00:00Z"))
+            .begin_run(
+                "test",
+                liankong::model::Agency::Finance,
+                at("2021-07-01T00:00:00Z"),
+            )
             .await
             .unwrap();
         let mut b = batch(

@@ -105,7 +105,10 @@ pub async fn run_adapter(
         links_changed: 0,
         error: None,
     };
-    let result = match store.begin_run(adapter.manifest.agency, started).await {
+    let result = match store
+        .begin_run(&adapter.name, adapter.manifest.agency, started)
+        .await
+    {
         Ok(run) => {
             report.run = Some(run);
             let result = run_streams(store, adapter, run, clock, options, &mut report).await;

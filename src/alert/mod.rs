@@ -53,13 +53,27 @@ fn finding_hash(f: &Finding) -> String {
     ))
 }
 
-fn silenced(silences: &[SilenceRow], f: &Finding) -> bool {
-    silences.iter().any(|s| match s.scope.as_str() {
-        "rule" => s.value == f.rule.as_str(),
-        "unit" => f.unit_code.as_deref() == Some(s.value.as_str()),
-        "project" => f.project_code.as_deref() == Some(s.value.as_str()),
-        _ => false,
+/// Whether an active silence mutes this finding for `agency`: a silence of
+/// its rule, unit or project, set by the operator or by that agency.
+fn muted(silences: &[SilenceRow], f: &Finding, agency: Agency) -> bool {
+    silences.iter().any(|s| {
+        let covers = match s.scope.as_str() {
+            "rule" => s.value == f.rule.as_str(),
+            "unit" => f.unit_code.as_deref() == Some(s.value.as_str()),
+            "project" => f.project_code.as_deref() == Some(s.value.as_str()),
+            _ => false,
+        };
+        covers && s.agency.as_deref().is_none_or(|a| a == agency.as_str())
     })
+}
+
+/// The recipients not muted for this finding.
+fn audience(silences: &[SilenceRow], f: &Finding) -> Vec<Agency> {
+    f.recipients
+        .iter()
+        .copied()
+        .filter(|a| !muted(silences, f, *a))
+        .collect()
 }
 
 /// The webhook body of an event for one recipient's view.
@@ -209,7 +223,8 @@ pub async fn apply_findings(
             }
         };
         if let Some(event_type) = event {
-            if silenced(&silences, f) {
+            let audience = audience(&silences, f);
+            if audience.is_empty() {
                 outcome.silenced += 1;
             } else {
                 let written = route(
@@ -219,6 +234,7 @@ pub async fn apply_findings(
                     now,
                     &alert,
                     f,
+                    &audience,
                     subscribers,
                 );
                 outcome.events += written;
@@ -240,7 +256,8 @@ pub async fn apply_findings(
         outcome.resolved += 1;
         let told = a.notified_episode == Some(a.episode);
         if told && let Ok(f) = serde_json::from_str::<Finding>(&a.finding) {
-            if silenced(&silences, &f) {
+            let audience = audience(&silences, &f);
+            if audience.is_empty() {
                 outcome.silenced += 1;
             } else {
                 outcome.events += route(
@@ -250,6 +267,7 @@ pub async fn apply_findings(
                     now,
                     &a,
                     &f,
+                    &audience,
                     subscribers,
                 );
                 a.notified_state = Some("resolved".into());
@@ -271,8 +289,9 @@ pub async fn apply_findings(
     Ok(outcome)
 }
 
-/// Writes one event per subscriber of each recipient, each with the view its
-/// agency may see. Returns how many were written.
+/// Writes one event per subscriber of each agency of `audience`, each with
+/// the view its agency may see. Returns how many were written.
+#[allow(clippy::too_many_arguments)]
 fn route(
     events: &mut Vec<NewEvent>,
     sequence: &mut u64,
@@ -280,10 +299,11 @@ fn route(
     now: DateTime<Utc>,
     alert: &AlertRow,
     finding: &Finding,
+    audience: &[Agency],
     subscribers: &[Subscriber],
 ) -> u64 {
     let mut written = 0;
-    for agency in &finding.recipients {
+    for agency in audience {
         let Some(view) = finding.view_for(*agency) else {
             continue;
         };
@@ -356,7 +376,7 @@ pub fn view_for(alert: &AlertRow, agency: Agency, silences: &[SilenceRow]) -> Op
         acknowledged: alert
             .acked_at
             .map(|t| json!({"at": t, "by": alert.acked_by, "note": alert.ack_note})),
-        silenced: silenced(silences, &finding),
+        silenced: muted(silences, &finding, agency),
         subject: view.subject.clone(),
         summary: view.summary.clone(),
         facts: view.facts.clone(),

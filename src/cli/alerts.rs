@@ -251,7 +251,7 @@ pub async fn alerts(
                 anyhow::bail!("--until is in the past");
             }
             let id = store
-                .add_silence(scope, &value, until, &reason, &by, now)
+                .add_silence(scope, &value, None, until, &reason, &by, now)
                 .await?;
             writeln!(out, "silence {id}: {scope} {value} until {until}")?;
         }

@@ -52,6 +52,8 @@ pub struct SilenceRow {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub lifted_at: Option<DateTime<Utc>>,
+    /// The agency whose deliveries it mutes; every recipient's when None.
+    pub agency: Option<String>,
 }
 
 /// An event to deliver to one subscriber.
@@ -141,10 +143,12 @@ pub trait AlertStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    #[allow(clippy::too_many_arguments)]
     async fn add_silence(
         &self,
         scope: &str,
         value: &str,
+        agency: Option<&str>,
         until: DateTime<Utc>,
         reason: &str,
         by: &str,

@@ -258,6 +258,22 @@ impl VerifyReport {
     }
 }
 
+/// The newest run of one adapter.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct AdapterRunRow {
+    pub adapter: String,
+    pub agency: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// None while the run is in progress.
+    pub ok: Option<bool>,
+    /// The run's JSON summary (counts per stream, the error).
+    pub report: Option<String>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub runs: i64,
+    pub failures: i64,
+}
+
 /// Counts for one collection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CollectionStats {
@@ -278,8 +294,19 @@ pub trait Store: facts::FactStore + alerts::AlertStore + Send + Sync {
     /// Applies the pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
 
-    /// Starts an adapter run and returns its id.
-    async fn begin_run(&self, agency: Agency, at: DateTime<Utc>) -> Result<RunId, StoreError>;
+    /// Starts a run of the named adapter and returns its id.
+    async fn begin_run(
+        &self,
+        adapter: &str,
+        agency: Agency,
+        at: DateTime<Utc>,
+    ) -> Result<RunId, StoreError>;
+
+    /// The newest run of every adapter, with its run and failure counts.
+    async fn adapter_runs(&self) -> Result<Vec<AdapterRunRow>, StoreError>;
+
+    /// Whether the store answers and its migrations are all applied.
+    async fn readiness(&self) -> Result<(), StoreError>;
 
     /// Records how a run ended; `report` is a short JSON summary.
     async fn finish_run(

@@ -23,7 +23,7 @@ use super::facts::{
 use super::schema::{self, Value};
 use super::{
     Batch, BatchOutcome, CollectionStats, Damage, Item, QuarantineEntry, RunId, Store, StoreError,
-    StoreUrl, StoredRecord, StreamState, SyncTx, VerifyReport, Version,
+    AdapterRunRow, StoreUrl, StoredRecord, StreamState, SyncTx, VerifyReport, Version,
 };
 use crate::model::{Agency, Collection, Record};
 
@@ -710,19 +710,59 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn begin_run(&self, agency: Agency, at: DateTime<Utc>) -> Result<RunId, StoreError> {
+    async fn begin_run(
+        &self,
+        adapter: &str,
+        agency: Agency,
+        at: DateTime<Utc>,
+    ) -> Result<RunId, StoreError> {
         // Every write takes the writer's turn, so that a writer blocked by
         // the database lock never holds a pooled connection another needs.
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO sync_runs (agency, started_at) VALUES ($1, $2) RETURNING id",
+            "INSERT INTO sync_runs (adapter, agency, started_at) VALUES ($1, $2, $3) RETURNING id",
         )
+        .bind(adapter)
         .bind(agency.as_str())
         .bind(at)
         .fetch_one(&mut *tx.tx)
         .await?;
         tx.tx.commit().await?;
         Ok(RunId(id))
+    }
+
+    async fn adapter_runs(&self) -> Result<Vec<AdapterRunRow>, StoreError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "WITH newest AS (SELECT adapter, MAX(id) AS id FROM sync_runs \
+               WHERE adapter IS NOT NULL GROUP BY adapter), \
+             good AS (SELECT adapter, MAX(finished_at) AS last_success FROM sync_runs \
+               WHERE ok = TRUE GROUP BY adapter), \
+             counts AS (SELECT adapter, COUNT(*) AS runs, {failures} AS failures \
+               FROM sync_runs GROUP BY adapter) \
+             SELECT r.adapter, r.agency, r.started_at, r.finished_at, r.ok, r.report, \
+               good.last_success, counts.runs, counts.failures \
+             FROM newest JOIN sync_runs r ON r.id = newest.id \
+             LEFT JOIN good ON good.adapter = r.adapter \
+             JOIN counts ON counts.adapter = r.adapter ORDER BY r.adapter",
+            failures = sum("CASE WHEN ok = FALSE THEN 1 ELSE 0 END")
+        )))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn readiness(&self) -> Result<(), StoreError> {
+        let applied: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if applied < MIGRATIONS.len() as i64 {
+            return Err(StoreError::Corrupt(format!(
+                "{applied} of {} migrations applied: run liankong migrate",
+                MIGRATIONS.len()
+            )));
+        }
+        Ok(())
     }
 
     async fn finish_run(
@@ -1270,8 +1310,8 @@ impl AlertTx for SqlSyncTx {
 
     async fn active_silences(&mut self, now: DateTime<Utc>) -> Result<Vec<SilenceRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, scope, value, until, reason, created_by, created_at, lifted_at FROM silences \
-             WHERE lifted_at IS NULL AND until > $1 ORDER BY id",
+            "SELECT id, scope, value, until, reason, created_by, created_at, lifted_at, agency \
+             FROM silences WHERE lifted_at IS NULL AND until > $1 ORDER BY id",
         )
         .bind(now)
         .fetch_all(&mut *self.tx)
@@ -1384,6 +1424,7 @@ impl AlertStore for SqlStore {
         &self,
         scope: &str,
         value: &str,
+        agency: Option<&str>,
         until: DateTime<Utc>,
         reason: &str,
         by: &str,
@@ -1391,11 +1432,12 @@ impl AlertStore for SqlStore {
     ) -> Result<i64, StoreError> {
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO silences (scope, value, until, reason, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO silences (scope, value, agency, until, reason, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(scope)
         .bind(value)
+        .bind(agency)
         .bind(until)
         .bind(reason)
         .bind(by)
@@ -1421,7 +1463,7 @@ impl AlertStore for SqlStore {
 
     async fn silences(&self) -> Result<Vec<SilenceRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, scope, value, until, reason, created_by, created_at, lifted_at \
+            "SELECT id, scope, value, until, reason, created_by, created_at, lifted_at, agency \
              FROM silences ORDER BY id",
         )
         .fetch_all(&self.pool)

@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alerts and outbox",
         include_str!("migrations/sqlite/0003_alerts_and_outbox.sql"),
     ),
+    (
+        4,
+        "adapters and agency silences",
+        include_str!("migrations/sqlite/0004_adapters_and_agency_silences.sql"),
+    ),
 ];
 
 async fn connect_pool(url: &StoreUrl) -> Result<Pool<Db>, StoreError> {
