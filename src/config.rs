@@ -59,6 +59,44 @@ pub struct Config {
     /// How webhooks are delivered.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// The HTTP API of the daemon.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Whether `liankong run` serves the API.
+    pub enabled: bool,
+    /// Address and port; loopback by default. Put a TLS-terminating proxy in
+    /// front before listening anywhere else.
+    pub listen: String,
+    /// Bearer tokens, each belonging to one agency, which sees only what it
+    /// may see. Only the sha-256 of a token is kept here (`liankong token`
+    /// makes one).
+    pub tokens: Vec<ApiToken>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig {
+            enabled: true,
+            listen: "127.0.0.1:8470".into(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// One API token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who holds it, for the log.
+    pub name: String,
+    pub agency: crate::model::Agency,
+    /// sha-256 of the token, 64 hex digits.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -464,6 +502,20 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
         crate::reconcile::check_recipients(&config.rules)?;
+        if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "api.listen {:?} is not an address like 127.0.0.1:8470",
+                config.api.listen
+            ));
+        }
+        for t in &config.api.tokens {
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "api token {:?}: sha256 must be 64 hex digits (the hash, never the token)",
+                    t.name
+                ));
+            }
+        }
         for (name, s) in &config.subscribers {
             if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
                 return Err(format!("subscribers.{name}.url must be http(s)"));

@@ -145,3 +145,172 @@ async fn adapter_worker(
         }
     }
 }
+
+/// Tells systemd (when it started us with `NOTIFY_SOCKET`) how we are.
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Everything a configuration builds: checked before it replaces the running one.
+struct Generation {
+    config: Arc<Config>,
+    adapters: Vec<Adapter>,
+    subscribers: Arc<Vec<Subscriber>>,
+}
+
+fn build_generation(config: Config) -> Result<Generation, String> {
+    let adapters = crate::adapter::build_all(&config).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let subscribers = crate::alert::subscribers::build_all(&config)?;
+    Ok(Generation {
+        config: Arc::new(config),
+        adapters,
+        subscribers: Arc::new(subscribers),
+    })
+}
+
+/// The daemon (`liankong run`): serves the API, runs the adapters on their
+/// schedules with a reconciliation after each successful run, delivers
+/// continuously. Tells systemd `READY=1` once config, store and migrations
+/// are good, pets the watchdog at half its interval, reloads config and
+/// manifests on SIGHUP (a bad new config is rejected and the old one kept),
+/// and on SIGTERM or Ctrl-C says `STOPPING=1` and lets the work in hand
+/// finish within `deadline`.
+pub async fn run_daemon(
+    config_path: std::path::PathBuf,
+    config: Config,
+    store: Arc<dyn Store>,
+    deadline: Duration,
+) -> Result<(), String> {
+    let mut current = build_generation(config)?;
+    let metrics: crate::metrics::SharedMetrics = Default::default();
+    let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+    let (config_tx, config_rx) = tokio::sync::watch::channel(current.config.clone());
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+
+    if current.config.api.enabled {
+        let listener = crate::api::bind(&current.config)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", current.config.api.listen))?;
+        let state = crate::api::ApiState {
+            store: store.clone(),
+            config: config_rx.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        };
+        let stop = shutdown.clone();
+        tracing::info!(listen = %current.config.api.listen, "API listening");
+        tasks.spawn(async move {
+            if let Err(e) = crate::api::serve(listener, state, stop).await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        });
+    }
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(interval / 2);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
+                }
+            }
+        });
+    }
+
+    let mut hangup = unix_signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut terminate = unix_signal(tokio::signal::unix::SignalKind::terminate())?;
+    notify(&[sd_notify::NotifyState::Ready]);
+    tracing::info!(adapters = current.adapters.len(), store = %current.config.store_url(), "liankong running");
+
+    loop {
+        let generation_stop = shutdown.child_token();
+        let ctx = Context {
+            store: store.clone(),
+            config: current.config.clone(),
+            subscribers: current.subscribers.clone(),
+            clock: clock.clone(),
+        };
+        let deliverer = ctx.deliverer()?.with_metrics(metrics.clone());
+        let adapters = std::mem::take(&mut current.adapters);
+        let workers = tokio::spawn(run_schedules(
+            ctx,
+            adapters,
+            deliverer,
+            generation_stop.clone(),
+            deadline,
+        ));
+        // Wait for a reload that is accepted, or for the end.
+        let stop = loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    let monotonic = sd_notify::NotifyState::monotonic_usec_now();
+                    let mut states = vec![sd_notify::NotifyState::Reloading];
+                    if let Ok(m) = monotonic {
+                        states.push(m);
+                    }
+                    notify(&states);
+                    let candidate = Config::load(&config_path)
+                        .map_err(|e| e.to_string())
+                        .and_then(build_generation);
+                    match candidate {
+                        Ok(next) => {
+                            if next.config.store.url != current.config.store.url
+                                || next.config.api.listen != current.config.api.listen
+                            {
+                                tracing::warn!("store.url and api.listen take effect at the next restart");
+                            }
+                            tracing::info!(adapters = next.adapters.len(), "reloading the config");
+                            config_tx.send_replace(next.config.clone());
+                            current = next;
+                            break false;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reload rejected: keeping the running config");
+                            notify(&[sd_notify::NotifyState::Ready]);
+                        }
+                    }
+                }
+                _ = terminate.recv() => break true,
+                _ = tokio::signal::ctrl_c() => break true,
+            }
+        };
+        if stop {
+            notify(&[sd_notify::NotifyState::Stopping]);
+        }
+        generation_stop.cancel();
+        if workers.await.is_err() {
+            tracing::error!("the workers of the old config panicked");
+        }
+        if stop {
+            break;
+        }
+        notify(&[sd_notify::NotifyState::Ready]);
+        tracing::info!("reloaded");
+    }
+    shutdown.cancel();
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the API did not stop in time");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn unix_signal(
+    kind: tokio::signal::unix::SignalKind,
+) -> Result<tokio::signal::unix::Signal, String> {
+    tokio::signal::unix::signal(kind).map_err(|e| format!("cannot handle signals: {e}"))
+}

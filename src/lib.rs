@@ -10,12 +10,14 @@
 
 pub mod adapter;
 pub mod alert;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
 pub mod demo;
+pub mod metrics;
 pub mod model;
 pub mod money;
 pub mod reconcile;

@@ -1659,3 +1659,148 @@ async fn a_planted_scenario_over_two_dates() {
     })
     .await;
 }
+
+// ---- the HTTP API and metrics ----
+
+fn api_tokens() -> String {
+    let mut t = String::from("[api]\nlisten = \"127.0.0.1:0\"\n");
+    for (name, agency) in [
+        ("fin-token", "finance"),
+        ("dis-token", "discipline"),
+        ("npc-token", "npc"),
+    ] {
+        t.push_str(&format!(
+            "[[api.tokens]]\nname = \"{name}\"\nagency = \"{agency}\"\nsha256 = \"{}\"\n",
+            liankong::api::token_hash(name)
+        ));
+    }
+    t
+}
+
+#[tokio::test]
+async fn the_api_answers_each_agency_with_what_it_may_see() {
+    use liankong::demo::planted::*;
+    on_both(|t| async move {
+        let env = start(&t).await;
+        liankong::demo::plant_anomalies(env.sim.data());
+        // A discipline record naming a project finance never sent: an alert for discipline alone.
+        let mut r = env.sim.data().snapshot().referrals[0].clone();
+        r.referral_id = "XS-2021-API1".into();
+        r.project_code = Some(liankong::model::ProjectCode::parse("3701002021997777").unwrap());
+        r.changed_at = at("2021-09-30T20:00:00+08:00");
+        env.sim.data().upsert(Record::Referral(r));
+        env.sim.write_files().unwrap();
+        sync_all(&t, &env).await;
+        apply_at(&t, &[], "2021-09-30", at("2021-09-30T12:00:00Z")).await;
+
+        let mut config = env.config.clone();
+        config.api = liankong::config::Config::parse(&api_tokens()).unwrap().api;
+        let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(config));
+        let state = liankong::api::ApiState {
+            store: t.store.clone(),
+            config: rx,
+            metrics: Default::default(),
+            clock: std::sync::Arc::new(liankong::clock::FixedClock(at("2021-09-30T13:00:00Z"))),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(liankong::api::serve(listener, state, stop.clone()));
+        let http = reqwest::Client::new();
+        let get = |path: &str, token: Option<&str>| {
+            let mut r = http.get(format!("{base}{path}"));
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.send()
+        };
+
+        assert_eq!(get("/healthz", None).await.unwrap().status(), 200);
+        assert_eq!(get("/readyz", None).await.unwrap().status(), 200);
+        let anonymous = get("/v1/alerts", None).await.unwrap();
+        assert_eq!(anonymous.status(), 401);
+        assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+        assert_eq!(get("/v1/alerts", Some("not-a-token")).await.unwrap().status(), 401);
+
+        let finance = get("/v1/alerts?state=active", Some("fin-token")).await.unwrap().text().await.unwrap();
+        let discipline = get("/v1/alerts?state=active", Some("dis-token")).await.unwrap().text().await.unwrap();
+        for secret in [REFERRAL, "XS-2021-API1", "received_on", "\"origin\"", "3701002021997777"] {
+            assert!(!finance.contains(secret), "finance sees {secret}");
+        }
+        assert!(discipline.contains(REFERRAL) && discipline.contains("XS-2021-API1"));
+        let finance: Vec<Value> = serde_json::from_str(&finance).unwrap();
+        let freeze = finance.iter().find(|a| a["rule"] == "referral.freeze_breach").expect("finance gets the redacted breach");
+        assert_eq!(freeze["facts"]["projects"], json!([SLOW]));
+
+        // Another agency's confidential alert is not found, like any unknown id.
+        let alerts = t.store.alerts().await.unwrap();
+        let hidden = alerts.iter().find(|a| a.rule == "link.unknown_project" && a.subject.contains("discipline")).unwrap();
+        assert_eq!(get(&format!("/v1/alerts/{}", hidden.id), Some("fin-token")).await.unwrap().status(), 404);
+        assert_eq!(get(&format!("/v1/alerts/{}", hidden.id), Some("dis-token")).await.unwrap().status(), 200);
+        let breach = alerts.iter().find(|a| a.rule == "referral.freeze_breach").unwrap();
+        assert_eq!(get(&format!("/v1/alerts/{}", breach.id), Some("npc-token")).await.unwrap().status(), 404);
+        assert_eq!(get(&format!("/v1/alerts/{}", "0".repeat(64)), Some("npc-token")).await.unwrap().status(), 404);
+
+        // Filters, acknowledgement and an agency's own silence.
+        let slow: Vec<Value> = get(&format!("/v1/alerts?rule=execution.slow&project={SLOW}"), Some("fin-token"))
+            .await.unwrap().json().await.unwrap();
+        assert_eq!(slow.len(), 1);
+        let id = slow[0]["alert_id"].as_str().unwrap().to_owned();
+        let acked: Value = http
+            .post(format!("{base}/v1/alerts/{id}/ack"))
+            .bearer_auth("fin-token")
+            .json(&json!({"by": "王科长", "note": "已督办"}))
+            .send().await.unwrap().json().await.unwrap();
+        assert_eq!(acked["acknowledged"]["by"], "finance:王科长");
+        let created = http
+            .post(format!("{base}/v1/silences"))
+            .bearer_auth("fin-token")
+            .json(&json!({"scope": "rule", "value": "funds.idle", "until": "2021-10-30T00:00:00Z", "reason": "年中调整", "by": "王科长"}))
+            .send().await.unwrap();
+        assert_eq!(created.status(), 201);
+        let npc_silences: Vec<Value> = get("/v1/silences", Some("npc-token")).await.unwrap().json().await.unwrap();
+        assert!(npc_silences.is_empty(), "npc does not see finance's silence");
+
+        // Adapters: discipline's volumes are for discipline only.
+        let fin_adapters: Vec<Value> = get("/v1/adapters", Some("fin-token")).await.unwrap().json().await.unwrap();
+        let dis_adapters: Vec<Value> = get("/v1/adapters", Some("dis-token")).await.unwrap().json().await.unwrap();
+        let pick = |v: &[Value], name: &str| v.iter().find(|a| a["adapter"] == name).unwrap().clone();
+        assert_eq!(pick(&fin_adapters, "discipline")["streams"], Value::Null);
+        assert!(pick(&dis_adapters, "discipline")["streams"].is_array());
+        assert!(pick(&fin_adapters, "finance")["streams"].is_array());
+        assert_eq!(pick(&fin_adapters, "finance")["schedule"], "*/5 * * * *");
+
+        // Metrics agree with the store; confidential alerts are not counted.
+        let metrics = get("/metrics", None).await.unwrap().text().await.unwrap();
+        let value = |series: &str| -> f64 {
+            metrics
+                .lines()
+                .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+                .unwrap_or_else(|| panic!("{series} missing from\n{metrics}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let counts = t.store.outbox_counts().await.unwrap();
+        assert_eq!(value("liankong_outbox_events{state=\"pending\"}"), counts.pending as f64);
+        assert_eq!(value("liankong_alerts{rule=\"execution.slow\",severity=\"critical\",state=\"firing\"}"), 1.0);
+        assert_eq!(value("liankong_alerts{rule=\"payment.over_quota\",severity=\"critical\",state=\"firing\"}"), 1.0);
+        assert!(!metrics.contains("referral.freeze_breach"));
+        let runs = t.store.adapter_runs().await.unwrap();
+        let finance_run = runs.iter().find(|r| r.adapter == "finance").unwrap();
+        assert_eq!(
+            value("liankong_adapter_last_success_timestamp_seconds{adapter=\"finance\"}"),
+            finance_run.last_success.unwrap().timestamp_millis() as f64 / 1000.0
+        );
+        assert_eq!(value("liankong_adapter_runs_total{adapter=\"finance\"}"), finance_run.runs as f64);
+        let payments = env.sim.data().snapshot().payments.len() as f64;
+        assert!(value("liankong_adapter_last_run_records{adapter=\"finance\",outcome=\"fetched\"}") >= payments);
+        assert!(metrics.contains("liankong_delivery_latency_seconds_count"));
+        stop.cancel();
+        server.await.unwrap().unwrap();
+        env.sim.shutdown().await;
+    })
+    .await;
+}

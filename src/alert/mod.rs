@@ -388,3 +388,73 @@ pub fn view_for(alert: &AlertRow, agency: Agency, silences: &[SilenceRow]) -> Op
 pub fn known_rule(s: &str) -> bool {
     RuleId::parse(s).is_some()
 }
+
+/// Filters of alert listings (CLI and API).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertFilter {
+    /// `firing`, `escalated`, `resolved`, or `active` (firing or escalated).
+    pub state: Option<String>,
+    pub rule: Option<String>,
+    pub severity: Option<String>,
+    /// The unit the alert concerns (as its facts name it).
+    pub unit: Option<String>,
+    /// The project the alert concerns (as its facts name it).
+    pub project: Option<String>,
+    /// Only alerts this agency also receives.
+    pub agency: Option<Agency>,
+}
+
+impl AlertFilter {
+    pub fn matches(&self, v: &AlertView, recipients: &[Agency]) -> bool {
+        let field = |key: &str| v.facts.get(key).and_then(|x| x.as_str());
+        let state_ok = match self.state.as_deref() {
+            None => true,
+            Some("active") => v.state != "resolved",
+            Some(s) => v.state == s,
+        };
+        state_ok
+            && self.rule.as_ref().is_none_or(|r| &v.rule == r)
+            && self.severity.as_ref().is_none_or(|s| &v.severity == s)
+            && self
+                .unit
+                .as_deref()
+                .is_none_or(|u| field("unit").or(field("unit_code")) == Some(u))
+            && self.project.as_deref().is_none_or(|p| {
+                field("project") == Some(p)
+                    || v.facts
+                        .get("projects")
+                        .and_then(|x| x.as_array())
+                        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(p)))
+            })
+            && self.agency.is_none_or(|a| recipients.contains(&a))
+    }
+}
+
+/// Silences in force at `now`.
+pub fn in_force(silences: Vec<SilenceRow>, now: DateTime<Utc>) -> Vec<SilenceRow> {
+    silences
+        .into_iter()
+        .filter(|s| s.lifted_at.is_none() && s.until > now)
+        .collect()
+}
+
+/// Every alert `agency` may see, filtered.
+pub async fn visible(
+    store: &dyn Store,
+    agency: Agency,
+    filter: &AlertFilter,
+    now: DateTime<Utc>,
+) -> Result<Vec<AlertView>, StoreError> {
+    let silences = in_force(store.silences().await?, now);
+    Ok(store
+        .alerts()
+        .await?
+        .iter()
+        .filter_map(|a| {
+            let v = view_for(a, agency, &silences)?;
+            let recipients: Vec<Agency> = serde_json::from_str(&a.recipients).unwrap_or_default();
+            filter.matches(&v, &recipients).then_some(v)
+        })
+        .collect())
+}

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;
 
-use crate::alert::{self, AlertView};
+use crate::alert;
 use crate::config::china_time;
 use crate::model::Agency;
 use crate::store::Store;
@@ -126,26 +126,6 @@ async fn find(store: &dyn Store, id: &str) -> anyhow::Result<AlertRow> {
     }
 }
 
-/// Alerts as `agency` sees them, filtered.
-pub async fn visible(
-    store: &dyn Store,
-    agency: Agency,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Vec<AlertView>> {
-    let silences: Vec<_> = store
-        .silences()
-        .await?
-        .into_iter()
-        .filter(|s| s.lifted_at.is_none() && s.until > now)
-        .collect();
-    Ok(store
-        .alerts()
-        .await?
-        .iter()
-        .filter_map(|a| alert::view_for(a, agency, &silences))
-        .collect())
-}
-
 pub async fn alerts(
     out: &mut dyn Write,
     store: &dyn Store,
@@ -161,33 +141,21 @@ pub async fn alerts(
             unit,
             project,
         } => {
-            let views = visible(store, agency, now).await?;
+            let filter = alert::AlertFilter {
+                state: Some(state),
+                rule,
+                severity,
+                unit,
+                project,
+                agency: None,
+            };
+            let views = alert::visible(store, agency, &filter, now).await?;
             writeln!(
                 out,
                 "{:<14}{:<32}{:<10}{:<11}{:>3}  {:<11}summary",
                 "alert", "rule", "severity", "state", "ep", "as_of"
             )?;
-            for v in views.iter().filter(|v| {
-                let state_ok = match state.as_str() {
-                    "active" => v.state != "resolved",
-                    s => v.state == s,
-                };
-                let field =
-                    |key: &str| v.facts.get(key).and_then(|x| x.as_str()).map(str::to_owned);
-                state_ok
-                    && rule.as_ref().is_none_or(|r| &v.rule == r)
-                    && severity.as_ref().is_none_or(|s| &v.severity == s)
-                    && unit
-                        .as_ref()
-                        .is_none_or(|u| field("unit").or(field("unit_code")).as_ref() == Some(u))
-                    && project.as_ref().is_none_or(|p| {
-                        field("project").as_ref() == Some(p)
-                            || v.facts
-                                .get("projects")
-                                .and_then(|x| x.as_array())
-                                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(p)))
-                    })
-            }) {
+            for v in &views {
                 writeln!(
                     out,
                     "{:<14}{:<32}{:<10}{:<11}{:>3}  {:<11}{}{}",
@@ -204,12 +172,7 @@ pub async fn alerts(
         }
         AlertsCommand::Show { id, agency } => {
             let a = find(store, &id).await?;
-            let silences: Vec<_> = store
-                .silences()
-                .await?
-                .into_iter()
-                .filter(|s| s.lifted_at.is_none() && s.until > now)
-                .collect();
+            let silences = alert::in_force(store.silences().await?, now);
             match alert::view_for(&a, agency, &silences) {
                 Some(v) => writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?,
                 // The same answer as for an id that does not exist: whether a

@@ -13,8 +13,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use tokio_util::sync::CancellationToken;
-
 use chrono::NaiveDate;
 
 use crate::adapter::{self, Adapter, SyncOptions, SyncReport, run_adapter};
@@ -115,6 +113,15 @@ pub enum Command {
         #[command(subcommand)]
         command: alerts::DeliveriesCommand,
     },
+    /// Make an API token for an agency: prints the token (give it to the
+    /// agency) and the config lines that keep only its sha-256.
+    Token {
+        #[arg(long)]
+        agency: crate::model::Agency,
+        /// Who holds it, for the log.
+        #[arg(long)]
+        name: String,
+    },
     /// Apply the store's pending migrations.
     Migrate,
     /// Walk every version chain and check the current records against it;
@@ -153,7 +160,7 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    match runtime.block_on(run(cli.command, config, &cli.config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("liankong: {}", error_chain(&e));
@@ -222,10 +229,32 @@ fn adapters(config: &Config) -> anyhow::Result<Vec<Adapter>> {
 }
 
 /// Runs one command.
-pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    command: Command,
+    config: Config,
+    config_path: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
         Command::Check { connect } => return check(&config, connect).await,
+        Command::Token { agency, name } => {
+            let mut bytes = [0u8; 32];
+            rustls::crypto::aws_lc_rs::default_provider()
+                .secure_random
+                .fill(&mut bytes)
+                .map_err(|_| anyhow::anyhow!("no secure random source"))?;
+            let token = format!("lk_{}", hex::encode(bytes));
+            writeln!(
+                out,
+                "token (give it to {name} of {agency}; it is not stored anywhere):\n  {token}\n"
+            )?;
+            writeln!(
+                out,
+                "add to the config:\n[[api.tokens]]\nname = {name:?}\nagency = \"{agency}\"\nsha256 = \"{}\"",
+                crate::api::token_hash(&token)
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Demo { sim, dir } => return sim::demo(&mut out, sim, dir).await,
         Command::Sim {
             sim,
@@ -246,7 +275,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     }
     drop(out);
     let store = open_store(&config).await?;
-    let code = run_with_store(command, &config, store.clone()).await;
+    let code = run_with_store(command, &config, config_path, store.clone()).await;
     store.close().await;
     code
 }
@@ -389,11 +418,15 @@ pub async fn deliver_now(ctx: &Ctx) -> anyhow::Result<crate::deliver::DeliverySt
 async fn run_with_store(
     command: Command,
     config: &Config,
+    config_path: &std::path::Path,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let code = match command {
-        Command::Check { .. } | Command::Demo { .. } | Command::Sim { .. } => ExitCode::SUCCESS,
+        Command::Check { .. }
+        | Command::Demo { .. }
+        | Command::Sim { .. }
+        | Command::Token { .. } => ExitCode::SUCCESS,
         Command::Alerts { command } => alerts::alerts(&mut out, store.as_ref(), command).await?,
         Command::Deliveries { command } => {
             alerts::deliveries(&mut out, store.as_ref(), command).await?
@@ -435,24 +468,14 @@ async fn run_with_store(
             }
         }
         Command::Run => {
-            let adapters = adapters(config)?;
-            let ctx = context(config, store.clone())?;
-            let deliverer = ctx.deliverer().map_err(|e| anyhow::anyhow!(e))?;
-            let shutdown = CancellationToken::new();
-            let signals = shutdown.clone();
-            tokio::spawn(async move {
-                wait_for_stop_signal().await;
-                signals.cancel();
-            });
-            tracing::info!(adapters = adapters.len(), store = %config.store_url(), "liankong running");
-            daemon::run_schedules(
-                ctx,
-                adapters,
-                deliverer,
-                shutdown,
+            daemon::run_daemon(
+                config_path.to_owned(),
+                config.clone(),
+                store.clone(),
                 daemon::SHUTDOWN_DEADLINE,
             )
-            .await;
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
             ExitCode::SUCCESS
         }
         Command::Sync { adapter, full } => {
@@ -524,27 +547,4 @@ async fn run_with_store(
         }
     };
     Ok(code)
-}
-
-/// SIGTERM (systemd) or Ctrl-C.
-async fn wait_for_stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

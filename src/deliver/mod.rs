@@ -55,6 +55,7 @@ pub struct Deliverer {
     config: DeliveryConfig,
     /// Attempts in flight at once.
     concurrency: usize,
+    metrics: Option<crate::metrics::SharedMetrics>,
 }
 
 impl Deliverer {
@@ -73,7 +74,14 @@ impl Deliverer {
                 .collect(),
             config: config.clone(),
             concurrency: 8,
+            metrics: None,
         })
+    }
+
+    /// Records delivery latencies into the process metrics.
+    pub fn with_metrics(mut self, metrics: crate::metrics::SharedMetrics) -> Deliverer {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The wait before attempt `n + 1` after `n` failed attempts: doubling
@@ -178,6 +186,11 @@ impl Deliverer {
                 Attempt::Delivered => {
                     store.mark_delivered(row.id, at).await?;
                     stats.delivered += 1;
+                    if let Some(m) = &self.metrics {
+                        let seconds =
+                            (at - row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+                        m.delivery_latency.observe(seconds);
+                    }
                 }
                 Attempt::Failed { error, retry_after } => {
                     let next = if self.subscribers.contains_key(&row.subscriber) {

@@ -1,0 +1,65 @@
+//! Bearer tokens: the config holds only their sha-256; a request's token is
+//! hashed and compared in constant time.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::ApiState;
+use crate::model::Agency;
+
+/// sha-256 of a token, hex: what the config keeps.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The agency a request speaks for.
+pub struct Caller(pub Agency);
+
+pub struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": "a valid bearer token is required"})),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r
+    }
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = Unauthorized;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Caller, Unauthorized> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(Unauthorized)?;
+        let hash = token_hash(token);
+        let config = state.config.borrow().clone();
+        config
+            .api
+            .tokens
+            .iter()
+            .find(|t| same(t.sha256.to_ascii_lowercase().as_bytes(), hash.as_bytes()))
+            .map(|t| Caller(t.agency))
+            .ok_or(Unauthorized)
+    }
+}

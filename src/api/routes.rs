@@ -1,0 +1,307 @@
+//! The handlers. Each `/v1` handler takes the caller's agency first and
+//! answers only with what that agency may see.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::ApiState;
+use super::auth::Caller;
+use crate::alert::{self, AlertFilter};
+use crate::model::Agency;
+
+/// An error answer; the store's errors are logged, not shown.
+pub enum ApiError {
+    NotFound,
+    BadRequest(String),
+    Conflict(String),
+    Internal(String),
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not found".to_owned()),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "API request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_owned(),
+                )
+            }
+        };
+        (status, Json(json!({"error": message}))).into_response()
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+fn ok(v: impl serde::Serialize) -> Answer {
+    Ok(Json(v).into_response())
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(s): State<ApiState>) -> Response {
+    match s.store.readiness().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn metrics(State(s): State<ApiState>) -> Answer {
+    let text = crate::metrics::render(s.store.as_ref(), &s.metrics).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+pub async fn list_alerts(
+    Caller(agency): Caller,
+    State(s): State<ApiState>,
+    Query(filter): Query<AlertFilter>,
+) -> Answer {
+    ok(alert::visible(s.store.as_ref(), agency, &filter, s.clock.now()).await?)
+}
+
+/// The alert if `agency` may see it; otherwise not found, whether it exists or not.
+async fn visible_alert(
+    s: &ApiState,
+    agency: Agency,
+    id: &str,
+) -> Result<alert::AlertView, ApiError> {
+    let a = s.store.get_alert(id).await?.ok_or(ApiError::NotFound)?;
+    let silences = alert::in_force(s.store.silences().await?, s.clock.now());
+    alert::view_for(&a, agency, &silences).ok_or(ApiError::NotFound)
+}
+
+pub async fn get_alert(
+    Caller(agency): Caller,
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Answer {
+    ok(visible_alert(&s, agency, &id).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    by: String,
+    #[serde(default)]
+    note: String,
+}
+
+pub async fn ack_alert(
+    Caller(agency): Caller,
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Json(ack): Json<Ack>,
+) -> Answer {
+    visible_alert(&s, agency, &id).await?;
+    let by = format!("{agency}:{}", ack.by);
+    if !s
+        .store
+        .ack_alert(&id, &by, &ack.note, s.clock.now())
+        .await?
+    {
+        return Err(ApiError::Conflict("the alert is resolved".into()));
+    }
+    ok(visible_alert(&s, agency, &id).await?)
+}
+
+/// The silences an agency sees: the operator's and its own.
+pub async fn list_silences(Caller(agency): Caller, State(s): State<ApiState>) -> Answer {
+    let mine: Vec<_> = s
+        .store
+        .silences()
+        .await?
+        .into_iter()
+        .filter(|x| x.agency.as_deref().is_none_or(|a| a == agency.as_str()))
+        .collect();
+    ok(mine)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSilence {
+    /// `rule`, `unit` or `project`.
+    scope: String,
+    value: String,
+    until: DateTime<Utc>,
+    reason: String,
+    by: String,
+}
+
+/// Silences set through the API mute the caller's own deliveries only.
+pub async fn add_silence(
+    Caller(agency): Caller,
+    State(s): State<ApiState>,
+    Json(n): Json<NewSilence>,
+) -> Answer {
+    let now = s.clock.now();
+    if !matches!(n.scope.as_str(), "rule" | "unit" | "project") {
+        return Err(ApiError::BadRequest(
+            "scope must be rule, unit or project".into(),
+        ));
+    }
+    if n.scope == "rule" && !alert::known_rule(&n.value) {
+        return Err(ApiError::BadRequest(format!("unknown rule {:?}", n.value)));
+    }
+    if n.until <= now {
+        return Err(ApiError::BadRequest("until is in the past".into()));
+    }
+    if n.reason.trim().is_empty() {
+        return Err(ApiError::BadRequest("a silence needs a reason".into()));
+    }
+    let by = format!("{agency}:{}", n.by);
+    let id = s
+        .store
+        .add_silence(
+            &n.scope,
+            &n.value,
+            Some(agency.as_str()),
+            n.until,
+            &n.reason,
+            &by,
+            now,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+}
+
+pub async fn lift_silence(
+    Caller(agency): Caller,
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Answer {
+    let own = s
+        .store
+        .silences()
+        .await?
+        .into_iter()
+        .any(|x| x.id == id && x.agency.as_deref() == Some(agency.as_str()));
+    if !own {
+        return Err(ApiError::NotFound);
+    }
+    if !s.store.lift_silence(id, s.clock.now()).await? {
+        return Err(ApiError::Conflict("the silence is already lifted".into()));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryQuery {
+    state: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The caller's own deliveries, without bodies.
+pub async fn list_deliveries(
+    Caller(agency): Caller,
+    State(s): State<ApiState>,
+    Query(q): Query<DeliveryQuery>,
+) -> Answer {
+    let rows = s
+        .store
+        .deliveries(
+            q.state.as_deref(),
+            q.limit.unwrap_or(100).clamp(1, 1000) * 10,
+        )
+        .await?;
+    let mine: Vec<Value> = rows
+        .into_iter()
+        .filter(|d| d.agency == agency.as_str())
+        .take(q.limit.unwrap_or(100).clamp(1, 1000) as usize)
+        .map(|d| {
+            json!({
+                "id": d.id, "webhook_id": d.event_id, "alert_id": d.alert_id,
+                "subscriber": d.subscriber, "type": d.event_type, "state": d.state,
+                "attempts": d.attempts, "created_at": d.created_at,
+                "next_attempt_at": d.next_attempt_at, "last_error": d.last_error,
+                "delivered_at": d.delivered_at,
+            })
+        })
+        .collect();
+    ok(mine)
+}
+
+pub async fn redrive(
+    Caller(agency): Caller,
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Answer {
+    let rows = s.store.deliveries(Some("dead"), 100_000).await?;
+    if !rows
+        .iter()
+        .any(|d| d.id == id && d.agency == agency.as_str())
+    {
+        return Err(ApiError::NotFound);
+    }
+    s.store.redrive(Some(id), s.clock.now()).await?;
+    ok(json!({"redriven": id}))
+}
+
+/// Each configured adapter: schedule, next run, newest run. Other agencies
+/// see that the discipline adapter runs, never how much it fetched.
+pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answer {
+    let config = s.config.borrow().clone();
+    let runs = s.store.adapter_runs().await?;
+    let now = s.clock.now();
+    let mut out = Vec::new();
+    for (name, c) in &config.adapters {
+        let manifest_agency = crate::adapter::manifest::Manifest::load(&c.manifest)
+            .map(|m| m.agency)
+            .ok();
+        let confidential =
+            manifest_agency.is_some_and(|a| a.is_confidential()) && agency != Agency::Discipline;
+        let run = runs.iter().find(|r| &r.adapter == name);
+        let report: Option<Value> = run
+            .and_then(|r| r.report.as_deref())
+            .and_then(|t| serde_json::from_str(t).ok());
+        out.push(json!({
+            "adapter": name,
+            "agency": manifest_agency,
+            "enabled": c.enabled,
+            "schedule": c.schedule.as_str(),
+            "next_run": c.schedule.next_after(now),
+            "last_run": run.map(|r| json!({
+                "started_at": r.started_at, "finished_at": r.finished_at, "ok": r.ok,
+                "seconds": report.as_ref().and_then(|x| x.get("seconds")).cloned(),
+            })),
+            "last_success": run.and_then(|r| r.last_success),
+            "runs": run.map(|r| r.runs),
+            "failures": run.map(|r| r.failures),
+            "streams": if confidential { Value::Null } else {
+                report.as_ref().and_then(|x| x.get("streams")).cloned().unwrap_or(Value::Null)
+            },
+            "last_error": if confidential { Value::Null } else {
+                report.as_ref().and_then(|x| x.get("error")).cloned().unwrap_or(Value::Null)
+            },
+        }));
+    }
+    ok(out)
+}
