@@ -614,3 +614,119 @@ async fn check_reports_each_adapter_and_the_cli_syncs() {
     })
     .await;
 }
+
+/// Reads sd_notify datagrams until one contains `want`.
+fn expect_notify(socket: &std::os::unix::net::UnixDatagram, want: &str, seen: &mut Vec<String>) {
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            seen.push(msg.clone());
+            if msg.lines().any(|l| l == want) {
+                return;
+            }
+        }
+    }
+    panic!("no {want} from the daemon; got {seen:?}");
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn the_daemon_speaks_sd_notify_reloads_and_stops() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        liankong::demo::plant_anomalies(env.sim.data());
+        env.sim.write_files().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let text = sim_config(
+            &env.sim,
+            &SimConfigOptions { store_url: t.url.expose().to_owned(), manifests: shipped_manifests(), quick_retries: true },
+        )
+        .unwrap()
+        // Every two seconds, so the test sees a cycle soon.
+        .replace("schedule = \"*/5 * * * *\"", "schedule = \"*/2 * * * * *\"")
+            + &format!("\n[api]\nlisten = \"127.0.0.1:{port}\"\n");
+        let config = env.sim.dir().join("daemon.toml");
+        std::fs::write(&config, &text).unwrap();
+        let socket_path = env.sim.dir().join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let log = std::fs::File::create(env.sim.dir().join("daemon.log")).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"))
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "400000")
+            .env("RUST_LOG", "info")
+            .stderr(log)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let seen = tokio::task::spawn_blocking(move || {
+            let mut seen = Vec::new();
+            expect_notify(&socket, "READY=1", &mut seen);
+            expect_notify(&socket, "WATCHDOG=1", &mut seen);
+            (socket, seen)
+        });
+        let (socket, mut seen) = seen.await.unwrap();
+        assert!(seen[0].contains("READY=1"), "READY comes first: {seen:?}");
+
+        // The daemon syncs every adapter on schedule, reconciles after (as of
+        // today, so whatever it finds), and serves the API.
+        let http = reqwest::Client::new();
+        let mut adapters = 0;
+        for _ in 0..150 {
+            adapters = t.store.adapter_runs().await.unwrap().iter().filter(|r| r.ok == Some(true)).count();
+            let reconciled = t.raw.count("SELECT COUNT(*) FROM reconcile_runs").await;
+            if adapters == 5 && reconciled > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(adapters, 5, "every adapter ran");
+        assert!(!t.store.alerts().await.unwrap().is_empty(), "the daemon reconciled after syncing");
+        let ready = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+
+        // A good reload, then a bad one that is rejected while the daemon goes on.
+        signal(pid, "-HUP");
+        let socket = tokio::task::spawn_blocking(move || {
+            expect_notify(&socket, "RELOADING=1", &mut seen);
+            expect_notify(&socket, "READY=1", &mut seen);
+            (socket, seen)
+        });
+        let (socket, seen) = socket.await.unwrap();
+        std::fs::write(&config, "[store]\nurl = 42\n").unwrap();
+        signal(pid, "-HUP");
+        let socket = tokio::task::spawn_blocking(move || {
+            let mut seen = seen;
+            expect_notify(&socket, "RELOADING=1", &mut seen);
+            expect_notify(&socket, "READY=1", &mut seen);
+            (socket, seen)
+        });
+        let (socket, seen) = socket.await.unwrap();
+        assert_eq!(http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap().status(), 200);
+
+        signal(pid, "-TERM");
+        let status = tokio::task::spawn_blocking(move || {
+            let mut seen = seen;
+            expect_notify(&socket, "STOPPING=1", &mut seen);
+            child.wait().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "{status:?}");
+        let log = std::fs::read_to_string(env.sim.dir().join("daemon.log")).unwrap();
+        assert!(log.contains("reload rejected"), "{log}");
+        assert!(log.contains("stopped"), "{log}");
+        env.sim.shutdown().await;
+    })
+    .await;
+}
