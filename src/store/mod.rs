@@ -305,6 +305,19 @@ pub trait Store: facts::FactStore + alerts::AlertStore + Send + Sync {
     /// The newest run of every adapter, with its run and failure counts.
     async fn adapter_runs(&self) -> Result<Vec<AdapterRunRow>, StoreError>;
 
+    /// Takes or renews the lease `name` for `holder` until `until`; false when
+    /// another holder's lease has not expired at `now`.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives a lease up (if `holder` still has it).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+
     /// Whether the store answers and its migrations are all applied.
     async fn readiness(&self) -> Result<(), StoreError>;
 

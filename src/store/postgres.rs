@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "adapters and agency silences",
         include_str!("migrations/postgres/0004_adapters_and_agency_silences.sql"),
     ),
+    (5, "leases", include_str!("migrations/postgres/0005_leases.sql")),
 ];
 
 async fn connect_pool(url: &StoreUrl) -> Result<Pool<Db>, StoreError> {
