@@ -19,5 +19,6 @@ pub mod demo;
 pub mod model;
 pub mod money;
 pub mod reconcile;
+pub mod report;
 pub mod sim;
 pub mod store;

@@ -42,3 +42,4 @@ async fn begin_write(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>, 
 }
 
 include!("sql_common.rs");
+include!("sql_report.rs");
