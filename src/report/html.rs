@@ -120,7 +120,7 @@ fn chart(report: &Report) -> String {
         .chain([time, AXIS_MIN])
         .max()
         .unwrap_or(AXIS_MIN);
-    let axis = (round_up(highest, TICK)).clamp(AXIS_MIN, AXIS_MAX);
+    let axis = round_up(highest, TICK).clamp(AXIS_MIN, AXIS_MAX);
     // x of a value in hundredths of a percent, in tenths of a pixel.
     let x_of = |v: i128| {
         i128::from(plot_x) * 10 + round_div(v.clamp(0, axis) * i128::from(PLOT_WIDTH) * 10, axis)
