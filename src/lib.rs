@@ -21,5 +21,6 @@ pub mod metrics;
 pub mod model;
 pub mod money;
 pub mod reconcile;
+pub mod report;
 pub mod sim;
 pub mod store;

@@ -632,7 +632,10 @@ fn expect_notify(socket: &std::os::unix::net::UnixDatagram, want: &str, seen: &m
 }
 
 fn signal(pid: u32, sig: &str) {
-    let status = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -642,10 +645,18 @@ async fn the_daemon_speaks_sd_notify_reloads_and_stops() {
         let env = start(&t).await;
         liankong::demo::plant_anomalies(env.sim.data());
         env.sim.write_files().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let text = sim_config(
             &env.sim,
-            &SimConfigOptions { store_url: t.url.expose().to_owned(), manifests: shipped_manifests(), quick_retries: true },
+            &SimConfigOptions {
+                store_url: t.url.expose().to_owned(),
+                manifests: shipped_manifests(),
+                quick_retries: true,
+            },
         )
         .unwrap()
         // Every two seconds, so the test sees a cycle soon.
@@ -655,7 +666,9 @@ async fn the_daemon_speaks_sd_notify_reloads_and_stops() {
         std::fs::write(&config, &text).unwrap();
         let socket_path = env.sim.dir().join("notify.sock");
         let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let log = std::fs::File::create(env.sim.dir().join("daemon.log")).unwrap();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"))
             .arg("--config")
@@ -683,7 +696,14 @@ async fn the_daemon_speaks_sd_notify_reloads_and_stops() {
         let http = reqwest::Client::new();
         let mut adapters = 0;
         for _ in 0..150 {
-            adapters = t.store.adapter_runs().await.unwrap().iter().filter(|r| r.ok == Some(true)).count();
+            adapters = t
+                .store
+                .adapter_runs()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.ok == Some(true))
+                .count();
             let reconciled = t.raw.count("SELECT COUNT(*) FROM reconcile_runs").await;
             if adapters == 5 && reconciled > 0 {
                 break;
@@ -691,8 +711,15 @@ async fn the_daemon_speaks_sd_notify_reloads_and_stops() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         assert_eq!(adapters, 5, "every adapter ran");
-        assert!(!t.store.alerts().await.unwrap().is_empty(), "the daemon reconciled after syncing");
-        let ready = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await.unwrap();
+        assert!(
+            !t.store.alerts().await.unwrap().is_empty(),
+            "the daemon reconciled after syncing"
+        );
+        let ready = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(ready.status(), 200);
 
         // A good reload, then a bad one that is rejected while the daemon goes on.
@@ -712,7 +739,14 @@ async fn the_daemon_speaks_sd_notify_reloads_and_stops() {
             (socket, seen)
         });
         let (socket, seen) = socket.await.unwrap();
-        assert_eq!(http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap().status(), 200);
+        assert_eq!(
+            http.get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
 
         signal(pid, "-TERM");
         let status = tokio::task::spawn_blocking(move || {

@@ -34,9 +34,14 @@ async fn eval(t: &TestStore, as_of: &str, rule: RuleId) -> Vec<Finding> {
 
 /// The rules config with every rule but `rule` switched off.
 fn only(rule: RuleId) -> RulesConfig {
+    only_rules(&[rule])
+}
+
+/// The rules config with only these rules switched on.
+fn only_rules(rules: &[RuleId]) -> RulesConfig {
     let toml: String = RuleId::ALL
         .iter()
-        .filter(|r| **r != rule)
+        .filter(|r| !rules.contains(r))
         .map(|r| format!("[rules.\"{r}\"]\nenabled = false\n"))
         .collect();
     liankong::config::Config::parse(&toml).unwrap().rules
@@ -1801,6 +1806,417 @@ async fn the_api_answers_each_agency_with_what_it_may_see() {
         stop.cancel();
         server.await.unwrap().unwrap();
         env.sim.shutdown().await;
+    })
+    .await;
+}
+
+// ---- the monthly report ----
+
+const RA: &str = "370101";
+const RB: &str = "370102";
+const RC: &str = "370103";
+const RD: &str = "370104";
+/// A name that needs escaping in every format.
+const RD_NAME: &str = "市机关事务管理局（本级）& <后勤> | \"A\", B";
+const PA1: &str = "3701002021000101";
+const PA2: &str = "3701002021000102";
+const PA_RESERVE: &str = "3701002021000103";
+const PA_ZERO: &str = "3701002021000104";
+const PA_DELETED: &str = "3701002021000105";
+const PB1: &str = "3701002021000201";
+const PB2: &str = "3701002021000202";
+const PC1: &str = "3701002021000301";
+const PD_RESERVE: &str = "3701002021000401";
+const REPORT_REFERRAL: &str = "XS-2021-0300";
+
+/// The report's rows as Markdown, by rank.
+const REPORT_MD_ROWS: [&str; 4] = [
+    "| 370102 | 市卫生健康委员会 | 47.50% | 74.79% | — | 100.00% | 1 | 1 | 0 | 400000.00 | 190000.00 |",
+    "| 370103 | 市体育局 | 47.50% | 74.79% | 95.00% | 100.00% | 1 | 0 | 0 | 20000.00 | 9500.00 |",
+    "| 370101 | 市教育局 | 46.88% | 74.79% | 65.22% | 80.00% | 3 | 1 | 1 | 1600000.00 | 750000.00 |",
+    "| 370104 | 市机关事务管理局（本级）\\& \\<后勤\\> \\| \"A\", B | — | 74.79% | — | 0.00% | — | 0 | 0 | 0.00 | 0.00 |",
+];
+
+/// The same rows as CSV fields: undefined values are empty.
+const REPORT_CSV_ROWS: [[&str; 11]; 4] = [
+    [
+        RB,
+        "市卫生健康委员会",
+        "47.50",
+        "74.79",
+        "",
+        "100.00",
+        "1",
+        "1",
+        "0",
+        "400000.00",
+        "190000.00",
+    ],
+    [
+        RC,
+        "市体育局",
+        "47.50",
+        "74.79",
+        "95.00",
+        "100.00",
+        "1",
+        "0",
+        "0",
+        "20000.00",
+        "9500.00",
+    ],
+    [
+        RA,
+        "市教育局",
+        "46.88",
+        "74.79",
+        "65.22",
+        "80.00",
+        "3",
+        "1",
+        "1",
+        "1600000.00",
+        "750000.00",
+    ],
+    [
+        RD, RD_NAME, "", "74.79", "", "0.00", "", "0", "0", "0.00", "0.00",
+    ],
+];
+
+fn q(w: &mut World, id: &str, code: &str, year: i32, kind: QuotaKind, fen: i64, on: &str) {
+    w.add(quota(id, code, year, kind, fen, on));
+}
+
+/// Four units as of 30 September 2021 (D), hand-picked so that every term
+/// of the shared definitions counts or is left out once.
+fn report_world(w: &mut World) {
+    use PaymentKind::{Allocation, Expenditure};
+    use QuotaKind::{Adjustment, Initial, Reclaim};
+    w.add(unit(RA, "市教育局"))
+        .add(unit(RB, "市卫生健康委员会"))
+        .add(unit(RC, "市体育局"))
+        .add(unit(RD, RD_NAME))
+        .add(unit("370199", "市已撤销局"));
+
+    // Unit A.
+    w.add(project(PA1, RA, ProjectCategory::Basic, true));
+    q(w, "QA1-I", PA1, 2021, Initial, 100_000_000, "2021-01-15");
+    q(w, "QA1-A", PA1, 2021, Adjustment, 20_000_000, "2021-03-01");
+    q(w, "QA1-R", PA1, 2021, Reclaim, 10_000_000, "2021-08-01");
+    pay(w, "PA1-A1", PA1, Allocation, 60_000_000, "2021-02-01");
+    pay(w, "PA1-A2", PA1, Allocation, 30_000_000, "2021-06-01");
+    pay(w, "PA1-E1", PA1, Expenditure, 40_000_000, "2021-03-10");
+    pay(w, "PA1-E2", PA1, Expenditure, 15_000_000, "2021-09-30");
+    pay(w, "PA1-AFTER", PA1, Expenditure, 7_000_000, "2021-10-01");
+    pay(w, "PA1-PREV", PA1, Expenditure, 9_000_000, "2020-12-31");
+    pay(w, "PA1-VOID", PA1, Expenditure, 5_000_000, "2021-05-05");
+    w.add(project(PA2, RA, ProjectCategory::Special, false));
+    q(w, "QA2-I", PA2, 2021, Initial, 50_000_000, "2021-01-15");
+    q(w, "QA2-PREV", PA2, 2020, Initial, 99_999_900, "2020-01-15");
+    pay(w, "PA2-A1", PA2, Allocation, 25_000_000, "2021-03-01");
+    pay(w, "PA2-E1", PA2, Expenditure, 20_000_000, "2021-04-01");
+    w.add(project(PA_RESERVE, RA, ProjectCategory::Reserve, false));
+    q(
+        w,
+        "QAR-I",
+        PA_RESERVE,
+        2021,
+        Initial,
+        40_000_000,
+        "2021-01-15",
+    );
+    pay(w, "PAR-A1", PA_RESERVE, Allocation, 3_000_000, "2021-05-01");
+    pay(
+        w,
+        "PAR-E1",
+        PA_RESERVE,
+        Expenditure,
+        1_000_000,
+        "2021-05-02",
+    );
+    w.add(project(PA_ZERO, RA, ProjectCategory::Basic, false));
+    q(w, "QAZ-I", PA_ZERO, 2021, Initial, 10_000_000, "2021-01-15");
+    q(w, "QAZ-R", PA_ZERO, 2021, Reclaim, 10_000_000, "2021-04-01");
+    pay(w, "PAZ-E1", PA_ZERO, Expenditure, 2_000_000, "2021-02-01");
+    w.add(project(PA_DELETED, RA, ProjectCategory::Basic, false));
+    q(
+        w,
+        "QAD-I",
+        PA_DELETED,
+        2021,
+        Initial,
+        30_000_000,
+        "2021-01-15",
+    );
+    pay(
+        w,
+        "PAD-E1",
+        PA_DELETED,
+        Expenditure,
+        30_000_000,
+        "2021-02-01",
+    );
+
+    // Unit B: no allocation at all.
+    w.add(project(PB1, RB, ProjectCategory::Basic, true));
+    q(w, "QB1-I", PB1, 2021, Initial, 30_000_000, "2021-01-15");
+    pay(w, "PB1-E1", PB1, Expenditure, 18_000_000, "2021-07-15");
+    w.add(project(PB2, RB, ProjectCategory::Basic, false));
+    q(w, "QB2-I", PB2, 2021, Initial, 10_000_000, "2021-01-15");
+    pay(w, "PB2-E1", PB2, Expenditure, 1_000_000, "2021-06-15");
+
+    // Unit C: as far along as B.
+    w.add(project(PC1, RC, ProjectCategory::Basic, false));
+    q(w, "QC1-I", PC1, 2021, Initial, 2_000_000, "2021-01-15");
+    pay(w, "PC1-A1", PC1, Allocation, 1_000_000, "2021-08-01");
+    pay(w, "PC1-E1", PC1, Expenditure, 950_000, "2021-09-01");
+
+    // Unit D: nothing but money not yet assigned to a project.
+    w.add(project(PD_RESERVE, RD, ProjectCategory::Reserve, false));
+    q(
+        w,
+        "QDR-I",
+        PD_RESERVE,
+        2021,
+        Initial,
+        5_000_000,
+        "2021-01-15",
+    );
+}
+
+#[tokio::test]
+async fn report_indicators_ranks_and_confidentiality() {
+    use liankong::report::{Format, Ratio, build, render};
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        report_world(&mut w);
+        w.write(s).await;
+        // Voided (a deletion of its key), a deleted project, a deleted unit.
+        w.delete(Collection::Payments, "PA1-VOID")
+            .delete(Collection::Projects, PA_DELETED)
+            .delete(Collection::Units, "370199");
+        // A freeze on C's project, breached by both its payments: a
+        // confidential critical alert on unit C.
+        w.add(referral(REPORT_REFERRAL, RC, Some(PC1)));
+        w.write(s).await;
+
+        let rules = only_rules(&[RuleId::Slow, RuleId::FreezeBreach]);
+        let findings = evaluate(s, day("2021-09-30"), &rules).await.unwrap();
+        let lifecycle = Lifecycle {
+            repeat_interval: chrono::Duration::days(7),
+        };
+        apply_findings(
+            s,
+            &findings,
+            day("2021-09-30"),
+            at("2021-10-01T08:00:00Z"),
+            lifecycle,
+            &[],
+        )
+        .await
+        .unwrap();
+        // The alerts as stored: execution.slow on PA1 (50.00% against 74.79%:
+        // 24.79 pp, warning), PA2 (40.00%: 34.79 pp, critical) and PB2
+        // (10.00%, critical; PB1 at 60.00% is within 15 pp, PC1 is below the
+        // minimum quota), and the confidential freeze breach on unit C.
+        let mut open: Vec<(Option<String>, String, String, bool)> = s
+            .alerts()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.state != "resolved")
+            .map(|a| (a.unit_code, a.rule, a.severity, a.confidential))
+            .collect();
+        open.sort();
+        let o =
+            |u: &str, r: &str, sev: &str, c| (Some(u.to_owned()), r.to_owned(), sev.to_owned(), c);
+        assert_eq!(
+            open,
+            vec![
+                o(RA, "execution.slow", "critical", false),
+                o(RA, "execution.slow", "warning", false),
+                o(RB, "execution.slow", "critical", false),
+                o(RC, "referral.freeze_breach", "critical", true),
+            ]
+        );
+
+        // Any day of September gives the report as of its last day.
+        let report = build(s, day("2021-09-14")).await.unwrap();
+        assert_eq!(
+            (report.year, report.month, report.as_of),
+            (2021, 9, day("2021-09-30"))
+        );
+        // 30 September is day 273 of 365.
+        assert_eq!(report.time_progress, Ratio::new(273, 365).unwrap());
+        assert_eq!(report.time_progress.percent(), "74.79");
+
+        let codes: Vec<(&str, Option<usize>)> = report
+            .units
+            .iter()
+            .map(|u| (u.unit_code.as_str(), u.rank))
+            .collect();
+        // B and C tie at 47.50% and share rank 1; A comes third (1, 1, 3); D
+        // has no active project, so no progress and no rank; the deleted unit
+        // is gone.
+        assert_eq!(
+            codes,
+            vec![(RB, Some(1)), (RC, Some(1)), (RA, Some(3)), (RD, None)]
+        );
+        let get = |code: &str| report.units.iter().find(|u| u.unit_code == code).unwrap();
+        let exact = |r: Option<Ratio>| r.map(|r| (r.num(), r.den(), r.percent()));
+
+        // Unit A. Active: PA1 and PA2 (the reserve, the zero-quota and the
+        // deleted project are not).
+        //   quota(PA1) = 1,000,000.00 + 200,000.00 − 100,000.00 = 1,100,000.00
+        //   quota(PA2) = 500,000.00 (its 2020 quota is another year)
+        //   Σ quota = 1,600,000.00
+        //   exp(PA1) = 400,000.00 + 150,000.00 (paid on D) = 550,000.00; the
+        //     payment after D, the one of 2020 and the voided one are left out
+        //   exp(PA2) = 200,000.00 → Σ exp = 750,000.00
+        //   alloc = 600,000.00 + 300,000.00 + 250,000.00 = 1,150,000.00
+        //   execution progress = 750,000.00 ÷ 1,600,000.00 = 46.875% → 46.88
+        //   expenditure rate = 750,000.00 ÷ 1,150,000.00 = 65.2173…% → 65.22
+        //   total quota = 1,100,000.00 + 500,000.00 + 400,000.00 (reserve)
+        //     + 0.00 (reclaimed to zero) = 2,000,000.00
+        //   budget-to-project = 1 − 400,000.00 ÷ 2,000,000.00 = 80.00%
+        let a = get(RA);
+        assert_eq!(a.unit_name, "市教育局");
+        assert_eq!(a.active_projects, 2);
+        assert_eq!(
+            (
+                a.quota,
+                a.expenditure,
+                a.allocation,
+                a.reserve_quota,
+                a.total_quota
+            ),
+            (
+                Fen(160_000_000),
+                Fen(75_000_000),
+                Fen(115_000_000),
+                Fen(40_000_000),
+                Fen(200_000_000)
+            )
+        );
+        assert_eq!(
+            exact(a.execution_progress),
+            Some((75_000_000, 160_000_000, "46.88".into()))
+        );
+        assert_eq!(
+            exact(a.expenditure_rate),
+            Some((75_000_000, 115_000_000, "65.22".into()))
+        );
+        assert_eq!(
+            exact(a.budget_to_project_rate),
+            Some((160_000_000, 200_000_000, "80.00".into()))
+        );
+        assert_eq!((a.open_alerts.critical, a.open_alerts.warning), (1, 1));
+
+        // Unit B: Σ quota = 300,000.00 + 100,000.00 = 400,000.00;
+        //   Σ exp = 180,000.00 + 10,000.00 = 190,000.00 → 47.50%;
+        //   no allocation: the expenditure rate is undefined;
+        //   no reserve: budget-to-project = 100.00%.
+        let b = get(RB);
+        assert_eq!(
+            (b.quota, b.expenditure, b.allocation),
+            (Fen(40_000_000), Fen(19_000_000), Fen(0))
+        );
+        assert_eq!(
+            exact(b.execution_progress),
+            Some((19_000_000, 40_000_000, "47.50".into()))
+        );
+        assert_eq!(b.expenditure_rate, None);
+        assert_eq!(
+            exact(b.budget_to_project_rate),
+            Some((40_000_000, 40_000_000, "100.00".into()))
+        );
+        assert_eq!((b.open_alerts.critical, b.open_alerts.warning), (1, 0));
+
+        // Unit C: 9,500.00 ÷ 20,000.00 = 47.50% (ties with B exactly);
+        //   9,500.00 ÷ 10,000.00 = 95.00%; 100.00%. Its only open alert is
+        //   confidential: it counts nothing.
+        let c = get(RC);
+        assert_eq!(
+            exact(c.execution_progress),
+            Some((950_000, 2_000_000, "47.50".into()))
+        );
+        assert_eq!(c.execution_progress, b.execution_progress);
+        assert_eq!(
+            exact(c.expenditure_rate),
+            Some((950_000, 1_000_000, "95.00".into()))
+        );
+        assert_eq!((c.open_alerts.critical, c.open_alerts.warning), (0, 0));
+
+        // Unit D: its only project is a reserve: no active quota, so no
+        //   progress, no expenditure rate, and 1 − 50,000.00 ÷ 50,000.00 = 0.00%.
+        let d = get(RD);
+        assert_eq!(d.unit_name, RD_NAME);
+        assert_eq!(
+            (d.active_projects, d.quota, d.reserve_quota, d.total_quota),
+            (0, Fen(0), Fen(5_000_000), Fen(5_000_000))
+        );
+        assert_eq!((d.execution_progress, d.expenditure_rate), (None, None));
+        assert_eq!(
+            exact(d.budget_to_project_rate),
+            Some((0, 5_000_000, "0.00".into()))
+        );
+
+        let md = render(&report, Format::Markdown);
+        let csv_text = render(&report, Format::Csv);
+        let html = render(&report, Format::Html);
+
+        assert!(md.starts_with("# 预算执行月报 2021年9月\n"), "{md}");
+        assert!(md.contains("2021-09-30") && md.contains("74.79%"), "{md}");
+        for row in REPORT_MD_ROWS {
+            assert!(md.contains(row), "no row {row} in\n{md}");
+        }
+
+        // The CSV parses back, names and all.
+        let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+        assert_eq!(reader.headers().unwrap().len(), 11);
+        let rows: Vec<Vec<String>> = reader
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect();
+        assert_eq!(
+            rows,
+            REPORT_CSV_ROWS
+                .map(|r| r.map(String::from).to_vec())
+                .to_vec()
+        );
+
+        // A standalone page: a chart, nothing fetched, everything escaped.
+        assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<meta charset=\"utf-8\">"));
+        assert!(html.contains("<svg") && html.contains("</svg>"));
+        for banned in [
+            "http://", "https://", "<script", "src=", "href=", "url(", "@import",
+        ] {
+            assert!(!html.contains(banned), "the page contains {banned}");
+        }
+        assert!(html.contains("市机关事务管理局（本级）&amp; &lt;后勤&gt; | &quot;A&quot;, B"));
+        assert!(!html.contains("<后勤>"));
+        assert!(html.contains("序时进度 74.79%") && html.contains("46.88%"));
+        for name in ["市教育局", "市卫生健康委员会", "市体育局"] {
+            assert!(
+                html.contains(&format!(">{name}</text>")),
+                "the chart names {name}"
+            );
+        }
+
+        // Nothing of the confidential alert in any format.
+        for (format, text) in [("md", &md), ("csv", &csv_text), ("html", &html)] {
+            for secret in [
+                REPORT_REFERRAL,
+                "freeze",
+                "referral",
+                "冻结",
+                "discipline",
+                "纪",
+            ] {
+                assert!(!text.contains(secret), "the {format} report shows {secret}");
+            }
+        }
     })
     .await;
 }

@@ -2,8 +2,9 @@
 //!
 //! One [`Store`] trait, one implementation per backend ([`sqlite`], the
 //! embedded default, and [`postgres`]), chosen once from the URL scheme by
-//! [`open`]. Both implementations compile the same code (`sql_common.rs`)
-//! against their own `sqlx` driver and run their own migrations.
+//! [`open`]. Both implementations compile the same code (`sql_common.rs`,
+//! and the report's query in `sql_report.rs`) against their own `sqlx`
+//! driver and run their own migrations.
 //!
 //! For every canonical record the store keeps its key, the sha-256 of its
 //! canonical content, first/last seen, its typed columns (for the rules), and
@@ -15,6 +16,7 @@ pub mod alerts;
 mod chain;
 pub mod facts;
 pub mod postgres;
+pub mod report;
 mod schema;
 pub mod sqlite;
 
@@ -287,7 +289,7 @@ pub struct CollectionStats {
 
 /// The shared store. Every method is one transaction or one read.
 #[async_trait]
-pub trait Store: facts::FactStore + alerts::AlertStore + Send + Sync {
+pub trait Store: facts::FactStore + alerts::AlertStore + report::ReportStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -33,7 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "adapters and agency silences",
         include_str!("migrations/postgres/0004_adapters_and_agency_silences.sql"),
     ),
-    (5, "leases", include_str!("migrations/postgres/0005_leases.sql")),
+    (
+        5,
+        "leases",
+        include_str!("migrations/postgres/0005_leases.sql"),
+    ),
 ];
 
 async fn connect_pool(url: &StoreUrl) -> Result<Pool<Db>, StoreError> {
@@ -48,3 +52,4 @@ async fn begin_write(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>, 
 }
 
 include!("sql_common.rs");
+include!("sql_report.rs");
