@@ -122,6 +122,19 @@ pub enum Command {
         #[arg(long)]
         name: String,
     },
+    /// The monthly report: per unit the three common indicators beside time
+    /// progress, ranks and open alerts, as of the month's last day.
+    Report {
+        /// YYYY-MM.
+        #[arg(long, value_parser = parse_month)]
+        month: NaiveDate,
+        /// md, csv or html.
+        #[arg(long, default_value = "md")]
+        format: crate::report::Format,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Apply the store's pending migrations.
     Migrate,
     /// Walk every version chain and check the current records against it;
@@ -138,6 +151,11 @@ pub enum Command {
 pub enum StoreCommand {
     /// Record counts per agency and collection.
     Stats,
+}
+
+fn parse_month(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is not a month like 2021-09"))
 }
 
 /// Runs the command line to completion and returns the process exit code.
@@ -430,6 +448,27 @@ async fn run_with_store(
         Command::Alerts { command } => alerts::alerts(&mut out, store.as_ref(), command).await?,
         Command::Deliveries { command } => {
             alerts::deliveries(&mut out, store.as_ref(), command).await?
+        }
+        Command::Report {
+            month,
+            format,
+            out: file,
+        } => {
+            let report = crate::report::build(store.as_ref(), month).await?;
+            let text = crate::report::render(&report, format);
+            match file {
+                Some(path) => {
+                    std::fs::write(&path, text)?;
+                    writeln!(
+                        out,
+                        "report for {} written to {}",
+                        report.as_of,
+                        path.display()
+                    )?;
+                }
+                None => out.write_all(text.as_bytes())?,
+            }
+            ExitCode::SUCCESS
         }
         Command::Reconcile { as_of } => {
             let ctx = context(config, store.clone())?;

@@ -320,10 +320,28 @@ pub async fn demo(
         report.versions,
         report.records
     )?;
+    let monthly = crate::report::build(store.as_ref(), as_of).await?;
+    let report_path = dir.join(format!("report-{}.html", as_of.format("%Y-%m")));
+    std::fs::write(
+        &report_path,
+        crate::report::render(&monthly, crate::report::Format::Html),
+    )?;
+    writeln!(
+        out,
+        "\n5. report: {} units ranked by execution progress, written to {}",
+        monthly.units.len(),
+        report_path.display()
+    )?;
     writeln!(
         out,
         "\nthe store and its config stay in {}; for example:",
         dir.display()
+    )?;
+    writeln!(
+        out,
+        "  liankong --config {} report --month {} --format md",
+        config_path.display(),
+        as_of.format("%Y-%m")
     )?;
     writeln!(
         out,
