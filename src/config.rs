@@ -182,6 +182,15 @@ pub struct SyncConfig {
     /// next scheduled run tries again.
     #[serde(default = "default_max_retry_after")]
     pub max_retry_after_secs: u64,
+    /// An adapter run holds a lease so that one replica pulls a source at a
+    /// time; the holder renews it every third of this. A replica that dies
+    /// loses it this long after its last renewal.
+    #[serde(default = "default_lease")]
+    pub lease_secs: u64,
+}
+
+fn default_lease() -> u64 {
+    120
 }
 
 fn default_batch_size() -> usize {
@@ -208,6 +217,7 @@ impl Default for SyncConfig {
             retry_min_delay_ms: default_min_delay(),
             retry_max_delay_ms: default_max_delay(),
             max_retry_after_secs: default_max_retry_after(),
+            lease_secs: default_lease(),
         }
     }
 }

@@ -135,8 +135,9 @@ async fn adapter_worker(
         if shutdown.is_cancelled() {
             return;
         }
-        if !report.ok() {
-            // Already logged with its reason; the next firing tries again.
+        if !report.ok() || report.skipped {
+            // A failure is logged with its reason and the next firing tries
+            // again; a skipped run left the work to the replica holding it.
             continue;
         }
         let _turn = reconciling.lock().await;

@@ -764,3 +764,69 @@ async fn the_daemon_speaks_sd_notify_reloads_and_stops() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn one_replica_at_a_time_pulls_a_source() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let now = chrono::Utc::now();
+        // Another replica holds finance's lease: this one skips and writes nothing.
+        assert!(
+            t.store
+                .try_lease(
+                    "adapter:finance",
+                    "replica-b",
+                    now,
+                    now + chrono::Duration::hours(1)
+                )
+                .await
+                .unwrap()
+        );
+        let r = sync(&t, &env, "finance").await;
+        assert!(r.skipped && r.ok(), "{r:?}");
+        assert_eq!(
+            t.raw.count("SELECT COUNT(*) FROM finance_payments").await,
+            0
+        );
+        assert!(
+            !t.store
+                .try_lease(
+                    "adapter:finance",
+                    "replica-c",
+                    now,
+                    now + chrono::Duration::hours(1)
+                )
+                .await
+                .unwrap()
+        );
+        // Its holder died: once the lease expires, the source is pulled.
+        assert!(
+            t.store
+                .try_lease(
+                    "adapter:finance",
+                    "replica-b",
+                    now,
+                    now - chrono::Duration::seconds(1)
+                )
+                .await
+                .unwrap()
+        );
+        let r = sync(&t, &env, "finance").await;
+        assert!(!r.skipped && r.ok(), "{r:?}");
+        assert!(t.raw.count("SELECT COUNT(*) FROM finance_payments").await > 0);
+        // The run gave its lease back.
+        assert!(
+            t.store
+                .try_lease(
+                    "adapter:finance",
+                    "replica-c",
+                    now,
+                    now + chrono::Duration::hours(1)
+                )
+                .await
+                .unwrap()
+        );
+        env.sim.shutdown().await;
+    })
+    .await;
+}

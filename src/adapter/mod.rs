@@ -52,6 +52,8 @@ pub struct Adapter {
     pub manifest: Manifest,
     pub schedule: Schedule,
     pub batch_size: usize,
+    /// How long a run's lease lasts between renewals.
+    pub lease: std::time::Duration,
     pub source: Source,
     pub streams: Vec<StreamSpec>,
 }
@@ -108,6 +110,7 @@ impl Adapter {
             manifest_path: config.manifest.clone(),
             schedule: config.schedule.clone(),
             batch_size: whole.sync.batch_size,
+            lease: std::time::Duration::from_secs(whole.sync.lease_secs.max(3)),
             manifest,
             source,
             streams,

@@ -58,6 +58,8 @@ pub struct SyncReport {
     pub streams: Vec<StreamReport>,
     pub links_changed: u64,
     pub error: Option<String>,
+    /// Another replica held this adapter's lease: nothing was pulled.
+    pub skipped: bool,
 }
 
 impl SyncReport {
@@ -84,6 +86,19 @@ enum RunError {
     Store(#[from] StoreError),
     #[error("stopped after {0} batches as asked")]
     Stopped(usize),
+    #[error("lost the adapter's lease to another replica")]
+    LeaseLost,
+}
+
+/// Who this process is, for leases: host, pid and a random tag.
+pub fn holder_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "host".into());
+        format!("{host}/{}/{:08x}", std::process::id(), fastrand::u32(..))
+    })
 }
 
 /// Runs one adapter once. Never panics and never returns early: every
@@ -104,14 +119,53 @@ pub async fn run_adapter(
         streams: Vec::new(),
         links_changed: 0,
         error: None,
+        skipped: false,
     };
+    // One replica pulls a source at a time; a holder that dies loses the
+    // lease when it expires.
+    let lease = format!("adapter:{}", adapter.name);
+    let ttl = chrono::Duration::from_std(adapter.lease).unwrap_or(chrono::Duration::minutes(5));
+    match store
+        .try_lease(&lease, holder_id(), started, started + ttl)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(adapter = %adapter.name, "another replica is pulling this source; skipped");
+            report.skipped = true;
+            return report;
+        }
+        Err(e) => {
+            report.error = Some(format!("cannot take the adapter's lease: {e}"));
+            tracing::error!(adapter = %adapter.name, error = %e, "cannot take the adapter's lease");
+            return report;
+        }
+    }
     let result = match store
         .begin_run(&adapter.name, adapter.manifest.agency, started)
         .await
     {
         Ok(run) => {
             report.run = Some(run);
-            let result = run_streams(store, adapter, run, clock, options, &mut report).await;
+            let result = {
+                let work = run_streams(store, adapter, run, clock, options, &mut report);
+                tokio::pin!(work);
+                let mut renew = tokio::time::interval(adapter.lease / 3);
+                renew.tick().await;
+                loop {
+                    tokio::select! {
+                        r = &mut work => break r,
+                        _ = renew.tick() => {
+                            let now = clock.now();
+                            match store.try_lease(&lease, holder_id(), now, now + ttl).await {
+                                Ok(true) => {}
+                                // Dropping the work rolls its transaction back.
+                                _ => break Err(RunError::LeaseLost),
+                            }
+                        }
+                    }
+                }
+            };
             if let Err(e) = &result {
                 // Nothing of a failed run was kept; its counts would mislead.
                 report.streams.clear();
@@ -130,6 +184,9 @@ pub async fn run_adapter(
         }
         Err(e) => Err(RunError::Store(e)),
     };
+    if let Err(e) = store.release_lease(&lease, holder_id()).await {
+        tracing::warn!(adapter = %adapter.name, error = %e, "cannot release the adapter's lease; it expires");
+    }
     report.seconds = timer.elapsed().as_secs_f64();
     match result {
         Ok(()) => {

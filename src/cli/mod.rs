@@ -351,6 +351,14 @@ pub fn print_reports(out: &mut dyn Write, reports: &[SyncReport]) -> std::io::Re
         "adapter", "stream", "fetched", "new", "changed", "unchanged", "deleted", "quarantined"
     )?;
     for r in reports {
+        if r.skipped {
+            writeln!(
+                out,
+                "{:<12}{:<26}{:>65}  skipped: another replica holds the lease",
+                r.adapter, "-", ""
+            )?;
+            continue;
+        }
         if let Some(e) = &r.error {
             writeln!(out, "{:<12}{:<26}{:>65}  FAILED: {e}", r.adapter, "-", "")?;
             continue;
