@@ -830,3 +830,139 @@ async fn one_replica_at_a_time_pulls_a_source() {
     })
     .await;
 }
+
+/// Every record the simulator serves is in the store, once, with one version.
+async fn assert_store_matches_simulator(t: &TestStore, env: &Env) {
+    let ds = env.sim.data().snapshot();
+    let mut live = 0i64;
+    for c in Collection::ALL {
+        for r in ds.records(c) {
+            let got = t
+                .store
+                .get(c, &r.key())
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{c} {} missing", r.key()));
+            assert_eq!(got.record, r, "{c} {}", r.key());
+            assert!(!got.deleted);
+            live += 1;
+        }
+    }
+    let stats = t.store.stats().await.unwrap();
+    assert_eq!(stats.iter().map(|s| s.live).sum::<i64>(), live);
+    assert_eq!(
+        stats.iter().map(|s| s.versions).sum::<i64>(),
+        live,
+        "no version written twice"
+    );
+    let doubled = t
+        .raw
+        .count("SELECT COUNT(*) FROM (SELECT stream, key, version FROM versions GROUP BY stream, key, version HAVING COUNT(*) > 1) d")
+        .await;
+    assert_eq!(doubled, 0);
+    assert!(t.store.verify().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn many_cycles_of_5xx_latency_and_truncated_bodies_end_like_a_clean_run() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let expected = liankong::demo::plant_anomalies(env.sim.data());
+        env.sim.write_files().unwrap();
+        env.sim.faults().set_error_rate(0.2);
+        env.sim.faults().set_truncate_rate(0.1);
+        env.sim.faults().set_latency(Duration::from_millis(2));
+        let names = ["finance", "npc", "audit", "discipline", "orgdept"];
+        let mut succeeded = std::collections::BTreeSet::new();
+        let mut failed = 0;
+        for cycle in 0..20 {
+            for name in names {
+                let r = sync(&t, &env, name).await;
+                if r.ok() {
+                    succeeded.insert(name);
+                } else {
+                    failed += 1;
+                }
+            }
+            if cycle >= 4 && succeeded.len() == names.len() {
+                break;
+            }
+        }
+        assert_eq!(
+            succeeded.len(),
+            names.len(),
+            "every adapter got through at some point"
+        );
+        let injected = env
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.status == 503)
+            .count();
+        assert!(
+            injected > 10,
+            "faults were injected ({injected} 503s, {failed} failed runs)"
+        );
+        assert_store_matches_simulator(&t, &env).await;
+        // The same alerts as a clean run: exactly the planted ones.
+        let findings =
+            liankong::reconcile::evaluate(t.store.as_ref(), day("2021-09-30"), &Default::default())
+                .await
+                .unwrap();
+        let mut got: Vec<(String, String)> = findings
+            .iter()
+            .map(|f| {
+                let s = &f.view.subject;
+                let id = ["project", "finding", "referral", "unit"]
+                    .iter()
+                    .find_map(|k| s.get(*k).and_then(|v| v.as_str()))
+                    .unwrap();
+                (f.rule.to_string(), id.to_owned())
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, String)> = expected
+            .iter()
+            .map(|(r, s)| (r.to_string(), s.to_string()))
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn syncs_cut_off_at_twenty_random_moments_end_with_the_clean_records() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        // Slow answers, so that a cut lands inside a run.
+        env.sim.faults().set_latency(Duration::from_millis(30));
+        let dir = tempfile::tempdir().unwrap();
+        let adapters: Vec<Adapter> =
+            vec![adapter(&env, "finance"), npc_small_pages(&env, dir.path())];
+        let mut rng = fastrand::Rng::with_seed(20);
+        let mut cut = 0;
+        for i in 0..20 {
+            let a = &adapters[i % adapters.len()];
+            // Dropping a run in flight is what a crash does to it: its
+            // transaction never commits.
+            let limit = Duration::from_millis(rng.u64(5..250));
+            if tokio::time::timeout(limit, sync_with(&t, a, &SyncOptions::default()))
+                .await
+                .is_err()
+            {
+                cut += 1;
+            }
+        }
+        assert!(cut >= 15, "most runs were cut off ({cut})");
+        env.sim.faults().set_latency(Duration::ZERO);
+        for name in ["finance", "npc", "audit", "discipline", "orgdept"] {
+            let r = sync(&t, &env, name).await;
+            assert!(r.ok() && !r.skipped, "{r:?}");
+        }
+        assert_store_matches_simulator(&t, &env).await;
+        env.sim.shutdown().await;
+    })
+    .await;
+}

@@ -110,7 +110,7 @@ impl Adapter {
             manifest_path: config.manifest.clone(),
             schedule: config.schedule.clone(),
             batch_size: whole.sync.batch_size,
-            lease: std::time::Duration::from_secs(whole.sync.lease_secs.max(3)),
+            lease: std::time::Duration::from_secs(whole.sync.lease_secs.max(1)),
             manifest,
             source,
             streams,

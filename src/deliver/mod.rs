@@ -162,7 +162,9 @@ impl Deliverer {
         clock: &dyn Clock,
     ) -> Result<DeliveryStats, StoreError> {
         let now = clock.now();
-        let lease = now + chrono::Duration::seconds(self.config.timeout_secs as i64 * 3 + 30);
+        // A claim outlives the attempts it covers; a replica that dies with
+        // claims in hand loses them when they expire.
+        let lease = now + chrono::Duration::seconds(self.config.timeout_secs as i64 * 2 + 5);
         let rows = store.claim_due(now, lease, self.config.batch).await?;
         let mut stats = DeliveryStats::default();
         let results: Vec<(OutboxRow, Attempt)> = futures_util::stream::iter(rows)
