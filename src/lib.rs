@@ -21,3 +21,5 @@ pub mod money;
 pub mod reconcile;
 pub mod sim;
 pub mod store;
+#[cfg(test)]
+mod testing;
