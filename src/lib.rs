@@ -24,3 +24,5 @@ pub mod reconcile;
 pub mod report;
 pub mod sim;
 pub mod store;
+#[cfg(test)]
+mod testing;

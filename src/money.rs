@@ -114,8 +114,12 @@ pub fn parse_fixed(s: &str, places: u32, expected: &'static str) -> Result<i64, 
             .and_then(|v| v.checked_add(i64::from(digit - b'0')))
             .ok_or_else(overflow)?;
     }
-    for _ in kept.len()..places {
-        value = value.checked_mul(10).ok_or_else(overflow)?;
+    // Zero stays zero however many places are asked for; anything else
+    // overflows within 19 of them.
+    if value != 0 {
+        for _ in kept.len()..places {
+            value = value.checked_mul(10).ok_or_else(overflow)?;
+        }
     }
     Ok(if negative { -value } else { value })
 }
@@ -123,18 +127,18 @@ pub fn parse_fixed(s: &str, places: u32, expected: &'static str) -> Result<i64, 
 /// Formats an integer scaled by `10^places` as a decimal with exactly `places`
 /// places.
 pub fn format_fixed(value: i64, places: u32) -> String {
-    let scale = 10u64.pow(places);
     let magnitude = value.unsigned_abs();
     let sign = if value < 0 { "-" } else { "" };
     if places == 0 {
         return format!("{sign}{magnitude}");
     }
-    format!(
-        "{sign}{}.{:0width$}",
-        magnitude / scale,
-        magnitude % scale,
-        width = places as usize
-    )
+    // From 20 places on the scale does not fit in u64, and every i64 is
+    // all fraction.
+    let (whole, fraction) = match 10u64.checked_pow(places) {
+        Some(scale) => (magnitude / scale, magnitude % scale),
+        None => (0, magnitude),
+    };
+    format!("{sign}{whole}.{fraction:0width$}", width = places as usize)
 }
 
 #[cfg(test)]
@@ -226,11 +230,144 @@ mod tests {
     }
 
     #[test]
+    fn places_beyond_what_i64_holds_neither_panic_nor_spin() {
+        // Found by `props::any_string_parses_exactly_or_not_at_all`: 10^20
+        // overflowed u64 (a panic in debug builds, garbage in release).
+        assert_eq!(format_fixed(0, 20), "0.00000000000000000000");
+        assert_eq!(parse_fixed("0", 20, "x"), Ok(0));
+        assert_eq!(format_fixed(1, 19), "0.0000000000000000001");
+        assert_eq!(format_fixed(-1, 21), "-0.000000000000000000001");
+        assert_eq!(format_fixed(i64::MIN, 20), "-0.09223372036854775808",);
+        assert_eq!(
+            parse_fixed("-0.09223372036854775807", 20, "x"),
+            Ok(-i64::MAX)
+        );
+        // Zero with four billion places used to multiply by ten four billion times.
+        assert_eq!(parse_fixed("0.0", u32::MAX, "x"), Ok(0));
+        assert!(parse_fixed("1", u32::MAX, "x").is_err());
+    }
+
+    #[test]
     fn errors_say_what_and_why() {
         let e = Fen::from_yuan("1.234").unwrap_err();
         assert_eq!(
             e.to_string(),
             "\"1.234\" is not an amount in yuan: it has more decimal places than the unit allows"
         );
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::config;
+
+    /// What `parse_fixed` must answer for a plain decimal, computed another
+    /// way: in `i128`, from the digits, with `None` for inexact or too large.
+    fn model(negative: bool, int: &str, frac: Option<&str>, places: u32) -> Option<i64> {
+        let frac = frac.unwrap_or("");
+        let places = places as usize;
+        let (kept, dropped) = frac.split_at(frac.len().min(places));
+        if dropped.chars().any(|c| c != '0') {
+            return None;
+        }
+        let digits = format!("{int}{kept:0<places$}");
+        let magnitude: i128 = digits.parse().ok()?;
+        let value = i64::try_from(magnitude).ok()?;
+        Some(if negative { -value } else { value })
+    }
+
+    /// Whether `s` is in the grammar `parse_fixed` accepts.
+    fn is_plain_decimal(s: &str) -> bool {
+        let body = s.strip_prefix('-').unwrap_or(s);
+        let (int, frac) = match body.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (body, None),
+        };
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        digits(int) && frac.is_none_or(digits)
+    }
+
+    /// Strings that look like money, or almost, or not at all.
+    fn money_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "-?[0-9]{1,20}(\\.[0-9]{1,8})?",
+            "[-+]?[0-9]{0,30}(\\.[0-9]{0,30})?([eE][-+]?[0-9]{1,3})?",
+            "[-+.,0-9eE \u{3000}\u{ff10}-\u{ff19}\u{0660}-\u{0669}\u{fffd}]{0,24}",
+            "-?0{0,30}[0-9]{15,45}(\\.[0-9]{0,40})?",
+            "-?[0-9]{1,3}\\.[0-9]{0,3}0{0,60}",
+            "-?0{1,4}(\\.0{0,30})?",
+        ]
+    }
+
+    #[test]
+    fn the_smallest_amount_formats_but_does_not_parse_back() {
+        // Its magnitude is one more than i64::MAX: the one exception above.
+        assert!(Fen::from_yuan(&Fen(i64::MIN).to_yuan()).is_err());
+        assert!(Fen::from_wan(&Fen(i64::MIN).to_wan()).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn every_amount_but_the_smallest_round_trips_through_yuan_and_wan(
+            x in (i64::MIN + 1)..=i64::MAX
+        ) {
+            prop_assert_eq!(Fen::from_yuan(&Fen(x).to_yuan()), Ok(Fen(x)));
+            prop_assert_eq!(Fen::from_wan(&Fen(x).to_wan()), Ok(Fen(x)));
+        }
+
+        #[test]
+        fn any_string_parses_exactly_or_not_at_all(s in money_like(), places in 0u32..=40) {
+            if let Ok(fen) = Fen::from_yuan(&s) {
+                prop_assert!(is_plain_decimal(&s), "{s:?} parsed as {fen:?}");
+                prop_assert_eq!(Fen::from_yuan(&fen.to_yuan()), Ok(fen));
+            }
+            if let Ok(fen) = Fen::from_wan(&s) {
+                prop_assert!(is_plain_decimal(&s), "{s:?} parsed as {fen:?}");
+                prop_assert_eq!(Fen::from_wan(&fen.to_wan()), Ok(fen));
+            }
+            if let Ok(v) = parse_fixed(&s, places, "x") {
+                prop_assert!(is_plain_decimal(&s), "{s:?} parsed as {v}");
+                prop_assert_eq!(parse_fixed(&format_fixed(v, places), places, "x"), Ok(v));
+            }
+        }
+
+        #[test]
+        fn plain_decimals_parse_exactly_as_the_digits_say(
+            negative in any::<bool>(),
+            int in "[0-9]{1,22}",
+            frac in proptest::option::of("[0-9]{1,22}"),
+            places in 0u32..=8,
+        ) {
+            let s = format!("{}{int}{}", if negative { "-" } else { "" },
+                frac.as_deref().map(|f| format!(".{f}")).unwrap_or_default());
+            let got = parse_fixed(&s, places, "x").ok();
+            prop_assert_eq!(got, model(negative, &int, frac.as_deref(), places), "{}", s);
+        }
+
+        #[test]
+        fn more_significant_places_than_allowed_are_rejected(
+            int in "-?[0-9]{1,6}",
+            allowed in "[0-9]{0,8}",
+            extra in "[0-9]{0,4}[1-9][0-9]{0,4}",
+            places in 0u32..=8,
+        ) {
+            // `allowed` is cut to `places` digits; every digit past them counts.
+            let kept: String = allowed.chars().take(places as usize).collect();
+            let kept = format!("{kept:0<width$}", width = places as usize);
+            let s = format!("{int}.{kept}{extra}");
+            prop_assert!(parse_fixed(&s, places, "x").is_err(), "{} with {} places", s, places);
+            if places == YUAN_PLACES {
+                prop_assert!(Fen::from_yuan(&s).is_err());
+            }
+            if places == WAN_PLACES {
+                prop_assert!(Fen::from_wan(&s).is_err());
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::BufReader;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use calamine::{DataRef, Xlsx};
@@ -123,7 +124,23 @@ impl FileSource {
         chunk: usize,
         out: &mpsc::Sender<Result<Vec<SourceRow>, FetchError>>,
     ) {
-        let result = self.read_inner(path, chunk.max(1), out);
+        // The parsers below have panicked on malformed input (calamine on an
+        // overlong cell reference): a file that makes one panic is a bad
+        // file, reported like any other, not a dead reader.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.read_inner(path, chunk.max(1), out)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(FetchError::File(format!(
+                "{}: the file is malformed ({what})",
+                path.display()
+            )))
+        });
         if let Err(e) = result {
             let _ = out.blocking_send(Err(e));
         }
@@ -172,8 +189,12 @@ impl FileSource {
     ) -> Result<(), FetchError> {
         let fail = |e: &dyn std::fmt::Display| FetchError::File(format!("{}: {e}", path.display()));
         let file = File::open(path).map_err(|e| fail(&e))?;
+        // A byte order mark names the encoding, whatever the manifest says:
+        // a GBK source re-saved as "CSV UTF-8" starts with one, and decoding
+        // it as GBK would land garbled text without a single bad byte.
         let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
             .encoding(Some(self.encoding))
+            .bom_override(true)
             .build(BufReader::new(file));
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
@@ -253,16 +274,21 @@ impl FileSource {
             let cell = cells.next_cell().map_err(|e| fail(&e))?;
             let Some(cell) = cell else { break };
             let (r, c) = cell.get_position();
-            let value = cell_value(cell.get_value());
+            // A formatted but empty cell holds nothing: it must neither make
+            // its row the header (a bordered blank row above the real one
+            // would hide every column) nor start a row of its own.
+            let Some(value) = cell_value(cell.get_value()) else {
+                continue;
+            };
             if header_row.is_none() {
                 header_row = Some(r);
             }
             if header_row == Some(r) {
-                if let Some(Value::String(name)) = value {
-                    headers.push((c, name.trim().to_owned()));
-                } else if let Some(v) = value {
-                    headers.push((c, v.to_string()));
-                }
+                let name = match value {
+                    Value::String(name) => name.trim().to_owned(),
+                    other => other.to_string(),
+                };
+                headers.push((c, name));
                 continue;
             }
             if current.as_ref().is_some_and(|(row, _)| *row != r)
@@ -271,8 +297,8 @@ impl FileSource {
                 emit(SourceRow::Ok(row))?;
             }
             let (_, row) = current.get_or_insert_with(|| (r, Map::new()));
-            if let (Some(v), Some((_, name))) = (value, headers.iter().find(|(hc, _)| *hc == c)) {
-                row.insert(name.clone(), v);
+            if let Some((_, name)) = headers.iter().find(|(hc, _)| *hc == c) {
+                row.insert(name.clone(), value);
             }
         }
         if let Some((_, row)) = current.take() {
@@ -380,5 +406,627 @@ mod tests {
             panic!()
         };
         assert_eq!(reason, "line 3: 1 cells where the header has 2");
+    }
+
+    #[test]
+    fn csv_byte_order_marks_name_the_encoding() {
+        use super::props::{read_all, source_with};
+        // Found by `props::csv_rows_are_rows_under_the_header_or_named_bad_ones`:
+        // a BOM was ignored when the manifest named an encoding, so a GBK
+        // source re-saved as UTF-8 with a BOM landed as garbled text.
+        let text = "\u{feff}问题编号,被审计单位\r\nSJ-1,市教育局（本级）\r\n";
+        let (_dir, src, path) = source_with(FileFormat::Csv, Some("gbk"), "a.csv", text.as_bytes());
+        let (rows, error) = read_all(&src, &path, 2).unwrap();
+        assert_eq!(error, None);
+        let expected = serde_json::json!({"问题编号": "SJ-1", "被审计单位": "市教育局（本级）"});
+        assert_eq!(
+            rows,
+            vec![SourceRow::Ok(expected.as_object().unwrap().clone())]
+        );
+        // The exact input: a UTF-16LE BOM and one line break is an empty file,
+        // not a header of two replacement characters over a row of NUL.
+        let (_dir, src, path) =
+            source_with(FileFormat::Csv, Some("gbk"), "b.csv", b"\xff\xfe\n\x00");
+        assert_eq!(read_all(&src, &path, 1).unwrap(), (vec![], None));
+    }
+
+    #[test]
+    fn a_parser_that_panics_on_a_workbook_makes_a_file_error() {
+        use super::props::{XCell, read_all, rezip, source_with, workbook};
+        // Found by `props::damaged_workbooks_are_file_errors_or_rows_never_panics`:
+        // calamine 0.38 multiplies a row number past u32 without checking.
+        let grid = [
+            ((0, 0), XCell::Text("单位编码".into())),
+            ((1, 0), XCell::Number(370101.0)),
+        ];
+        let bytes = rezip(
+            workbook(&grid.into_iter().collect(), "部门考评"),
+            |parts| {
+                for (name, xml) in parts
+                    .iter_mut()
+                    .filter(|(n, _)| n.contains("worksheets/sheet2"))
+                {
+                    let text = String::from_utf8(std::mem::take(xml)).unwrap();
+                    assert!(text.contains("<row r=\"2\""), "{name}");
+                    *xml = text
+                        .replace("<row r=\"2\"", "<row r=\"99999999999\"")
+                        .into_bytes();
+                }
+            },
+        );
+        let (_dir, src, path) = source_with(FileFormat::Xlsx, None, "k.xlsx", &bytes);
+        let (rows, error) = read_all(&src, &path, 1).unwrap();
+        if cfg!(debug_assertions) {
+            // Release builds wrap instead of panicking.
+            assert!(rows.is_empty());
+            assert!(
+                error
+                    .unwrap()
+                    .contains("k.xlsx: the file is malformed (attempt to multiply with overflow)")
+            );
+        }
+    }
+
+    #[test]
+    fn formatted_blank_cells_above_the_header_are_nothing() {
+        // Found by `props::valid_workbooks_read_as_written`: a formatted blank
+        // cell made its row the header, so the real header was read as data
+        // and every row came out empty (and was quarantined); bordered blank
+        // rows below the data each came out as an empty row.
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.set_name("部门考评").unwrap();
+        let border = rust_xlsxwriter::Format::new().set_border(rust_xlsxwriter::FormatBorder::Thin);
+        sheet.write_blank(0, 0, &border).unwrap();
+        sheet.write_blank(0, 1, &border).unwrap();
+        sheet.write_string(1, 0, "单位编码").unwrap();
+        sheet.write_string(1, 1, "等级").unwrap();
+        sheet.write_number(2, 0, 370101).unwrap();
+        sheet.write_blank(2, 1, &border).unwrap();
+        sheet.write_blank(3, 1, &border).unwrap();
+        sheet.write_number(4, 0, 370102).unwrap();
+        sheet.write_string(4, 1, "优").unwrap();
+        let bytes = workbook.save_to_buffer().unwrap();
+        let (_dir, src, path) = super::props::source_with(FileFormat::Xlsx, None, "k.xlsx", &bytes);
+        let (rows, error) = super::props::read_all(&src, &path, 10).unwrap();
+        assert_eq!(error, None);
+        let row = |v: Value| SourceRow::Ok(v.as_object().unwrap().clone());
+        assert_eq!(
+            rows,
+            vec![
+                row(serde_json::json!({"单位编码": 370101})),
+                row(serde_json::json!({"单位编码": 370102, "等级": "优"})),
+            ],
+            "the blank row 4 is no row at all"
+        );
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::io::{Cursor, Read, Write};
+
+    use proptest::prelude::*;
+    use rust_xlsxwriter::{Format, Workbook};
+
+    use super::*;
+    use crate::testing::config;
+
+    const SHEET: &str = "部门考评";
+    const AUDIT_HEADER: &str =
+        "问题编号,被审计单位,项目编码,问题类型,涉及金额,整改状态,整改期限,发现日期";
+
+    /// A source of `format` over a fresh directory holding `bytes` as `name`.
+    pub(super) fn source_with(
+        format: FileFormat,
+        encoding: Option<&str>,
+        name: &str,
+        bytes: &[u8],
+    ) -> (tempfile::TempDir, FileSource, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let t = Transport::File {
+            pattern: "*".into(),
+            take: Take::Every,
+            format,
+            encoding: encoding.map(str::to_owned),
+            sheet: Some(SHEET.into()),
+            max_file_bytes: 1 << 20,
+        };
+        let src = FileSource::new(&t, Some(dir.path())).unwrap();
+        (dir, src, path)
+    }
+
+    /// Everything `read` sends for one file, on a reader thread as in a run,
+    /// checking the channel's discipline: chunks of 1..=`chunk` rows, at most
+    /// one error, a file error, and nothing after it.
+    pub(super) fn read_all(
+        src: &FileSource,
+        path: &Path,
+        chunk: usize,
+    ) -> Result<(Vec<SourceRow>, Option<String>), TestCaseError> {
+        let (tx, mut rx) = mpsc::channel(2);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || src.read(path, chunk, &tx));
+            let mut rows = Vec::new();
+            let mut error = None;
+            while let Some(message) = rx.blocking_recv() {
+                prop_assert!(error.is_none(), "a message after the error {:?}", error);
+                match message {
+                    Ok(batch) => {
+                        prop_assert!(!batch.is_empty() && batch.len() <= chunk);
+                        rows.extend(batch);
+                    }
+                    Err(FetchError::File(e)) => error = Some(e),
+                    Err(e) => return Err(TestCaseError::fail(format!("not a file error: {e}"))),
+                }
+            }
+            prop_assert!(reader.join().is_ok(), "the reader panicked");
+            Ok((rows, error))
+        })
+    }
+
+    /// What a CSV file is made of.
+    #[derive(Debug, Clone)]
+    enum CsvFile {
+        /// Any bytes at all.
+        Bytes(Vec<u8>),
+        /// Text in the file's encoding, possibly cut (in the middle of a
+        /// multi-byte sequence, too) and with stray bytes inserted.
+        Text {
+            text: String,
+            cut: Option<usize>,
+            noise: Vec<(usize, u8)>,
+        },
+        /// The audit header, then anything.
+        HeaderThen { crlf: bool, rest: Vec<u8> },
+    }
+
+    fn csv_text() -> impl Strategy<Value = String> {
+        let c = prop_oneof![
+            6 => proptest::sample::select(vec!['问', '题', '市', '局', '（', '）', 'a', '1', ' ', '€']),
+            3 => proptest::sample::select(vec![',', '"', '\r', '\n']),
+            1 => any::<char>(),
+        ];
+        prop_oneof![
+            proptest::collection::vec(c, 0..160).prop_map(|v| v.into_iter().collect()),
+            proptest::collection::vec("[^,\"\r\n]{0,6}|\"[^\"]{0,6}\"", 1..24).prop_map(|cells| {
+                cells
+                    .chunks(3)
+                    .map(|r| r.join(","))
+                    .collect::<Vec<_>>()
+                    .join("\r\n")
+            }),
+        ]
+    }
+
+    fn csv_file() -> impl Strategy<Value = CsvFile> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..512).prop_map(CsvFile::Bytes),
+            (
+                csv_text(),
+                proptest::option::of(any::<usize>()),
+                proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+            )
+                .prop_map(|(text, cut, noise)| CsvFile::Text { text, cut, noise }),
+            (
+                any::<bool>(),
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..256),
+                    csv_text().prop_map(String::into_bytes),
+                ]
+            )
+                .prop_map(|(crlf, rest)| CsvFile::HeaderThen { crlf, rest }),
+        ]
+    }
+
+    fn encode(encoding: &'static encoding_rs::Encoding, text: &str) -> Vec<u8> {
+        if encoding == encoding_rs::UTF_16LE {
+            // encoding_rs has no UTF-16 encoder.
+            text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+        } else {
+            encoding.encode(text).0.into_owned()
+        }
+    }
+
+    fn csv_bytes(file: &CsvFile, encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
+        match file {
+            CsvFile::Bytes(b) => b.clone(),
+            CsvFile::Text { text, cut, noise } => {
+                let mut b = encode(encoding, text);
+                if let Some(cut) = cut {
+                    b.truncate(cut % (b.len() + 1));
+                }
+                for (at, byte) in noise {
+                    b.insert(at % (b.len() + 1), *byte);
+                }
+                b
+            }
+            CsvFile::HeaderThen { crlf, rest } => {
+                let mut b = encode(encoding, AUDIT_HEADER);
+                b.extend(encode(encoding, if *crlf { "\r\n" } else { "\n" }));
+                b.extend(rest);
+                b
+            }
+        }
+    }
+
+    /// The header as the whole file decoded at once says it is.
+    fn header_of(text: &str) -> Option<BTreeSet<String>> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let headers = reader.headers().ok()?;
+        Some(
+            headers
+                .iter()
+                .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
+                .collect(),
+        )
+    }
+
+    /// A row with the encoding's name taken out of its reason.
+    fn without_encoding(row: SourceRow, encoding: &'static encoding_rs::Encoding) -> SourceRow {
+        match row {
+            SourceRow::Bad { reason, raw } => SourceRow::Bad {
+                reason: reason.replace(&format!("not valid {}", encoding.name()), "not valid …"),
+                raw,
+            },
+            ok => ok,
+        }
+    }
+
+    /// A cell written into a workbook.
+    #[derive(Debug, Clone)]
+    pub(super) enum XCell {
+        Number(f64),
+        Text(String),
+        Bool(bool),
+        /// Formatted but empty: nothing to read.
+        Blank,
+    }
+
+    fn xcell(finite: bool) -> impl Strategy<Value = XCell> {
+        let non_finite = if finite {
+            Just(0.25).boxed()
+        } else {
+            proptest::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY]).boxed()
+        };
+        let number = prop_oneof![
+            (-1_000_000i64..1_000_000).prop_map(|n| n as f64),
+            prop_oneof![
+                Just(47.5),
+                Just(2021.0),
+                Just(-0.0),
+                Just(9.0e15),
+                Just(8_999_999_999_999_999.0),
+                Just(1e300),
+                Just(0.1)
+            ],
+            any::<f64>().prop_filter("finite", |f| f.is_finite()),
+            non_finite,
+        ];
+        prop_oneof![
+            3 => number.prop_map(XCell::Number),
+            4 => prop_oneof![
+                "[ ]?[单位编码名称年度季考评得分等级优良]{1,4}[ ]?",
+                "[0-9]{6}",
+                any::<String>().prop_map(|s| s.chars().take(40).collect()),
+            ]
+            .prop_map(XCell::Text),
+            1 => any::<bool>().prop_map(XCell::Bool),
+            1 => Just(XCell::Blank),
+        ]
+    }
+
+    /// Cells by (row, column); the last one written at a place wins.
+    fn grid(finite: bool) -> impl Strategy<Value = BTreeMap<(u32, u16), XCell>> {
+        proptest::collection::vec(((0u32..8), (0u16..6), xcell(finite)), 0..32)
+            .prop_map(|cells| cells.into_iter().map(|(r, c, v)| ((r, c), v)).collect())
+    }
+
+    pub(super) fn workbook(grid: &BTreeMap<(u32, u16), XCell>, sheet: &str) -> Vec<u8> {
+        let mut workbook = Workbook::new();
+        workbook.add_worksheet().set_name("封面").unwrap();
+        let ws = workbook.add_worksheet();
+        ws.set_name(sheet).unwrap();
+        let bold = Format::new().set_bold();
+        for (&(r, c), cell) in grid {
+            match cell {
+                XCell::Number(n) => ws.write_number(r, c, *n).map(|_| ()),
+                XCell::Text(t) => ws.write_string(r, c, t).map(|_| ()),
+                XCell::Bool(b) => ws.write_boolean(r, c, *b).map(|_| ()),
+                XCell::Blank => ws.write_blank(r, c, &bold).map(|_| ()),
+            }
+            .unwrap();
+        }
+        workbook.save_to_buffer().unwrap()
+    }
+
+    /// A number as the reader gives it: whole ones as integers.
+    fn number(n: f64) -> Option<Value> {
+        if n.fract() == 0.0 && n.abs() < 9.0e15 {
+            Some(Value::from(n as i64))
+        } else {
+            Number::from_f64(n).map(Value::Number)
+        }
+    }
+
+    /// The rows a person reading the sheet would expect: the first row with
+    /// anything in it names the columns; each later row with anything in it
+    /// is one row of the cells under a named column.
+    fn expected_rows(grid: &BTreeMap<(u32, u16), XCell>) -> Vec<SourceRow> {
+        let value = |cell: &XCell| match cell {
+            XCell::Number(n) => number(*n),
+            // An empty string is written as an empty cell.
+            XCell::Text(t) if t.is_empty() => None,
+            XCell::Text(t) => Some(Value::String(t.clone())),
+            XCell::Bool(b) => Some(Value::Bool(*b)),
+            XCell::Blank => None,
+        };
+        let mut rows: BTreeMap<u32, Vec<(u16, Value)>> = BTreeMap::new();
+        for (&(r, c), cell) in grid {
+            if let Some(v) = value(cell) {
+                rows.entry(r).or_default().push((c, v));
+            }
+        }
+        let mut rows = rows.into_values();
+        let Some(header) = rows.next() else {
+            return Vec::new();
+        };
+        let names: BTreeMap<u16, String> = header
+            .into_iter()
+            .map(|(c, v)| match v {
+                Value::String(s) => (c, s.trim().to_owned()),
+                other => (c, other.to_string()),
+            })
+            .collect();
+        rows.map(|cells| {
+            let mut row = Map::new();
+            for (c, v) in cells {
+                if let Some(name) = names.get(&c) {
+                    row.insert(name.clone(), v);
+                }
+            }
+            SourceRow::Ok(row)
+        })
+        .collect()
+    }
+
+    /// One change to the bytes of an XML part of a workbook.
+    #[derive(Debug, Clone)]
+    enum XmlEdit {
+        Replace(usize, u8),
+        Insert(usize, &'static str),
+        Delete(usize, usize),
+    }
+
+    fn xml_edit() -> impl Strategy<Value = XmlEdit> {
+        let byte = proptest::sample::select(b"09AZ<>/\"=&; xrtsv-.\xff".to_vec());
+        let snippet = proptest::sample::select(vec![
+            "99999999999",
+            "4294967296",
+            "XFD1048577",
+            "AAAAAAAAA1",
+            "r=\"A0\"",
+            "<c r=\"B2\">",
+            "</c>",
+            "<row>",
+            "</row>",
+            "<v></v>",
+            "<v>1e309</v>",
+            "<v>-</v>",
+            "<v>NaN</v>",
+            " t=\"s\"",
+            " t=\"b\"",
+            " t=\"e\"",
+            " t=\"d\"",
+            " t=\"inlineStr\"",
+            " s=\"99\"",
+            "<is><t>x</t></is>",
+            "&#0;",
+            "&#xD800;",
+            "&bogus;",
+            "<!--",
+            "<![CDATA[",
+            "_x0000_",
+            "<sheetData/>",
+            "</sheetData>",
+            "<si><t>",
+            "count=\"-1\"",
+            "uniqueCount=\"4294967295\"",
+        ]);
+        prop_oneof![
+            (any::<usize>(), byte).prop_map(|(at, b)| XmlEdit::Replace(at, b)),
+            (any::<usize>(), snippet).prop_map(|(at, s)| XmlEdit::Insert(at, s)),
+            (any::<usize>(), 1usize..40).prop_map(|(at, n)| XmlEdit::Delete(at, n)),
+        ]
+    }
+
+    /// How a valid workbook is damaged.
+    #[derive(Debug, Clone)]
+    enum Damage {
+        Truncate(usize),
+        Flip(Vec<(usize, u8)>),
+        /// Edits to the XML part with this index, re-zipped intact.
+        Xml(usize, Vec<XmlEdit>),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            any::<usize>().prop_map(Damage::Truncate),
+            proptest::collection::vec((any::<usize>(), 1u8..=255), 1..6).prop_map(Damage::Flip),
+            (any::<usize>(), proptest::collection::vec(xml_edit(), 1..5))
+                .prop_map(|(part, edits)| Damage::Xml(part, edits)),
+        ]
+    }
+
+    fn damaged(bytes: Vec<u8>, damage: &Damage) -> Vec<u8> {
+        match damage {
+            Damage::Truncate(at) => bytes[..at % (bytes.len() + 1)].to_vec(),
+            Damage::Flip(flips) => {
+                let mut b = bytes;
+                for (at, x) in flips {
+                    let n = b.len();
+                    b[at % n] ^= x;
+                }
+                b
+            }
+            Damage::Xml(part, edits) => rezip(bytes, |parts| {
+                // The worksheets and shared strings twice as often as the rest.
+                let mut targets: Vec<usize> = (0..parts.len()).collect();
+                targets.extend((0..parts.len()).filter(|&i| {
+                    parts[i].0.contains("worksheets/") || parts[i].0.contains("sharedStrings")
+                }));
+                let target = targets[part % targets.len()];
+                let xml = &mut parts[target].1;
+                for edit in edits {
+                    let n = xml.len();
+                    match edit {
+                        XmlEdit::Replace(at, b) if n > 0 => xml[at % n] = *b,
+                        XmlEdit::Replace(..) => {}
+                        XmlEdit::Insert(at, s) => {
+                            let at = at % (n + 1);
+                            xml.splice(at..at, s.bytes());
+                        }
+                        XmlEdit::Delete(at, len) => {
+                            let at = at % (n + 1);
+                            xml.drain(at..(at + len).min(n));
+                        }
+                    }
+                }
+            }),
+        }
+    }
+
+    /// The workbook with its parts (name, bytes) changed by `edit`, zipped
+    /// again without compression.
+    pub(super) fn rezip(bytes: Vec<u8>, edit: impl FnOnce(&mut [(String, Vec<u8>)])) -> Vec<u8> {
+        let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+        let mut parts = Vec::new();
+        for i in 0..archive.len() {
+            let mut f = archive.by_index(i).unwrap();
+            let mut content = Vec::new();
+            f.read_to_end(&mut content).unwrap();
+            parts.push((f.name().unwrap().into_owned(), content));
+        }
+        edit(&mut parts);
+        let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, content) in parts {
+            out.start_file(name, stored).unwrap();
+            out.write_all(&content).unwrap();
+        }
+        out.finish().unwrap().into_inner()
+    }
+
+    proptest! {
+        #![proptest_config(config(128))]
+
+        #[test]
+        fn csv_rows_are_rows_under_the_header_or_named_bad_ones(
+            file in csv_file(),
+            label in proptest::sample::select(vec!["gbk", "gbk", "utf-8", "gb18030", "utf-16le", "big5"]),
+            chunk in 1usize..5,
+        ) {
+            let encoding = encoding_rs::Encoding::for_label(label.as_bytes()).unwrap();
+            let bytes = csv_bytes(&file, encoding);
+            let (_dir, src, path) = source_with(FileFormat::Csv, Some(label), "a.csv", &bytes);
+            let (rows, error) = read_all(&src, &path, chunk)?;
+
+            // The whole file decoded at once, BOM sniffing included.
+            let (text, _, _) = encoding.decode(&bytes);
+            let header = header_of(&text);
+            prop_assert_eq!(error.is_some(), header.is_none(), "{:?}", error);
+            let breaks = text.matches(['\n', '\r']).count();
+            prop_assert!(rows.len() <= breaks + 1, "{} rows from {} line breaks", rows.len(), breaks);
+            for row in &rows {
+                match row {
+                    SourceRow::Ok(r) => {
+                        let keys: BTreeSet<String> = r.keys().cloned().collect();
+                        prop_assert_eq!(Some(&keys), header.as_ref());
+                        for v in r.values() {
+                            prop_assert!(v.as_str().is_some_and(|s| !s.contains('\u{fffd}')), "{}", v);
+                        }
+                    }
+                    SourceRow::Bad { reason, .. } => {
+                        prop_assert!(reason.starts_with("line ") && reason.len() > 8, "{}", reason);
+                    }
+                }
+            }
+
+            // Decoding while streaming gives what decoding it whole gives.
+            let (_dir2, utf8, path2) = source_with(FileFormat::Csv, None, "b.csv", text.as_bytes());
+            let (whole, whole_error) = read_all(&utf8, &path2, 3)?;
+            prop_assert_eq!(whole_error.is_some(), error.is_some());
+            let strip = |rows: Vec<SourceRow>, e| rows.into_iter().map(|r| without_encoding(r, e)).collect::<Vec<_>>();
+            prop_assert_eq!(strip(rows, encoding), strip(whole, encoding_rs::UTF_8));
+        }
+
+        #[test]
+        fn json_files_never_panic(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..256),
+                crate::testing::json_value().prop_map(|v| v.to_string().into_bytes()),
+                proptest::collection::vec(crate::testing::json_value(), 0..4)
+                    .prop_map(|vs| vs.iter().map(Value::to_string).collect::<Vec<_>>().join("\n").into_bytes()),
+            ],
+            cut in any::<usize>(),
+        ) {
+            let bytes = &bytes[..cut % (bytes.len() + 1)];
+            let (_dir, src, path) = source_with(FileFormat::Json, None, "a.json", bytes);
+            let (rows, _) = read_all(&src, &path, 2)?;
+            for row in rows {
+                if let SourceRow::Bad { reason, .. } = row {
+                    prop_assert_eq!(reason, "not an object");
+                }
+            }
+        }
+
+        #[test]
+        fn valid_workbooks_read_as_written(
+            grid in grid(true),
+            sheet in prop_oneof![9 => Just(SHEET), 1 => Just("Sheet1")],
+            chunk in 1usize..4,
+        ) {
+            let bytes = workbook(&grid, sheet);
+            let (_dir, src, path) = source_with(FileFormat::Xlsx, None, "k.xlsx", &bytes);
+            let (rows, error) = read_all(&src, &path, chunk)?;
+            if sheet == SHEET {
+                prop_assert_eq!(error, None);
+                prop_assert_eq!(rows, expected_rows(&grid));
+            } else {
+                prop_assert!(rows.is_empty());
+                prop_assert!(error.is_some_and(|e| e.contains("sheet \"部门考评\"")));
+            }
+        }
+
+        #[test]
+        fn damaged_workbooks_are_file_errors_or_rows_never_panics(
+            grid in grid(false),
+            damage in damage(),
+        ) {
+            let bytes = damaged(workbook(&grid, SHEET), &damage);
+            let (_dir, src, path) = source_with(FileFormat::Xlsx, None, "k.xlsx", &bytes);
+            read_all(&src, &path, 2)?;
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_not_a_workbook(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..2048),
+                proptest::collection::vec(any::<u8>(), 0..512)
+                    .prop_map(|b| [b"PK\x03\x04".as_slice(), &b].concat()),
+            ]
+        ) {
+            let (_dir, src, path) = source_with(FileFormat::Xlsx, None, "k.xlsx", &bytes);
+            let (rows, error) = read_all(&src, &path, 2)?;
+            prop_assert!(rows.is_empty());
+            prop_assert!(error.is_some());
+        }
     }
 }

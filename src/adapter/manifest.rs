@@ -395,3 +395,154 @@ mode = "snapshot"
         assert!(e.contains("unknown variant `money`"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::adapter::file::FileSource;
+    use crate::adapter::mapping::{Mapper, parse_offset};
+    use crate::testing::{SHIPPED_MANIFESTS, config};
+
+    /// One change to a manifest's text. Indices wrap around its length.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        DeleteLine(usize),
+        DuplicateLine(usize),
+        SwapLines(usize, usize),
+        ReplaceLine(usize, String),
+        DeleteChar(usize),
+        InsertChar(usize, char),
+        ReplaceChar(usize, char),
+    }
+
+    /// Lines a manifest could plausibly hold, right or wrong.
+    fn line() -> impl Strategy<Value = String> {
+        let shipped: Vec<String> = SHIPPED_MANIFESTS
+            .iter()
+            .flat_map(|(_, text)| text.lines().map(str::to_owned))
+            .collect();
+        prop_oneof![
+            4 => proptest::sample::select(shipped),
+            1 => proptest::sample::select(vec![
+                "[transport]", "[paging]", "[auth]", "[sync]", "[[stream]]", "[stream.fields]",
+                "kind = \"file\"", "kind = \"http\"", "format = \"xlsx\"", "format = \"json\"",
+                "encoding = \"no-such\"", "encoding = \"utf-16le\"", "sheet = \"\"",
+                "mode = \"incremental\"", "take = \"every\"", "limit = -1", "limit = 4294967296",
+                "timeout_secs = 18446744073709551616", "max_file_bytes = 0",
+                "x = { from = \"x\", type = \"datetime\", format = \"%Y\", offset = \"+99:99\" }",
+                "x = { from = \"x\", type = \"datetime\", offset = \"-23:59\" }",
+                "x = { from = \"x\", type = \"datetime\", offset = \"+1:00\" }",
+                "x = { from = \"x\", type = \"enum\", values = {} }",
+                "x = { from = \"x\", type = \"text\", values = { a = \"b\" } }",
+                "agency = \"audit\"", "collection = \"payments\"", "path = \"/x\"",
+                "deleted_when = \"\"", "fields = 3", "stream = []",
+            ])
+            .prop_map(str::to_owned),
+            1 => any::<String>(),
+        ]
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            any::<usize>().prop_map(Edit::DeleteLine),
+            any::<usize>().prop_map(Edit::DuplicateLine),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::SwapLines(a, b)),
+            (any::<usize>(), line()).prop_map(|(i, l)| Edit::ReplaceLine(i, l)),
+            any::<usize>().prop_map(Edit::DeleteChar),
+            (any::<usize>(), any::<char>()).prop_map(|(i, c)| Edit::InsertChar(i, c)),
+            (
+                any::<usize>(),
+                prop_oneof![any::<char>(), Just('"'), Just('='), Just('['), Just('\n')]
+            )
+                .prop_map(|(i, c)| Edit::ReplaceChar(i, c)),
+        ]
+    }
+
+    fn apply(text: &str, edit: &Edit) -> String {
+        let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+        let mut chars: Vec<char> = text.chars().collect();
+        let n = lines.len();
+        let m = chars.len().max(1);
+        match edit {
+            Edit::DeleteLine(i) => {
+                lines.remove(i % n);
+            }
+            Edit::DuplicateLine(i) => lines.insert(i % n, lines[i % n].clone()),
+            Edit::SwapLines(a, b) => lines.swap(a % n, b % n),
+            Edit::ReplaceLine(i, l) => lines[i % n] = l.clone(),
+            Edit::DeleteChar(i) => {
+                if !chars.is_empty() {
+                    chars.remove(i % m);
+                }
+                return chars.into_iter().collect();
+            }
+            Edit::InsertChar(i, c) => {
+                chars.insert(i % (chars.len() + 1), *c);
+                return chars.into_iter().collect();
+            }
+            Edit::ReplaceChar(i, c) => {
+                if !chars.is_empty() {
+                    chars[i % m] = *c;
+                }
+                return chars.into_iter().collect();
+            }
+        }
+        lines.join("\n")
+    }
+
+    /// What a manifest that parsed promises the rest of the daemon.
+    fn check_promises(m: &Manifest) -> Result<(), TestCaseError> {
+        prop_assert!(!m.streams.is_empty());
+        prop_assert_eq!(m.collections().len(), m.streams.len());
+        for (s, collection) in m.streams.iter().zip(m.collections()) {
+            let _ = Mapper::new(collection, s);
+            prop_assert_eq!(s.path.is_some(), m.is_http());
+            for f in s.fields.values() {
+                prop_assert_eq!(f.kind == FieldType::Enum, !f.values.is_empty());
+                if let Some(offset) = &f.offset {
+                    prop_assert!(parse_offset(offset).is_some());
+                }
+            }
+        }
+        if !m.is_http() {
+            prop_assert_eq!(m.streams.len(), 1);
+            let dir = Path::new("/nonexistent");
+            prop_assert!(FileSource::new(&m.transport, Some(dir)).is_ok());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn arbitrary_text_is_an_error_or_a_usable_manifest(
+            text in prop_oneof![
+                any::<String>(),
+                proptest::collection::vec(line(), 0..30).prop_map(|l| l.join("\n")),
+            ]
+        ) {
+            if let Ok(m) = Manifest::parse(&text) {
+                check_promises(&m)?;
+            }
+        }
+
+        #[test]
+        fn mutated_shipped_manifests_are_errors_or_usable_manifests(
+            which in 0..SHIPPED_MANIFESTS.len(),
+            edits in proptest::collection::vec(edit(), 0..5),
+        ) {
+            let (agency, original) = SHIPPED_MANIFESTS[which];
+            let text = edits.iter().fold(original.to_owned(), |t, e| apply(&t, e));
+            match Manifest::parse(&text) {
+                Ok(m) => check_promises(&m)?,
+                Err(e) if edits.is_empty() => {
+                    return Err(TestCaseError::fail(format!("{agency}.toml does not parse: {e}")));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}

@@ -346,3 +346,290 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use proptest::strategy::{BoxedStrategy, Union};
+
+    use super::*;
+    use crate::adapter::manifest::Manifest;
+    use crate::testing::{SHIPPED_MANIFESTS, config, json_value};
+
+    /// Every stream of every shipped manifest, with its collection.
+    fn shipped_streams() -> Vec<(Collection, Stream)> {
+        SHIPPED_MANIFESTS
+            .iter()
+            .flat_map(|(_, text)| {
+                let m = Manifest::parse(text).unwrap();
+                m.collections()
+                    .into_iter()
+                    .zip(m.streams)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn s(strategy: impl Strategy<Value = String> + 'static) -> BoxedStrategy<Value> {
+        strategy.prop_map(Value::String).boxed()
+    }
+
+    fn date() -> impl Strategy<Value = NaiveDate> {
+        prop_oneof![
+            8 => (1990i32..2040, 1u32..=12, 1u32..=31),
+            1 => (-262_200i32..=262_200, 1u32..=12, 1u32..=31),
+            1 => (prop_oneof![Just(0), Just(9999), Just(10_000), Just(-1)], 1u32..=12, 1u32..=31),
+        ]
+        .prop_filter_map("a real day", |(y, m, d)| NaiveDate::from_ymd_opt(y, m, d))
+    }
+
+    /// `HH:MM:SS`, with fractions and leap seconds now and then.
+    fn time() -> impl Strategy<Value = String> {
+        (
+            0u32..24,
+            0u32..60,
+            prop_oneof![8 => 0u32..60, 1 => Just(60)],
+            "(\\.[0-9]{1,9})?",
+        )
+            .prop_map(|(h, m, s, frac)| format!("{h:02}:{m:02}:{s:02}{frac}"))
+    }
+
+    /// What a source would send for a field named `name`: valid values
+    /// first, then near misses.
+    fn plausible(name: &str, field: &Field) -> (BoxedStrategy<Value>, BoxedStrategy<Value>) {
+        match field.kind {
+            FieldType::Text => (
+                prop_oneof![s("[ 市局（）()a-z0-9]{1,12}"), s(any::<String>())].boxed(),
+                prop_oneof![any::<i64>().prop_map(Value::from), Just(Value::Bool(true))].boxed(),
+            ),
+            FieldType::Code => {
+                let valid = match (name, field.strip.is_some()) {
+                    ("unit_code" | "parent_code", _) => s("[ ]?[0-9]{6}[ ]?"),
+                    ("project_code", false) => s("[0-9]{16}"),
+                    ("project_code", true) => s("[0-9]{6}-[0-9]{4}-[0-9]{6}"),
+                    _ => s("[A-Z]{1,3}-[0-9]{1,6}"),
+                };
+                let near = prop_oneof![
+                    s("[0-9]{5,7}|[0-9]{15,17}|[0-9]{6}-[0-9]{4}-[0-9]{6}"),
+                    (100_000i64..1_000_000).prop_map(Value::from),
+                    s(any::<String>()),
+                ];
+                (valid, near.boxed())
+            }
+            FieldType::Yuan | FieldType::Wan => {
+                let places = if field.kind == FieldType::Yuan { 2 } else { 6 };
+                (
+                    s(proptest::string::string_regex(&format!(
+                        "[ ]?-?[0-9]{{1,12}}(\\.[0-9]{{1,{places}}}0{{0,3}})?[ ]?"
+                    )).unwrap()),
+                    prop_oneof![
+                        s("-?[0-9]{1,6}\\.[0-9]{7}[1-9]|-?[0-9]{17,20}\\.[0-9]{0,6}|1e5|12,34"),
+                        any::<i64>().prop_map(Value::from),
+                        Just(Value::from(12.5)),
+                        s(any::<String>()),
+                    ]
+                    .boxed(),
+                )
+            }
+            FieldType::Int => (
+                prop_oneof![
+                    (1990i64..2040).prop_map(Value::from),
+                    (1i64..5).prop_map(Value::from),
+                    prop_oneof![Just(2021.0), Just(2.0)].prop_map(Value::from),
+                    s("[ ]?20[0-9]{2}[ ]?"),
+                ]
+                .boxed(),
+                prop_oneof![
+                    any::<i64>().prop_map(Value::from),
+                    prop_oneof![Just(2.5), Just(-0.0), Just(1e300), Just(8.9e15), Just(-1.0)]
+                        .prop_map(Value::from),
+                    s("[ ]?-?[0-9]{1,12}[ ]?"),
+                ]
+                .boxed(),
+            ),
+            FieldType::Bool => (
+                prop_oneof![
+                    any::<bool>().prop_map(Value::Bool),
+                    (0i64..2).prop_map(Value::from),
+                    s(
+                        proptest::sample::select(vec![
+                            "true", "TRUE", " 1", "0 ", "false", "FALSE"
+                        ])
+                        .prop_map(str::to_owned)
+                    ),
+                ]
+                .boxed(),
+                prop_oneof![
+                    Just(Value::from(2)),
+                    Just(Value::from(1.0)),
+                    s(proptest::sample::select(vec!["yes", "True", "是"]).prop_map(str::to_owned)),
+                ]
+                .boxed(),
+            ),
+            FieldType::Date => {
+                let format = field.format.clone().unwrap_or_else(|| "%Y-%m-%d".into());
+                (
+                    date()
+                        .prop_map(move |d| Value::String(d.format(&format).to_string()))
+                        .boxed(),
+                    s("[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}|20[0-9]{2}-02-3[01]"),
+                )
+            }
+            FieldType::Datetime => match field.format.clone() {
+                Some(format) if format != "rfc3339" => (
+                    (
+                        date(),
+                        0u32..24,
+                        0u32..60,
+                        0u32..60,
+                        prop_oneof![0u32..1, 0u32..2_000_000_000],
+                    )
+                        .prop_filter_map("a real time", move |(d, h, m, s, nano)| {
+                            let t = d.and_hms_nano_opt(h, m, s, nano)?;
+                            Some(Value::String(t.format(&format).to_string()))
+                        })
+                        .boxed(),
+                    (date(), time())
+                        .prop_map(|(d, t)| Value::String(format!("{d}T{t}Z")))
+                        .boxed(),
+                ),
+                _ => (
+                    (
+                        prop_oneof![8 => 1990i32..2040, 1 => 0i32..=9999, 1 => prop_oneof![Just(0), Just(9999)]],
+                        1u32..=12,
+                        1u32..=31,
+                        time(),
+                        prop_oneof![
+                            Just("Z".to_owned()),
+                            Just("+08:00".to_owned()),
+                            Just("-23:59".to_owned()),
+                            "[+-][01][0-9]:[0-5][0-9]",
+                        ],
+                    )
+                        .prop_map(|(y, m, d, t, o)| {
+                            Value::String(format!("{y:04}-{m:02}-{d:02}T{t}{o}"))
+                        })
+                        .boxed(),
+                    (date(), time())
+                        .prop_map(|(d, t)| Value::String(format!("{d} {t}")))
+                        .boxed(),
+                ),
+            },
+            FieldType::Decimal2 => (
+                prop_oneof![
+                    s("[0-9]{1,3}(\\.[0-9]{1,2})?"),
+                    prop_oneof![Just(47.5), Just(88.0), Just(100.0), Just(0.01)]
+                        .prop_map(Value::from),
+                ]
+                .boxed(),
+                prop_oneof![
+                    s("-?[0-9]{1,5}\\.[0-9]{2}[1-9]|-1|[0-9]{20}"),
+                    prop_oneof![Just(0.125), Just(-1.0), Just(1e17), Just(1e300)]
+                        .prop_map(Value::from),
+                ]
+                .boxed(),
+            ),
+            FieldType::Enum => {
+                let mut words: Vec<String> = field.values.keys().cloned().collect();
+                words.extend(field.values.keys().map(|k| format!(" {k} ")));
+                (
+                    s(proptest::sample::select(words)),
+                    s(proptest::sample::select(vec![
+                        "其他".to_owned(),
+                        "excellent".to_owned(),
+                    ])),
+                )
+            }
+        }
+    }
+
+    /// A value for one field: mostly valid, now and then a near miss,
+    /// missing, blank or any JSON at all.
+    fn value_for(name: &str, field: &Field) -> BoxedStrategy<Option<Value>> {
+        let (valid, near) = plausible(name, field);
+        prop_oneof![
+            40 => valid.prop_map(Some),
+            1 => near.prop_map(Some),
+            1 => Just(None),
+            1 => prop_oneof![Just(Value::Null), Just(Value::String(" ".into()))].prop_map(Some),
+            1 => json_value().prop_map(Some),
+        ]
+        .boxed()
+    }
+
+    /// A row for one stream: its fields, its deletion flag, and extra keys.
+    fn row_for(stream: &Stream) -> BoxedStrategy<Row> {
+        let mut cells: Vec<BoxedStrategy<Option<(String, Value)>>> = stream
+            .fields
+            .iter()
+            .map(|(name, f)| {
+                let from = f.from.clone();
+                value_for(name, f)
+                    .prop_map(move |v| v.map(|v| (from.clone(), v)))
+                    .boxed()
+            })
+            .collect();
+        if let Some(flag) = stream.deleted_when.clone() {
+            cells.push(
+                prop_oneof![
+                    3 => any::<bool>().prop_map(Value::Bool).prop_map(Some),
+                    1 => json_value().prop_map(Some),
+                    1 => Just(None),
+                ]
+                .prop_map(move |v| v.map(|v| (flag.clone(), v)))
+                .boxed(),
+            );
+        }
+        let extra =
+            proptest::collection::vec(("[a-z_]{1,8}|[\u{4e00}-\u{4e20}]{1,4}", json_value()), 0..3);
+        (cells, extra)
+            .prop_map(|(cells, extra)| {
+                let mut row: Row = cells.into_iter().flatten().collect();
+                for (k, v) in extra {
+                    row.entry(k).or_insert(v);
+                }
+                row
+            })
+            .boxed()
+    }
+
+    fn any_stream_and_row() -> impl Strategy<Value = (usize, Row)> {
+        let streams = shipped_streams();
+        Union::new(
+            streams
+                .iter()
+                .enumerate()
+                .map(|(i, (_, stream))| row_for(stream).prop_map(move |row| (i, row)).boxed())
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(config(512))]
+
+        #[test]
+        fn rows_map_to_reasons_or_records_whose_content_round_trips(
+            (i, row) in any_stream_and_row()
+        ) {
+            let (collection, stream) = &shipped_streams()[i];
+            let mapper = Mapper::new(*collection, stream);
+            for f in stream.fields.values() {
+                let _ = mapper.instant(&row, &f.from);
+            }
+            match mapper.map(&row) {
+                Ok(Item::Upsert(r)) => {
+                    prop_assert_eq!(r.collection(), *collection);
+                    let content = r.content();
+                    let back = Record::from_content(*collection, &content)
+                        .map_err(|e| TestCaseError::fail(format!("{content}: {e}")))?;
+                    prop_assert_eq!(back, r);
+                }
+                Ok(Item::Delete(key)) => {
+                    prop_assert!(stream.deleted_when.is_some());
+                    prop_assert!(!key.is_empty());
+                }
+                Err(reason) => prop_assert!(!reason.is_empty()),
+            }
+        }
+    }
+}
