@@ -22,8 +22,8 @@ use super::facts::{
 };
 use super::schema::{self, Value};
 use super::{
-    Batch, BatchOutcome, CollectionStats, Damage, Item, QuarantineEntry, RunId, Store, StoreError,
-    AdapterRunRow, StoreUrl, StoredRecord, StreamState, SyncTx, VerifyReport, Version,
+    AdapterRunRow, Batch, BatchOutcome, CollectionStats, Damage, Item, QuarantineEntry, RunId,
+    Store, StoreError, StoreUrl, StoredRecord, StreamState, SyncTx, VerifyReport, Version,
 };
 use crate::model::{Agency, Collection, Record};
 
@@ -786,11 +786,10 @@ impl Store for SqlStore {
     }
 
     async fn readiness(&self) -> Result<(), StoreError> {
-        let applied: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&self.pool)
+                .await?;
         if applied < MIGRATIONS.len() as i64 {
             return Err(StoreError::Corrupt(format!(
                 "{applied} of {} migrations applied: run liankong migrate",
