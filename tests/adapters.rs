@@ -966,3 +966,117 @@ async fn syncs_cut_off_at_twenty_random_moments_end_with_the_clean_records() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn two_replicas_one_killed_deliver_every_event_once_and_write_no_version_twice() {
+    on_both(|t| async move {
+        if t.backend != "postgres" {
+            return; // replicas share a PostgreSQL store
+        }
+        let env = start(&t).await;
+        liankong::demo::plant_anomalies(env.sim.data());
+        env.sim.write_files().unwrap();
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let mut receivers = Vec::new();
+        let mut text = sim_config(
+            &env.sim,
+            &SimConfigOptions { store_url: t.url.expose().to_owned(), manifests: shipped_manifests(), quick_retries: true },
+        )
+        .unwrap()
+        .replace("schedule = \"*/5 * * * *\"", "schedule = \"*/2 * * * * *\"")
+        .replace("[sync]\n", "[sync]\nlease_secs = 2\n");
+        text.push_str("\n[api]\nenabled = false\n[delivery]\npoll_secs = 1\ntimeout_secs = 2\n");
+        for agency in Agency::ALL {
+            let r = Receiver::start().await;
+            text.push_str(&format!(
+                "[subscribers.{agency}]\nagency = \"{agency}\"\nurl = \"{}\"\nsecrets = [\"env:LK_WHSEC\"]\n",
+                r.url
+            ));
+            receivers.push((agency, r));
+        }
+        let config = env.sim.dir().join("replicas.toml");
+        std::fs::write(&config, &text).unwrap();
+        let spawn = |name: &str| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_liankong"))
+                .arg("--config")
+                .arg(&config)
+                .arg("run")
+                .env("LK_WHSEC", secret)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(env.sim.dir().join(format!("{name}.log"))).unwrap())
+                .spawn()
+                .unwrap()
+        };
+        let mut a = spawn("a");
+        let mut b = spawn("b");
+        let delivered = |t: &TestStore| {
+            let store = t.store.clone();
+            async move { store.outbox_counts().await.unwrap().delivered }
+        };
+        for _ in 0..100 {
+            if delivered(&t).await > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(delivered(&t).await > 0, "the replicas delivered");
+        a.kill().unwrap(); // SIGKILL, mid-cycle
+        let _ = a.wait();
+        // A change only the surviving replica can pick up: a finding resolves.
+        env.sim.data().delete(Collection::Findings, liankong::demo::planted::FINDING_UNRESOLVED);
+        env.sim.write_files().unwrap();
+        for _ in 0..150 {
+            let resolved = t.store.alerts().await.unwrap().iter().any(|x| x.state == "resolved");
+            if resolved && t.store.outbox_counts().await.unwrap().pending == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        signal(b.id(), "-TERM");
+        let status = tokio::task::spawn_blocking(move || b.wait().unwrap()).await.unwrap();
+        assert!(status.success());
+
+        // Whatever a dead claim left behind is delivered once its claim expires.
+        let subs: Vec<_> = receivers
+            .iter()
+            .map(|(agency, r)| {
+                liankong::alert::Subscriber::with_keys(
+                    agency.as_str(),
+                    *agency,
+                    &r.url,
+                    vec![liankong::alert::subscribers::decode_secret(secret).unwrap()],
+                )
+            })
+            .collect();
+        let later = liankong::clock::FixedClock(chrono::Utc::now() + chrono::Duration::minutes(10));
+        let deliverer = liankong::deliver::Deliverer::new(subs, &Default::default()).unwrap();
+        for _ in 0..20 {
+            if deliverer.deliver_due(t.store.as_ref(), &later).await.unwrap().attempted == 0 {
+                break;
+            }
+        }
+        let counts = t.store.outbox_counts().await.unwrap();
+        assert_eq!((counts.pending, counts.dead), (0, 0));
+        let outbox = t.store.deliveries(None, 100_000).await.unwrap();
+        assert!(outbox.iter().any(|o| o.event_type == "alert.resolved"), "the survivor reconciled the change");
+        for (agency, r) in &receivers {
+            let mut got: Vec<String> = r.received().into_iter().filter(|x| x.status < 300).map(|x| x.id).collect();
+            got.sort();
+            got.dedup();
+            let mut want: Vec<String> = outbox.iter().filter(|o| o.agency == agency.as_str()).map(|o| o.event_id.clone()).collect();
+            want.sort();
+            assert_eq!(got, want, "{agency}: every event, once after de-duplication");
+        }
+        let doubled = t
+            .raw
+            .count("SELECT COUNT(*) FROM (SELECT stream, key, version FROM versions GROUP BY stream, key, version HAVING COUNT(*) > 1) d")
+            .await;
+        assert_eq!(doubled, 0);
+        let versions = t.raw.count("SELECT COUNT(*) FROM versions").await;
+        let recorded = t.store.stats().await.unwrap().iter().map(|s| s.versions).sum::<i64>();
+        assert_eq!(versions, recorded);
+        assert!(t.store.verify().await.unwrap().is_intact());
+        env.sim.shutdown().await;
+    })
+    .await;
+}
