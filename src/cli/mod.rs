@@ -23,6 +23,7 @@ use crate::daemon::{self, Context as Ctx};
 use crate::store::{self, Store};
 
 mod alerts;
+mod bench;
 mod sim;
 
 #[derive(Debug, Parser)]
@@ -71,6 +72,13 @@ pub enum Command {
         npc_port: u16,
         #[arg(long, default_value_t = 18443)]
         discipline_port: u16,
+    },
+    /// Time a province-year from the simulator: full sync + reconcile,
+    /// again with nothing changed, reconcile alone, peak memory, against
+    /// the sqlite3 shell on the same data (README, "Benchmark").
+    Bench {
+        #[command(flatten)]
+        bench: bench::BenchArgs,
     },
     /// Run the daemon: every enabled adapter on its schedule, until SIGTERM
     /// or Ctrl-C.
@@ -274,6 +282,7 @@ pub async fn run(
             return Ok(ExitCode::SUCCESS);
         }
         Command::Demo { sim, dir } => return sim::demo(&mut out, sim, dir).await,
+        Command::Bench { bench } => return bench::bench(&mut out, bench, config_path).await,
         Command::Sim {
             sim,
             dir,
@@ -452,6 +461,7 @@ async fn run_with_store(
         Command::Check { .. }
         | Command::Demo { .. }
         | Command::Sim { .. }
+        | Command::Bench { .. }
         | Command::Token { .. } => ExitCode::SUCCESS,
         Command::Alerts { command } => alerts::alerts(&mut out, store.as_ref(), command).await?,
         Command::Deliveries { command } => {

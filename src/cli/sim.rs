@@ -40,6 +40,19 @@ pub struct SimArgs {
     /// The manifests to point the generated config at.
     #[arg(long)]
     pub manifests: Option<PathBuf>,
+    /// Exactly this many audit findings (default: one or two for an eighth
+    /// of the units).
+    #[arg(long)]
+    pub audit_findings: Option<usize>,
+    /// Exactly this many discipline referrals (default: about 1.5% of the
+    /// projects).
+    #[arg(long)]
+    pub referrals: Option<usize>,
+    /// Also write projects, quotas, payments and the npc budgets and
+    /// execution as CSV into this directory (`liankong bench` imports them
+    /// into the sqlite3 shell).
+    #[arg(long)]
+    pub export_csv: Option<PathBuf>,
 }
 
 impl SimArgs {
@@ -53,6 +66,8 @@ impl SimArgs {
                 .as_of
                 .or_else(|| NaiveDate::from_ymd_opt(self.year, 9, 30))
                 .unwrap_or_default(),
+            audit_findings: self.audit_findings,
+            referrals: self.referrals,
         }
     }
 
@@ -121,6 +136,11 @@ pub async fn sim(
     let dir = std::path::absolute(&dir)?;
     let sim = start_sim(&args, &dir, ports).await?;
     let (config, _) = write_config(&sim, &args, &dir, "")?;
+    if let Some(csv) = &args.export_csv {
+        let counts = crate::bench::export_csv(&sim.data().read(), csv)?;
+        let counts: Vec<String> = counts.iter().map(|(f, n)| format!("{f} {n}")).collect();
+        writeln!(out, "CSV in {}: {}", csv.display(), counts.join(", "))?;
+    }
     writeln!(
         out,
         "simulating {} units, {} projects, {} as of {}",

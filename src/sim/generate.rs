@@ -36,6 +36,13 @@ pub struct GenParams {
     pub year: i32,
     /// The simulated "today": nothing dated later exists yet.
     pub as_of: NaiveDate,
+    /// Exactly this many audit findings, spread evenly over as many units
+    /// as needed (benchmarks); `None`: one or two findings for an eighth of
+    /// the units.
+    pub audit_findings: Option<usize>,
+    /// Exactly this many discipline referrals (benchmarks); `None`: about
+    /// 1.5% of the projects.
+    pub referrals: Option<usize>,
 }
 
 impl GenParams {
@@ -48,6 +55,8 @@ impl GenParams {
             projects: 60,
             year: 2021,
             as_of: NaiveDate::from_ymd_opt(2021, 9, 30).unwrap_or_default(),
+            audit_findings: None,
+            referrals: None,
         }
     }
 }
@@ -680,18 +689,27 @@ impl<'a> Generator<'a> {
         }) {
             order.swap(0, pos);
         }
-        let audited = (units / 8).max(3).min(units);
+        let wanted = self.params.audit_findings;
+        let audited = match wanted {
+            None => (units / 8).max(3).min(units),
+            Some(n) => n.min(units),
+        };
         let by_unit = self.projects_by_unit();
         // Found between July of last year and 40 days before the last day.
         let found_from = cal.index(cal.prev_year_day(181));
         let found_to = cal.index(cal.last_day) - 40;
         let mut finding_seq = 0u32;
         let mut report_seq = 0u32;
-        for &u in order.iter().take(audited) {
+        for (position, &u) in order.iter().take(audited).enumerate() {
             let Some(unit) = self.ds.units.get(u) else {
                 continue;
             };
-            for _ in 0..rng.usize(1..=2) {
+            let count = match wanted {
+                None => rng.usize(1..=2),
+                // `audited` is not 0 here: the loop runs over that many units.
+                Some(n) => n / audited + usize::from(position < n % audited),
+            };
+            for _ in 0..count {
                 if found_from > found_to {
                     break;
                 }
@@ -766,7 +784,10 @@ impl<'a> Generator<'a> {
         if active.is_empty() {
             return;
         }
-        let count = (self.facts.len() * 15 / 1000).max(2);
+        let count = self
+            .params
+            .referrals
+            .unwrap_or((self.facts.len() * 15 / 1000).max(2));
         for n in 1..=count {
             let Some(f) = active
                 .get(rng.usize(0..active.len()))

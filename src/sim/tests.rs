@@ -23,6 +23,7 @@ fn params(seed: u64, units: usize, projects: usize, as_of: NaiveDate) -> GenPara
         projects,
         year: 2021,
         as_of,
+        ..GenParams::small()
     }
 }
 

@@ -1,0 +1,854 @@
+//! `liankong bench`: a province-year from the simulator, synced and
+//! reconciled into a fresh SQLite store and timed against the `sqlite3` shell
+//! doing the core of the same job on the same data as CSV.
+//!
+//! One scale is one run, in order: (a) a full sync of the five adapters and a
+//! reconciliation into a new store, (b) the same again with nothing changed
+//! at the sources, (c) a reconciliation alone, (d) the peak resident memory
+//! of this process during each of them, and (e) the baseline: the `sqlite3`
+//! shell importing payments, quotas, projects, npc budgets and execution as
+//! CSV and computing each project's execution progress and the npc-versus-
+//! finance mismatches in SQL.
+//!
+//! The simulator runs in a child process (`liankong sim`), so the memory
+//! measured is the daemon's side only: this process does exactly what
+//! `liankong once` does, with the same library calls. Nothing here is used by
+//! the daemon, and nothing here asserts a time: the figures are printed for a
+//! person to judge against the targets.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::adapter::{self, SyncOptions, SyncReport, run_adapter};
+use crate::alert::EvaluationOutcome;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::daemon::Context;
+use crate::model::Collection;
+use crate::sim::SimData;
+use crate::store::{self, Store, StoreError, StoreUrl};
+
+/// A province-year at scale 1 (`README.md`, "Benchmark").
+pub const UNITS: f64 = 10_000.0;
+pub const PROJECTS: f64 = 100_000.0;
+pub const AUDIT_FINDINGS: f64 = 20_000.0;
+pub const REFERRALS: f64 = 2_000.0;
+
+/// The line `liankong sim` prints once it serves and its files are written.
+pub const SIM_READY: &str = "Ctrl-C stops the simulator.";
+
+/// The targets of the issue, printed next to the figures.
+pub const TARGET_FULL_SECONDS: f64 = 60.0;
+pub const TARGET_FULL_OVER_BASELINE: f64 = 2.0;
+pub const TARGET_UNCHANGED_OVER_FULL: f64 = 0.05;
+pub const TARGET_PEAK_BYTES: u64 = 512 * 1024 * 1024;
+/// Memory counts as flat when the largest scale's peak is within this factor
+/// of the smallest's.
+pub const FLAT_FACTOR: f64 = 1.25;
+
+/// Why a benchmark could not run. Timings never fail it.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    #[error("the simulator: {0}")]
+    Sim(String),
+    #[error("the config the simulator wrote: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("adapter {adapter} failed: {error}")]
+    Sync { adapter: String, error: String },
+    #[error("the baseline: {0}")]
+    Baseline(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BenchError {
+    move |e| BenchError::Io(what.to_string(), e)
+}
+
+/// What the simulator generates at a scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Volumes {
+    pub units: usize,
+    pub projects: usize,
+    pub audit_findings: usize,
+    pub referrals: usize,
+}
+
+impl Volumes {
+    /// Scale 1 is 10,000 units, 100,000 projects, 20,000 audit findings and
+    /// 2,000 referrals; payments (~20 per project), quotas, the npc mirror
+    /// (one row per project and month-end) and orgdept rows (one per unit
+    /// and quarter) follow from those.
+    pub fn at(scale: f64) -> Volumes {
+        let n = |base: f64| -> usize {
+            let v = (base * scale).round();
+            // Saturating float-to-int conversion; negative scales are refused earlier.
+            if v >= 1.0 { v as usize } else { 1 }
+        };
+        Volumes {
+            units: n(UNITS),
+            projects: n(PROJECTS),
+            audit_findings: n(AUDIT_FINDINGS),
+            referrals: n(REFERRALS),
+        }
+    }
+}
+
+/// How to run a benchmark.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// One directory per scale is made under it.
+    pub dir: PathBuf,
+    /// The `liankong` binary that runs the simulator (normally this one).
+    pub exe: PathBuf,
+    /// The config file the simulator child is started with (it reads none
+    /// of it but its log settings).
+    pub config: PathBuf,
+    /// The `sqlite3` shell of the baseline.
+    pub sqlite3: PathBuf,
+    /// The simulated today and the reconciliation date.
+    pub as_of: NaiveDate,
+    /// The adapter manifests the simulator's config points at.
+    pub manifests: Option<PathBuf>,
+}
+
+/// One timed phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Phase {
+    pub seconds: f64,
+    pub sync_seconds: f64,
+    pub reconcile_seconds: f64,
+    /// Peak resident memory of this process during the phase (`VmHWM`).
+    pub peak_kib: u64,
+    /// Rows fetched and records written (new, changed or deleted).
+    pub fetched: u64,
+    pub written: u64,
+    pub findings: u64,
+}
+
+/// The baseline's run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Baseline {
+    pub seconds: f64,
+    pub import_seconds: f64,
+    pub query_seconds: f64,
+    /// Projects with an execution progress figure.
+    pub progress_rows: u64,
+    /// npc execution rows that differ from finance's payments.
+    pub mirror_mismatches: u64,
+    /// Project-years where approved and quota differ.
+    pub approved_mismatches: u64,
+}
+
+/// Everything one scale measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScaleReport {
+    pub scale: f64,
+    pub volumes: Volumes,
+    pub dir: PathBuf,
+    /// Rows fetched per stream in the full sync.
+    pub streams: Vec<(String, u64)>,
+    pub simulator_start_seconds: f64,
+    pub full: Phase,
+    pub unchanged: Phase,
+    pub reconcile: Phase,
+    pub baseline: Baseline,
+    /// Whether the peak could be reset per phase (`/proc/self/clear_refs`);
+    /// if not, each phase's peak is the process's peak so far.
+    pub peak_per_phase: bool,
+}
+
+impl ScaleReport {
+    /// The largest of the phases' peaks.
+    pub fn peak_kib(&self) -> u64 {
+        self.full
+            .peak_kib
+            .max(self.unchanged.peak_kib)
+            .max(self.reconcile.peak_kib)
+    }
+
+    pub fn full_over_baseline(&self) -> f64 {
+        ratio(self.full.seconds, self.baseline.seconds)
+    }
+
+    pub fn unchanged_over_full(&self) -> f64 {
+        ratio(self.unchanged.seconds, self.full.seconds)
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { f64::INFINITY }
+}
+
+/// `VmHWM` of this process in KiB: its peak resident set size.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| {
+        line.strip_prefix("VmHWM:")?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Resets `VmHWM` to the current resident set size (Linux ≥ 4.0).
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The simulator child; killed (by its id) when dropped.
+struct SimChild {
+    child: Child,
+    /// Held open so that the child never writes into a closed pipe.
+    _stdout: Option<BufReader<ChildStdout>>,
+}
+
+impl Drop for SimChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `liankong sim` for the volumes and waits until it serves.
+async fn start_simulator(
+    options: &BenchOptions,
+    volumes: &Volumes,
+    dir: &Path,
+) -> Result<SimChild, BenchError> {
+    let log_path = dir.join("sim.log");
+    let log = std::fs::File::create(&log_path).map_err(io(log_path.display()))?;
+    let mut command = Command::new(&options.exe);
+    command
+        .arg("--config")
+        .arg(&options.config)
+        .arg("sim")
+        .arg("--dir")
+        .arg(dir.join("sim"))
+        .args(["--units", &volumes.units.to_string()])
+        .args(["--projects", &volumes.projects.to_string()])
+        .args(["--audit-findings", &volumes.audit_findings.to_string()])
+        .args(["--referrals", &volumes.referrals.to_string()])
+        .args(["--as-of", &options.as_of.to_string()])
+        .args([
+            "--year",
+            &chrono::Datelike::year(&options.as_of).to_string(),
+        ])
+        .arg("--export-csv")
+        .arg(dir.join("csv"))
+        .args([
+            "--finance-port",
+            "0",
+            "--npc-port",
+            "0",
+            "--discipline-port",
+            "0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    if let Some(m) = &options.manifests {
+        command.arg("--manifests").arg(m);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(io(format!("cannot start {}", options.exe.display())))?;
+    let stdout = child.stdout.take();
+    let mut sim = SimChild {
+        child,
+        _stdout: None,
+    };
+    let Some(stdout) = stdout else {
+        return Err(BenchError::Sim("no stdout".into()));
+    };
+    let waited = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => return Err(None),
+                Ok(_) if line.trim_end() == SIM_READY => return Ok(reader),
+                Ok(_) => {}
+                Err(e) => return Err(Some(e)),
+            }
+        }
+    })
+    .await
+    .map_err(|e| BenchError::Sim(e.to_string()))?;
+    match waited {
+        Ok(reader) => {
+            sim._stdout = Some(reader);
+            Ok(sim)
+        }
+        Err(e) => {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            Err(BenchError::Sim(format!(
+                "stopped before it was ready{}; {}: {}",
+                e.map(|e| format!(" ({e})")).unwrap_or_default(),
+                log_path.display(),
+                tail.join(" | ")
+            )))
+        }
+    }
+}
+
+/// Runs every adapter once, concurrently, as `liankong sync` does; fails on
+/// the first adapter that failed.
+async fn sync_all(
+    store: &dyn Store,
+    adapters: &[adapter::Adapter],
+) -> Result<Vec<SyncReport>, BenchError> {
+    let options = SyncOptions::default();
+    let reports: Vec<SyncReport> = futures_util::future::join_all(
+        adapters
+            .iter()
+            .map(|a| run_adapter(store, a, &SystemClock, &options)),
+    )
+    .await;
+    if let Some(r) = reports.iter().find(|r| !r.ok()) {
+        return Err(BenchError::Sync {
+            adapter: r.adapter.clone(),
+            error: r.error.clone().unwrap_or_default(),
+        });
+    }
+    Ok(reports)
+}
+
+/// One timed phase: a sync (unless `sync` is false) and a reconciliation.
+async fn phase(
+    ctx: &Context,
+    adapters: &[adapter::Adapter],
+    as_of: NaiveDate,
+    sync: bool,
+) -> Result<(Phase, Vec<SyncReport>), BenchError> {
+    reset_peak_rss();
+    let started = Instant::now();
+    let reports = if sync {
+        sync_all(ctx.store.as_ref(), adapters).await?
+    } else {
+        Vec::new()
+    };
+    let synced = started.elapsed();
+    let outcome: EvaluationOutcome = ctx.reconcile(as_of).await?;
+    let total = started.elapsed();
+    let (mut fetched, mut written) = (0, 0);
+    for r in &reports {
+        let (f, o) = r.totals();
+        fetched += f;
+        written += o.new + o.changed + o.deleted;
+    }
+    Ok((
+        Phase {
+            seconds: total.as_secs_f64(),
+            sync_seconds: synced.as_secs_f64(),
+            reconcile_seconds: (total - synced).as_secs_f64(),
+            peak_kib: peak_rss_kib().unwrap_or(0),
+            fetched,
+            written,
+            findings: outcome.findings,
+        },
+        reports,
+    ))
+}
+
+/// Runs one scale in `options.dir/scale-<scale>`, which must not exist yet.
+pub async fn run_scale(
+    options: &BenchOptions,
+    scale: f64,
+    out: &mut dyn Write,
+) -> Result<ScaleReport, BenchError> {
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(BenchError::Usage(format!(
+            "scale {scale} is not a positive number"
+        )));
+    }
+    let volumes = Volumes::at(scale);
+    let dir = options.dir.join(format!("scale-{scale}"));
+    if dir.exists() {
+        return Err(BenchError::Usage(format!(
+            "{} already exists: give another --dir",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir).map_err(io(dir.display()))?;
+    let dir = std::path::absolute(&dir).map_err(io(dir.display()))?;
+    let say = |out: &mut dyn Write, text: String| {
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    };
+    say(
+        out,
+        format!(
+            "scale {scale}: {} units, {} projects, {} audit findings, {} referrals, as of {} (in {})",
+            volumes.units,
+            volumes.projects,
+            volumes.audit_findings,
+            volumes.referrals,
+            options.as_of,
+            dir.display()
+        ),
+    );
+
+    let started = Instant::now();
+    let sim = start_simulator(options, &volumes, &dir).await?;
+    let simulator_start_seconds = started.elapsed().as_secs_f64();
+    say(
+        out,
+        format!("  simulator ready in its own process after {simulator_start_seconds:.1} s"),
+    );
+
+    let config_path = dir.join("sim").join("liankong.toml");
+    let config = Config::load(&config_path).map_err(|e| BenchError::Config(e.to_string()))?;
+    let adapters = adapter::build_all(&config).map_err(|errors| {
+        BenchError::Config(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    // Always the benchmark's own file, whatever LIANKONG_STORE_URL says.
+    let url = StoreUrl::new(format!(
+        "sqlite:{}",
+        dir.join("sim").join("liankong.db").display()
+    ));
+    let store = store::open(&url).await?;
+    store.migrate().await?;
+    let ctx = Context {
+        store: store.clone(),
+        config: Arc::new(config),
+        subscribers: Arc::new(Vec::new()),
+        clock: Arc::new(SystemClock),
+    };
+    let peak_per_phase = reset_peak_rss();
+
+    let (full, reports) = phase(&ctx, &adapters, options.as_of, true).await?;
+    let mut streams = Vec::new();
+    for r in &reports {
+        for s in &r.streams {
+            streams.push((s.collection.clone(), s.fetched));
+        }
+    }
+    streams.sort();
+    say(
+        out,
+        format!("  (a) full sync + reconcile   {}", show(&full)),
+    );
+    let (unchanged, _) = phase(&ctx, &adapters, options.as_of, true).await?;
+    say(
+        out,
+        format!("  (b) nothing changed         {}", show(&unchanged)),
+    );
+    let (reconcile, _) = phase(&ctx, &adapters, options.as_of, false).await?;
+    say(
+        out,
+        format!("  (c) reconcile alone         {}", show(&reconcile)),
+    );
+    store.close().await;
+    drop(sim);
+
+    let baseline = run_baseline(options, &dir).await?;
+    say(
+        out,
+        format!(
+            "  (e) sqlite3 shell baseline  {:7.1} s (import {:.1} s, SQL {:.1} s; {} projects with a progress figure, {} mirror and {} approval mismatches)",
+            baseline.seconds,
+            baseline.import_seconds,
+            baseline.query_seconds,
+            baseline.progress_rows,
+            baseline.mirror_mismatches,
+            baseline.approved_mismatches
+        ),
+    );
+    Ok(ScaleReport {
+        scale,
+        volumes,
+        dir,
+        streams,
+        simulator_start_seconds,
+        full,
+        unchanged,
+        reconcile,
+        baseline,
+        peak_per_phase,
+    })
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn show(p: &Phase) -> String {
+    format!(
+        "{:7.1} s (sync {:.1} s, reconcile {:.1} s; {} rows fetched, {} written, {} findings), peak {:.0} MiB",
+        p.seconds,
+        p.sync_seconds,
+        p.reconcile_seconds,
+        p.fetched,
+        p.written,
+        p.findings,
+        mib(p.peak_kib)
+    )
+}
+
+/// Prints the figures of every scale, the ratios and the targets.
+pub fn print_summary(out: &mut dyn Write, reports: &[ScaleReport]) -> std::io::Result<()> {
+    let met = |ok: bool| if ok { "met" } else { "NOT MET" };
+    for r in reports {
+        writeln!(
+            out,
+            "\nscale {} ({} units, {} projects)",
+            r.scale, r.volumes.units, r.volumes.projects
+        )?;
+        for (stream, n) in &r.streams {
+            writeln!(out, "  {stream:<24}{n:>10} rows")?;
+        }
+        let rows = [
+            ("(a) full sync + reconcile", r.full.seconds),
+            ("    of which sync", r.full.sync_seconds),
+            ("    of which reconcile", r.full.reconcile_seconds),
+            ("(b) the same, nothing changed", r.unchanged.seconds),
+            ("    of which sync", r.unchanged.sync_seconds),
+            ("(c) reconcile alone", r.reconcile.seconds),
+            ("(e) sqlite3 shell baseline", r.baseline.seconds),
+        ];
+        for (label, s) in rows {
+            writeln!(out, "  {label:<32}{s:>9.1} s")?;
+        }
+        writeln!(
+            out,
+            "  {:<32}{:>9.0} MiB  (a) {:.0}, (b) {:.0}, (c) {:.0}{}",
+            "(d) peak resident memory",
+            mib(r.peak_kib()),
+            mib(r.full.peak_kib),
+            mib(r.unchanged.peak_kib),
+            mib(r.reconcile.peak_kib),
+            if r.peak_per_phase {
+                ""
+            } else {
+                " (not reset between phases)"
+            }
+        )?;
+        writeln!(
+            out,
+            "  (a) ≤ {TARGET_FULL_SECONDS:.0} s: {:.1} s, {}",
+            r.full.seconds,
+            met(r.full.seconds <= TARGET_FULL_SECONDS)
+        )?;
+        writeln!(
+            out,
+            "  (a)/(e) ≤ {TARGET_FULL_OVER_BASELINE}: {:.2}, {}",
+            r.full_over_baseline(),
+            met(r.full_over_baseline() <= TARGET_FULL_OVER_BASELINE)
+        )?;
+        writeln!(
+            out,
+            "  (b)/(a) ≤ {:.0}%: {:.1}%, {}",
+            TARGET_UNCHANGED_OVER_FULL * 100.0,
+            r.unchanged_over_full() * 100.0,
+            met(r.unchanged_over_full() <= TARGET_UNCHANGED_OVER_FULL)
+        )?;
+        writeln!(
+            out,
+            "  memory ≤ 512 MiB: {:.0} MiB, {}",
+            mib(r.peak_kib()),
+            met(r.peak_kib() * 1024 <= TARGET_PEAK_BYTES)
+        )?;
+    }
+    if reports.len() > 1 {
+        let by_scale = |pick: fn(&ScaleReport) -> u64| -> Vec<String> {
+            reports
+                .iter()
+                .map(|r| format!("{:.0} MiB at scale {}", mib(pick(r)), r.scale))
+                .collect()
+        };
+        let smallest = reports
+            .iter()
+            .min_by(|a, b| a.scale.total_cmp(&b.scale))
+            .map(ScaleReport::peak_kib)
+            .unwrap_or(0);
+        let largest = reports
+            .iter()
+            .max_by(|a, b| a.scale.total_cmp(&b.scale))
+            .map(ScaleReport::peak_kib)
+            .unwrap_or(0);
+        let growth = ratio(largest as f64, smallest as f64);
+        writeln!(
+            out,
+            "\npeak memory {}; sync alone {}; largest over smallest scale {growth:.2}: flat (≤ {FLAT_FACTOR}×) {}",
+            by_scale(ScaleReport::peak_kib).join(", "),
+            by_scale(|r| r.full.peak_kib.max(r.unchanged.peak_kib)).join(", "),
+            met(growth <= FLAT_FACTOR)
+        )?;
+    }
+    Ok(())
+}
+
+/// The sqlite3 shell's part: import the CSVs, then the SQL, each timed.
+async fn run_baseline(options: &BenchOptions, dir: &Path) -> Result<Baseline, BenchError> {
+    let csv = dir.join("csv");
+    let db = dir.join("baseline.db");
+    let (import, query) = baseline_sql(&csv, options.as_of);
+    let run = |sql: String, name: &'static str| {
+        let sqlite3 = options.sqlite3.clone();
+        let db = db.clone();
+        let script = dir.join(name);
+        async move {
+            std::fs::write(&script, &sql).map_err(io(script.display()))?;
+            tokio::task::spawn_blocking(move || {
+                let input = std::fs::File::open(&script).map_err(io(script.display()))?;
+                let started = Instant::now();
+                let output = Command::new(&sqlite3)
+                    .arg(&db)
+                    .stdin(Stdio::from(input))
+                    .output()
+                    .map_err(io(format!("cannot run {}", sqlite3.display())))?;
+                let took = started.elapsed();
+                if !output.status.success() || !output.stderr.is_empty() {
+                    return Err(BenchError::Baseline(format!(
+                        "{} {} < {}: {}{}",
+                        sqlite3.display(),
+                        db.display(),
+                        script.display(),
+                        output.status,
+                        String::from_utf8_lossy(&output.stderr)
+                    )));
+                }
+                Ok((took, String::from_utf8_lossy(&output.stdout).into_owned()))
+            })
+            .await
+            .map_err(|e| BenchError::Baseline(e.to_string()))?
+        }
+    };
+    let (import_took, _) = run(import, "baseline_import.sql").await?;
+    let (query_took, printed) = run(query, "baseline_query.sql").await?;
+    let count = |name: &str| -> Result<u64, BenchError> {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix('|')?.trim().parse().ok())
+            .ok_or_else(|| BenchError::Baseline(format!("no {name} count in {printed:?}")))
+    };
+    Ok(Baseline {
+        seconds: (import_took + query_took).as_secs_f64(),
+        import_seconds: import_took.as_secs_f64(),
+        query_seconds: query_took.as_secs_f64(),
+        progress_rows: count("progress")?,
+        mirror_mismatches: count("mirror_mismatch")?,
+        approved_mismatches: count("approved_mismatch")?,
+    })
+}
+
+/// The CSV files the baseline imports, as written by [`export_csv`].
+pub const CSV_FILES: [&str; 5] = [
+    "projects.csv",
+    "quotas.csv",
+    "payments.csv",
+    "npc_budgets.csv",
+    "npc_execution.csv",
+];
+
+/// The baseline's two scripts: the import, then the SQL. Written as an
+/// analyst would with the shell: typed tables, `.import`, one index on
+/// payments for the month-end lookups, and plain SQL. Money is integer fen,
+/// as in the CSV.
+pub fn baseline_sql(csv: &Path, as_of: NaiveDate) -> (String, String) {
+    let year = chrono::Datelike::year(&as_of);
+    let file = |name: &str| sql_quote(&csv.join(name).display().to_string());
+    let import = format!(
+        "CREATE TABLE projects (project_code TEXT PRIMARY KEY, unit_code TEXT, category TEXT, full_year INTEGER, start_year INTEGER);\n\
+         CREATE TABLE quotas (quota_id TEXT, project_code TEXT, fiscal_year INTEGER, kind TEXT, amount INTEGER, approved_on TEXT);\n\
+         CREATE TABLE payments (payment_id TEXT, project_code TEXT, kind TEXT, amount INTEGER, paid_on TEXT);\n\
+         CREATE TABLE npc_budgets (project_code TEXT, year INTEGER, approved INTEGER, adjustment INTEGER, approved_on TEXT);\n\
+         CREATE TABLE npc_execution (project_code TEXT, year INTEGER, as_of TEXT, cumulative INTEGER);\n\
+         .import --csv --skip 1 {} projects\n\
+         .import --csv --skip 1 {} quotas\n\
+         .import --csv --skip 1 {} payments\n\
+         .import --csv --skip 1 {} npc_budgets\n\
+         .import --csv --skip 1 {} npc_execution\n",
+        file("projects.csv"),
+        file("quotas.csv"),
+        file("payments.csv"),
+        file("npc_budgets.csv"),
+        file("npc_execution.csv"),
+    );
+    let query = format!(
+        "CREATE INDEX payments_by_project ON payments (project_code, kind, paid_on, amount);\n\
+         CREATE TABLE quota AS SELECT project_code, \
+           SUM(CASE WHEN kind = 'reclaim' THEN -amount ELSE amount END) AS quota \
+           FROM quotas WHERE fiscal_year = {year} GROUP BY project_code;\n\
+         -- Execution progress per project: expenditure to date over net quota.\n\
+         CREATE TABLE progress AS SELECT p.project_code, q.quota, COALESCE(e.spent, 0) AS spent, \
+           CASE WHEN q.quota <> 0 THEN 1.0 * COALESCE(e.spent, 0) / q.quota END AS progress \
+           FROM projects p JOIN quota q ON q.project_code = p.project_code \
+           LEFT JOIN (SELECT project_code, SUM(amount) AS spent FROM payments \
+             WHERE kind = 'expenditure' AND paid_on BETWEEN '{year}-01-01' AND '{as_of}' \
+             GROUP BY project_code) e ON e.project_code = p.project_code;\n\
+         -- The congress's approvals against finance's net quotas.\n\
+         CREATE TABLE approved_mismatch AS SELECT project_code, a.approved, q.quota \
+           FROM (SELECT project_code, SUM(approved + adjustment) AS approved FROM npc_budgets \
+             WHERE year = {year} GROUP BY project_code) a \
+           FULL OUTER JOIN quota q USING (project_code) \
+           WHERE a.approved IS NOT q.quota AND NOT (a.approved IS NULL AND q.quota <= 0);\n\
+         -- The execution mirror against finance's cumulative expenditure to each date.\n\
+         CREATE TABLE mirror_mismatch AS SELECT * FROM (SELECT x.project_code, x.as_of, x.cumulative, \
+           (SELECT COALESCE(SUM(f.amount), 0) FROM payments f WHERE f.project_code = x.project_code \
+             AND f.kind = 'expenditure' AND f.paid_on BETWEEN '{year}-01-01' AND x.as_of) AS spent \
+           FROM npc_execution x WHERE x.year = {year} AND x.as_of <= '{as_of}') WHERE cumulative <> spent;\n\
+         SELECT 'progress', COUNT(*) FROM progress;\n\
+         SELECT 'approved_mismatch', COUNT(*) FROM approved_mismatch;\n\
+         SELECT 'mirror_mismatch', COUNT(*) FROM mirror_mismatch;\n"
+    );
+    (import, query)
+}
+
+fn sql_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Writes the baseline's CSV files (see [`CSV_FILES`]) from the simulator's
+/// data: canonical values (codes without dashes, money in fen, ISO dates),
+/// live records only. Returns the number of rows of each file.
+pub fn export_csv(data: &SimData, dir: &Path) -> Result<Vec<(&'static str, usize)>, BenchError> {
+    std::fs::create_dir_all(dir).map_err(io(dir.display()))?;
+    let ds = data.dataset();
+    let mut counts = Vec::new();
+    let mut write = |name: &'static str,
+                     header: &[&str],
+                     rows: &mut dyn Iterator<Item = Vec<String>>|
+     -> Result<(), BenchError> {
+        let path = dir.join(name);
+        let fail = |e: csv::Error| BenchError::Io(path.display().to_string(), e.into());
+        let mut w = csv::Writer::from_path(&path).map_err(fail)?;
+        w.write_record(header).map_err(fail)?;
+        let mut n = 0;
+        for row in rows {
+            w.write_record(&row).map_err(fail)?;
+            n += 1;
+        }
+        w.flush().map_err(io(path.display()))?;
+        counts.push((name, n));
+        Ok(())
+    };
+    write(
+        "projects.csv",
+        &[
+            "project_code",
+            "unit_code",
+            "category",
+            "full_year",
+            "start_year",
+        ],
+        &mut ds
+            .projects
+            .iter()
+            .filter(|p| !data.is_deleted(Collection::Projects, p.project_code.as_str()))
+            .map(|p| {
+                vec![
+                    p.project_code.to_string(),
+                    p.unit_code.to_string(),
+                    word(&p.category),
+                    u8::from(p.full_year).to_string(),
+                    p.start_year.to_string(),
+                ]
+            }),
+    )?;
+    write(
+        "quotas.csv",
+        &[
+            "quota_id",
+            "project_code",
+            "fiscal_year",
+            "kind",
+            "amount",
+            "approved_on",
+        ],
+        &mut ds.quotas.iter().map(|q| {
+            vec![
+                q.quota_id.clone(),
+                q.project_code.to_string(),
+                q.fiscal_year.to_string(),
+                word(&q.kind),
+                q.amount.0.to_string(),
+                q.approved_on.to_string(),
+            ]
+        }),
+    )?;
+    write(
+        "payments.csv",
+        &["payment_id", "project_code", "kind", "amount", "paid_on"],
+        &mut ds
+            .payments
+            .iter()
+            .filter(|p| !data.is_deleted(Collection::Payments, &p.payment_id))
+            .map(|p| {
+                vec![
+                    p.payment_id.clone(),
+                    p.project_code.to_string(),
+                    word(&p.kind),
+                    p.amount.0.to_string(),
+                    p.paid_on.to_string(),
+                ]
+            }),
+    )?;
+    write(
+        "npc_budgets.csv",
+        &[
+            "project_code",
+            "year",
+            "approved",
+            "adjustment",
+            "approved_on",
+        ],
+        &mut ds.budgets.iter().map(|b| {
+            vec![
+                b.project_code.to_string(),
+                b.year.to_string(),
+                b.approved.0.to_string(),
+                b.adjustment.0.to_string(),
+                b.approved_on.to_string(),
+            ]
+        }),
+    )?;
+    write(
+        "npc_execution.csv",
+        &["project_code", "year", "as_of", "cumulative"],
+        &mut ds.execution.iter().map(|x| {
+            vec![
+                x.project_code.to_string(),
+                x.year.to_string(),
+                x.as_of.to_string(),
+                x.cumulative.0.to_string(),
+            ]
+        }),
+    )?;
+    Ok(counts)
+}
+
+/// An enumeration's serde word (`expenditure`, `reclaim`, …).
+fn word<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A new directory under the system's temporary directory.
+pub fn default_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("liankong-bench-{}", std::process::id()))
+}

@@ -1,0 +1,93 @@
+//! `liankong bench`: the rerunnable benchmark of `README.md` ("Benchmark").
+//! The work is in [`crate::bench`]; this only reads the arguments, runs the
+//! scales one after the other and prints the summary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::Args;
+
+use crate::bench::{BenchOptions, default_dir, print_summary, run_scale};
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Size of the province-year: 1 is 10,000 units, 100,000 projects
+    /// (about 2,000,000 payments and 1,100,000 npc execution rows), 20,000
+    /// audit findings and 2,000 referrals. Several, comma-separated
+    /// (`1,4`), run one after the other and compare their memory.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub scale: Vec<f64>,
+    /// Where the stores, exchange files and CSV files go, one directory per
+    /// scale (default: a new directory under the system's temporary
+    /// directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the directory afterwards (it is removed otherwise).
+    #[arg(long)]
+    pub keep: bool,
+    /// The sqlite3 shell of the baseline.
+    #[arg(long, default_value = "sqlite3")]
+    pub sqlite3: PathBuf,
+    /// The simulated today and the reconciliation date.
+    #[arg(long, default_value = "2021-12-31")]
+    pub as_of: NaiveDate,
+}
+
+/// Runs the benchmark; exit 0 when every scale ran, whatever the figures.
+pub async fn bench(
+    out: &mut dyn Write,
+    args: BenchArgs,
+    config_path: &Path,
+) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe()?;
+    let dir = args.dir.clone().unwrap_or_else(default_dir);
+    let options = BenchOptions {
+        dir: dir.clone(),
+        exe,
+        config: std::path::absolute(config_path)?,
+        sqlite3: args.sqlite3.clone(),
+        as_of: args.as_of,
+        manifests: None,
+    };
+    writeln!(
+        out,
+        "liankong bench: scale {} as of {}, in {}",
+        args.scale
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.as_of,
+        dir.display()
+    )?;
+    // Only what the benchmark made is removed afterwards.
+    let made_dir = !dir.exists();
+    let mut reports = Vec::new();
+    let mut failed = None;
+    for &scale in &args.scale {
+        match run_scale(&options, scale, out).await {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    print_summary(out, &reports)?;
+    if args.keep {
+        writeln!(out, "\nkept {}", dir.display())?;
+    } else {
+        for r in &reports {
+            std::fs::remove_dir_all(&r.dir)?;
+        }
+        if made_dir && failed.is_none() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+    }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
