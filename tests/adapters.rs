@@ -345,7 +345,10 @@ fn npc_small_pages(env: &Env, dir: &Path) -> Adapter {
     std::fs::write(&path, text).unwrap();
     let mut c = env.config.adapters["npc"].clone();
     c.manifest = path;
-    Adapter::build("npc", &c, &env.config).unwrap()
+    let mut npc = Adapter::build("npc", &c, &env.config).unwrap();
+    // Small batches too, so that a run is several of them.
+    npc.batch_size = 20;
+    npc
 }
 
 #[tokio::test]
@@ -1079,4 +1082,136 @@ async fn two_replicas_one_killed_deliver_every_event_once_and_write_no_version_t
         env.sim.shutdown().await;
     })
     .await;
+}
+
+#[tokio::test]
+async fn unchanged_files_are_not_read_again_and_delete_nothing() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let n = env.sim.data().snapshot().findings.len() as u64;
+        let first = sync(&t, &env, "audit").await;
+        assert_eq!(first.totals().1.new, n);
+        let versions = t.raw.count("SELECT COUNT(*) FROM versions").await;
+
+        // The same file again: not read, complete, and nothing deleted.
+        let again = sync(&t, &env, "audit").await;
+        assert!(again.ok(), "{:?}", again.error);
+        assert_eq!(
+            (again.streams[0].fetched, again.totals().1),
+            (0, Default::default())
+        );
+        assert!(again.streams[0].complete);
+        let live = "SELECT COUNT(*) FROM audit_findings WHERE deleted = FALSE";
+        assert_eq!(t.raw.count(live).await, n as i64);
+        assert_eq!(t.raw.count("SELECT COUNT(*) FROM versions").await, versions);
+        let orgdept = sync(&t, &env, "orgdept").await;
+        assert!(orgdept.totals().0 > 0);
+        assert_eq!(sync(&t, &env, "orgdept").await.totals().0, 0);
+
+        // `--full` reads it anyway.
+        let full = SyncOptions {
+            full: true,
+            ..Default::default()
+        };
+        let r = sync_with(&t, &adapter(&env, "audit"), &full).await;
+        assert_eq!((r.totals().0, r.totals().1.unchanged), (n, n));
+
+        // The same name with other content is read: one finding gone.
+        let ds = env.sim.data().snapshot();
+        let name = liankong::sim::files::audit_file_name(liankong::sim::GenParams::small().as_of);
+        env.sim.write_audit_file(&name, &ds.findings[1..]).unwrap();
+        let r = sync(&t, &env, "audit").await;
+        assert_eq!((r.totals().0, r.totals().1.deleted), (n - 1, 1));
+
+        // A file with a bad row is read again each time, and deletes nothing.
+        let mut text =
+            "问题编号,被审计单位,项目编码,问题类型,涉及金额,整改状态,整改期限,发现日期\r\n"
+                .to_owned();
+        text.push_str("SJ-2021-7001,市教育局（本级）,,挤占挪用,x,未整改,2021/12/31,2021/3/5\r\n");
+        let (gbk, _, _) = encoding_rs::GBK.encode(&text);
+        std::fs::write(
+            env.sim.audit_dir().join("audit_findings_20991231.csv"),
+            &gbk,
+        )
+        .unwrap();
+        for _ in 0..2 {
+            let r = sync(&t, &env, "audit").await;
+            assert_eq!(
+                (r.totals().0, r.totals().1.quarantined, r.totals().1.deleted),
+                (1, 1, 0)
+            );
+            assert!(!r.streams[0].complete);
+        }
+        assert_eq!(t.raw.count(live).await, n as i64 - 1);
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+/// The benchmark's machinery at a tiny scale: the simulator in its own
+/// process, the three timed phases, the sqlite3 shell's baseline. No time is
+/// asserted, only that every part ran and agrees.
+#[tokio::test]
+async fn the_benchmark_runs_end_to_end_at_a_tiny_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = liankong::bench::BenchOptions {
+        dir: dir.path().to_owned(),
+        exe: env!("CARGO_BIN_EXE_liankong").into(),
+        config: Path::new(env!("CARGO_MANIFEST_DIR")).join("config/liankong.toml"),
+        sqlite3: "sqlite3".into(),
+        as_of: day("2021-12-31"),
+        manifests: Some(shipped_manifests()),
+    };
+    let mut out = Vec::new();
+    let r = liankong::bench::run_scale(&options, 0.002, &mut out)
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out);
+    assert_eq!(
+        (r.volumes.units, r.volumes.projects),
+        (20, 200),
+        "{printed}"
+    );
+    let fetched = |stream: &str| r.streams.iter().find(|s| s.0 == stream).unwrap().1;
+    assert_eq!(fetched("audit.findings"), 40);
+    assert_eq!(fetched("discipline.referrals"), 4);
+    assert_eq!(r.full.written, r.full.fetched);
+    assert_eq!(r.unchanged.written, 0, "nothing changed, nothing written");
+    assert!(
+        r.unchanged.fetched >= fetched("npc.execution"),
+        "npc is a full snapshot"
+    );
+    assert_eq!(
+        (r.full.findings, r.reconcile.findings),
+        (0, 0),
+        "a clean year"
+    );
+    assert!(r.baseline.progress_rows > 100);
+    assert_eq!(
+        (r.baseline.mirror_mismatches, r.baseline.approved_mismatches),
+        (0, 0)
+    );
+    assert!(r.full.peak_kib > 0);
+    let mut summary = Vec::new();
+    liankong::bench::print_summary(&mut summary, std::slice::from_ref(&r)).unwrap();
+    let summary = String::from_utf8(summary).unwrap();
+    for line in [
+        "(a) full sync + reconcile",
+        "(a)/(e) ≤ 2",
+        "(b)/(a) ≤ 5%",
+        "memory ≤ 512 MiB",
+    ] {
+        assert!(summary.contains(line), "{line} missing from:\n{summary}");
+    }
+    // The simulator child is gone: its ports no longer answer.
+    let config = std::fs::read_to_string(r.dir.join("sim/liankong.toml")).unwrap();
+    let url = config
+        .lines()
+        .find_map(|l| l.strip_prefix("base_url = "))
+        .unwrap()
+        .trim_matches('"');
+    assert!(
+        reqwest::get(format!("{url}/npc/budgets")).await.is_err(),
+        "{url} still answers"
+    );
 }

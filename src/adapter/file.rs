@@ -26,6 +26,19 @@ pub enum SourceRow {
     Bad { reason: String, raw: String },
 }
 
+impl SourceRow {
+    /// A JSON value as a row: an object, or a bad row naming what it is.
+    pub fn from_json(value: Value) -> SourceRow {
+        match value {
+            Value::Object(row) => SourceRow::Ok(row),
+            other => SourceRow::Bad {
+                reason: "not an object".into(),
+                raw: other.to_string(),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FileSource {
     dir: PathBuf,
@@ -340,13 +353,7 @@ fn read_json(
             other => vec![other],
         };
         for v in values {
-            emit(match v {
-                Value::Object(row) => SourceRow::Ok(row),
-                other => SourceRow::Bad {
-                    reason: "not an object".into(),
-                    raw: other.to_string(),
-                },
-            })?;
+            emit(SourceRow::from_json(v))?;
         }
     }
     Ok(())

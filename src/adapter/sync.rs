@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::file::SourceRow;
@@ -23,7 +23,7 @@ use super::{Adapter, Source, StreamSpec};
 use crate::clock::Clock;
 use crate::model::Collection;
 use crate::store::{
-    Batch, BatchOutcome, Quarantined, RunId, Store, StoreError, StreamState, SyncTx,
+    Batch, BatchOutcome, Item, Quarantined, RunId, Store, StoreError, StreamState, SyncTx,
 };
 
 /// How to run.
@@ -221,11 +221,12 @@ async fn run_streams(
         batches: 0,
         stop_after: options.stop_after_batches,
     };
+    let mode = &adapter.manifest.sync;
     for spec in &adapter.streams {
         let state = store.stream_state(spec.collection).await?;
         let stream = match &adapter.source {
             Source::Http(http) => {
-                let since = match (&adapter.manifest.sync, &state) {
+                let since = match (mode, &state) {
                     (SyncMode::Incremental { since_param, .. }, Some(state)) if !options.full => {
                         state.cursor.clone().map(|c| vec![(since_param.clone(), c)])
                     }
@@ -234,49 +235,85 @@ async fn run_streams(
                 .unwrap_or_default();
                 let path = spec.path.as_deref().unwrap_or_default();
                 let mut pager = Pager::new(http, &adapter.manifest.paging, path, since);
-                let mut progress = StreamProgress::new(spec, &adapter.manifest.sync, state);
-                while let Some(rows) = pager.next_page().await? {
-                    let rows = rows
-                        .into_iter()
-                        .map(|v| match v {
-                            Value::Object(row) => SourceRow::Ok(row),
-                            other => SourceRow::Bad {
-                                reason: "not an object".into(),
-                                raw: other.to_string(),
-                            },
-                        })
-                        .collect();
-                    progress.write(&mut writer, rows).await?;
-                }
+                let mut progress = StreamProgress::new(spec, mode, state, adapter.batch_size);
+                // The next pages are fetched and mapped while the store
+                // writes the last ones. A fetch that fails is handed on in
+                // turn, so a write in progress is never cut short; a write
+                // that fails drops the fetch at once.
+                let (sender, mut receiver) = mpsc::channel::<Result<Mapped, RunError>>(2);
+                let pages = &mut pager;
+                let fetch = async move {
+                    loop {
+                        let next = match pages.next_page().await {
+                            Ok(Some(rows)) => Ok(map_rows(
+                                spec,
+                                mode,
+                                rows.into_iter().map(SourceRow::from_json),
+                            )),
+                            Ok(None) => break,
+                            Err(e) => Err(e.into()),
+                        };
+                        let failed = next.is_err();
+                        if sender.send(next).await.is_err() || failed {
+                            break;
+                        }
+                    }
+                    Ok::<(), RunError>(())
+                };
+                let write = async {
+                    while let Some(mapped) = receiver.recv().await {
+                        progress.write(&mut writer, mapped?).await?;
+                    }
+                    Ok::<(), RunError>(())
+                };
+                tokio::try_join!(fetch, write)?;
                 progress.complete = pager.complete();
                 progress.finish(&mut writer).await?
             }
             Source::File(files) => {
                 let paths = files.select()?;
-                let mut progress = StreamProgress::new(spec, &adapter.manifest.sync, state);
-                progress.cursor = Some(
-                    paths
-                        .iter()
-                        .filter_map(|p| p.file_name().and_then(|n| n.to_str()))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                // An empty exchange directory is no evidence that everything
-                // was deleted: only files delete.
-                progress.complete = !paths.is_empty();
-                for path in paths {
-                    let (sender, mut receiver) = mpsc::channel(2);
-                    let reader = files.clone();
-                    let chunk = adapter.batch_size;
-                    let task =
-                        tokio::task::spawn_blocking(move || reader.read(&path, chunk, &sender));
-                    while let Some(rows) = receiver.recv().await {
-                        progress.write(&mut writer, rows?).await?;
+                let mut progress = StreamProgress::new(spec, mode, state, adapter.batch_size);
+                let seen = fingerprint(&paths).await?;
+                if !options.full && !paths.is_empty() && progress.cursor.as_ref() == Some(&seen) {
+                    // The very files the last clean, complete read took:
+                    // the store holds them whole. Not read again, and not a
+                    // snapshot either: nothing is deleted, nothing written.
+                    tracing::info!(
+                        stream = %spec.collection,
+                        files = paths.len(),
+                        "files unchanged since their last complete read: not read again"
+                    );
+                    progress.unchanged_files()
+                } else {
+                    // Names and digests only once the read is clean and
+                    // complete (see `finish`); the names alone until then.
+                    progress.fingerprint = Some(seen);
+                    progress.cursor = Some(
+                        paths
+                            .iter()
+                            .filter_map(|p| p.file_name().and_then(|n| n.to_str()))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    );
+                    // An empty exchange directory is no evidence that
+                    // everything was deleted: only files delete.
+                    progress.complete = !paths.is_empty();
+                    for path in paths {
+                        let (sender, mut receiver) = mpsc::channel(2);
+                        let reader = files.clone();
+                        let task = tokio::task::spawn_blocking(move || {
+                            reader.read(&path, FILE_CHUNK_ROWS, &sender)
+                        });
+                        while let Some(rows) = receiver.recv().await {
+                            let mapped = map_rows(spec, mode, rows?.into_iter());
+                            progress.write(&mut writer, mapped).await?;
+                        }
+                        task.await.map_err(|e| {
+                            FetchError::File(format!("the file reader stopped: {e}"))
+                        })?;
                     }
-                    task.await
-                        .map_err(|e| FetchError::File(format!("the file reader stopped: {e}")))?;
+                    progress.finish(&mut writer).await?
                 }
-                progress.finish(&mut writer).await?
             }
         };
         report.streams.push(stream);
@@ -284,6 +321,81 @@ async fn run_streams(
     report.links_changed = writer.tx.relink_units().await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Rows a file reader hands over at a time; batches gather several.
+const FILE_CHUNK_ROWS: usize = 1000;
+
+/// What identifies the files of a run: each name with its size and sha-256.
+/// Read on a blocking thread; the files are read again if they are taken.
+async fn fingerprint(paths: &[std::path::PathBuf]) -> Result<String, RunError> {
+    let paths = paths.to_vec();
+    let parts = tokio::task::spawn_blocking(move || {
+        paths
+            .iter()
+            .map(|path| {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| FetchError::File(format!("{}: {e}", path.display())))?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Ok(format!(
+                    "{name} {} sha256:{}",
+                    bytes.len(),
+                    hex::encode(Sha256::digest(&bytes))
+                ))
+            })
+            .collect::<Result<Vec<String>, FetchError>>()
+    })
+    .await
+    .map_err(|e| FetchError::File(format!("the file reader stopped: {e}")))??;
+    Ok(parts.join(","))
+}
+
+/// One page or chunk, mapped: the canonical changes and the rows that are
+/// not, with the newest instant the rows carry.
+struct Mapped {
+    fetched: u64,
+    items: Vec<Item>,
+    quarantine: Vec<Quarantined>,
+    high_water: Option<DateTime<Utc>>,
+}
+
+/// Maps rows as the stream's manifest says; never fails: a row that is not
+/// a record is quarantined with its reason.
+fn map_rows(
+    spec: &StreamSpec,
+    mode: &SyncMode,
+    rows: impl ExactSizeIterator<Item = SourceRow>,
+) -> Mapped {
+    let mut mapped = Mapped {
+        fetched: 0,
+        items: Vec::with_capacity(rows.len()),
+        quarantine: Vec::new(),
+        high_water: None,
+    };
+    for row in rows {
+        mapped.fetched += 1;
+        match row {
+            SourceRow::Ok(row) => {
+                if let SyncMode::Incremental { high_water, .. } = mode
+                    && let Some(t) = spec.mapper.instant(&row, high_water)
+                {
+                    mapped.high_water = mapped.high_water.max(Some(t));
+                }
+                match spec.mapper.map(&row) {
+                    Ok(item) => mapped.items.push(item),
+                    Err(reason) => mapped.quarantine.push(Quarantined {
+                        reason,
+                        raw: serde_json::to_string(&row).unwrap_or_default(),
+                    }),
+                }
+            }
+            SourceRow::Bad { reason, raw } => mapped.quarantine.push(Quarantined { reason, raw }),
+        }
+    }
+    mapped
 }
 
 /// Writes batches into the run's transaction and counts them.
@@ -313,10 +425,20 @@ struct StreamProgress<'a> {
     report: StreamReport,
     /// The cursor to store: the high-water mark so far, or the file names.
     cursor: Option<String>,
+    /// The files' names, sizes and digests: the cursor once they were read
+    /// completely and cleanly.
+    fingerprint: Option<String>,
     high_water: Option<DateTime<Utc>>,
     complete: bool,
     /// When the stream last completed, kept when this run does not complete.
     last_complete: Option<DateTime<Utc>>,
+    /// Mapped rows not written yet: written once they fill a batch, which is
+    /// sorted by key in the store so that it touches its pages in order.
+    pending: Vec<Item>,
+    pending_quarantine: Vec<Quarantined>,
+    batch_rows: usize,
+    /// Rows quarantined in this run, written or pending.
+    quarantined: u64,
 }
 
 impl<'a> StreamProgress<'a> {
@@ -324,6 +446,7 @@ impl<'a> StreamProgress<'a> {
         spec: &'a StreamSpec,
         mode: &'a SyncMode,
         state: Option<StreamState>,
+        batch_rows: usize,
     ) -> StreamProgress<'a> {
         let (previous, last_complete) = state
             .map(|s| (s.cursor, s.last_complete))
@@ -342,8 +465,13 @@ impl<'a> StreamProgress<'a> {
                 SyncMode::Snapshot => None,
             },
             cursor: previous,
+            fingerprint: None,
             complete: false,
             last_complete,
+            pending: Vec::new(),
+            pending_quarantine: Vec::new(),
+            batch_rows: batch_rows.max(1),
+            quarantined: 0,
         }
     }
 
@@ -351,42 +479,31 @@ impl<'a> StreamProgress<'a> {
         self.spec.collection
     }
 
-    /// Maps one page or chunk and writes it as one batch.
-    async fn write(
-        &mut self,
-        writer: &mut Writer<'_>,
-        rows: Vec<SourceRow>,
-    ) -> Result<(), RunError> {
-        let mut batch = Batch::new(self.collection(), writer.run, writer.clock.now());
-        for row in rows {
-            self.report.fetched += 1;
-            match row {
-                SourceRow::Ok(row) => {
-                    if let SyncMode::Incremental { high_water, .. } = self.mode
-                        && let Some(t) = self.spec.mapper.instant(&row, high_water)
-                    {
-                        self.high_water = self.high_water.max(Some(t));
-                    }
-                    match self.spec.mapper.map(&row) {
-                        Ok(item) => batch.items.push(item),
-                        Err(reason) => batch.quarantine.push(Quarantined {
-                            reason,
-                            raw: serde_json::to_string(&row).unwrap_or_default(),
-                        }),
-                    }
-                }
-                SourceRow::Bad { reason, raw } => {
-                    batch.quarantine.push(Quarantined { reason, raw })
-                }
-            }
+    /// Takes mapped rows; writes a batch once enough are pending.
+    async fn write(&mut self, writer: &mut Writer<'_>, mapped: Mapped) -> Result<(), RunError> {
+        self.report.fetched += mapped.fetched;
+        self.high_water = self.high_water.max(mapped.high_water);
+        self.quarantined += mapped.quarantine.len() as u64;
+        self.pending.extend(mapped.items);
+        self.pending_quarantine.extend(mapped.quarantine);
+        if self.pending.len() + self.pending_quarantine.len() >= self.batch_rows {
+            let batch = self.batch(writer);
+            let outcome = writer.apply(&batch).await?;
+            self.report.outcome += outcome;
         }
+        Ok(())
+    }
+
+    /// The pending rows as a batch, with the stream's state after it.
+    fn batch(&mut self, writer: &Writer<'_>) -> Batch {
+        let mut batch = Batch::new(self.collection(), writer.run, writer.clock.now());
+        batch.items = std::mem::take(&mut self.pending);
+        batch.quarantine = std::mem::take(&mut self.pending_quarantine);
         if let Some(t) = self.high_water {
             self.cursor = Some(utc_string(t));
         }
         batch.state = Some(self.state(writer.run, self.last_complete));
-        let outcome = writer.apply(&batch).await?;
-        self.report.outcome += outcome;
-        Ok(())
+        batch
     }
 
     fn state(&self, run: RunId, last_complete: Option<DateTime<Utc>>) -> StreamState {
@@ -397,16 +514,25 @@ impl<'a> StreamProgress<'a> {
         }
     }
 
-    /// The last batch of the stream: the snapshot's deletions when it was
-    /// clean, and the state marking the pull complete.
+    /// The report of a stream whose files were not read again: complete,
+    /// since the store already holds them whole, with nothing fetched.
+    fn unchanged_files(mut self) -> StreamReport {
+        self.report.complete = true;
+        self.report
+    }
+
+    /// The last batch of the stream: what is still pending, the snapshot's
+    /// deletions when it was clean, and the state marking the pull complete.
     async fn finish(mut self, writer: &mut Writer<'_>) -> Result<StreamReport, RunError> {
-        let mut batch = Batch::new(self.collection(), writer.run, writer.clock.now());
-        let clean = self.complete && self.report.outcome.quarantined == 0;
-        batch.complete_snapshot = matches!(self.mode, SyncMode::Snapshot) && clean;
+        let clean = self.complete && self.quarantined == 0;
+        if clean && let Some(fingerprint) = self.fingerprint.take() {
+            self.cursor = Some(fingerprint);
+        }
         if self.complete {
             self.last_complete = Some(writer.clock.now());
         }
-        batch.state = Some(self.state(writer.run, self.last_complete));
+        let mut batch = self.batch(writer);
+        batch.complete_snapshot = matches!(self.mode, SyncMode::Snapshot) && clean;
         let outcome = writer.apply(&batch).await?;
         self.report.outcome += outcome;
         self.report.complete = match self.mode {
@@ -417,7 +543,7 @@ impl<'a> StreamProgress<'a> {
             tracing::warn!(
                 stream = %self.collection(),
                 complete = self.complete,
-                quarantined = self.report.outcome.quarantined,
+                quarantined = self.quarantined,
                 "snapshot not clean: nothing deleted this run"
             );
         }

@@ -505,6 +505,35 @@ fn the_default_year_is_clean_on_every_rule() {
 }
 
 #[test]
+fn benchmark_densities_give_exact_counts_and_stay_clean() {
+    let base = params(7, 40, 400, date(2021, 12, 31));
+    let ds = generate(&GenParams {
+        audit_findings: Some(90),
+        referrals: Some(17),
+        ..base.clone()
+    });
+    assert_eq!((ds.findings.len(), ds.referrals.len()), (90, 17));
+    // Every unit is audited, two or three times each.
+    let mut per_unit: HashMap<String, usize> = HashMap::new();
+    for f in &ds.findings {
+        *per_unit
+            .entry(normalize_unit_name(&f.unit_name))
+            .or_default() += 1;
+    }
+    assert_eq!(per_unit.len(), 40);
+    assert!(
+        per_unit.values().all(|n| (2..=3).contains(n)),
+        "{per_unit:?}"
+    );
+    assert_eq!(anomalies(&ds, date(2021, 12, 31)), Vec::<String>::new());
+    // The other collections are the default year's.
+    let default = generate(&base);
+    assert_eq!(ds.payments, default.payments);
+    assert_eq!(ds.execution, default.execution);
+    assert_eq!(ds.orgdept, default.orgdept);
+}
+
+#[test]
 fn the_year_stays_clean_week_by_week() {
     for seed in [1, 2] {
         let mut d = date(2021, 1, 20);

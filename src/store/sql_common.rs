@@ -88,6 +88,14 @@ enum RowWrite {
     Tombstone { key: String, version: i64 },
 }
 
+impl RowWrite {
+    fn key(&self) -> &str {
+        match self {
+            RowWrite::Full { key, .. } | RowWrite::Tombstone { key, .. } => key,
+        }
+    }
+}
+
 /// A version to append to the stream's chain.
 struct NewVersion {
     key: String,
@@ -408,9 +416,12 @@ async fn apply_in(tx: &mut Tx, batch: &Batch) -> Result<BatchOutcome, StoreError
         }
     }
 
-    let (full, tombstones): (Vec<RowWrite>, Vec<RowWrite>) = writes
+    let (mut full, tombstones): (Vec<RowWrite>, Vec<RowWrite>) = writes
         .into_iter()
         .partition(|w| matches!(w, RowWrite::Full { .. }));
+    // In key order, a large batch meets each page of the table and its
+    // indexes once, in the order they lie, instead of at random.
+    full.sort_unstable_by(|a, b| a.key().cmp(b.key()));
     write_full_rows(tx, collection, full, batch).await?;
     for t in tombstones {
         if let RowWrite::Tombstone { key, version } = t {
@@ -440,6 +451,9 @@ async fn apply_in(tx: &mut Tx, batch: &Batch) -> Result<BatchOutcome, StoreError
         }
     }
 
+    // The batch's versions join the chain in key order, for the same reason;
+    // a key's own versions keep their order.
+    versions.sort_by(|a, b| (a.key.as_str(), a.version).cmp(&(b.key.as_str(), b.version)));
     append_versions(tx, &stream, versions, batch.at).await?;
 
     if !batch.quarantine.is_empty() {
@@ -1226,11 +1240,15 @@ impl FactStore for SqlStore {
     }
 
     async fn unknown_projects(&self) -> Result<Vec<UnknownProjectFact>, StoreError> {
+        // The codes a table names are few next to its rows: find the unknown
+        // codes first, then the rows naming them (not one lookup per row).
         let part = |agency: &str, collection: &str, table: &str| {
             format!(
                 "SELECT '{agency}' AS agency, '{collection}' AS collection, x.key, x.project_code \
-                 FROM {table} x WHERE x.deleted = FALSE AND x.project_code IS NOT NULL \
-                 AND NOT EXISTS (SELECT 1 FROM finance_projects p WHERE p.key = x.project_code)"
+                 FROM {table} x WHERE x.deleted = FALSE AND x.project_code IN ( \
+                   SELECT d.project_code FROM (SELECT DISTINCT project_code FROM {table} \
+                     WHERE project_code IS NOT NULL) d \
+                   WHERE NOT EXISTS (SELECT 1 FROM finance_projects p WHERE p.key = d.project_code))"
             )
         };
         let sql = [

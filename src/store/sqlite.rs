@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "leases",
         include_str!("migrations/sqlite/0005_leases.sql"),
     ),
+    (
+        6,
+        "covering payments index",
+        include_str!("migrations/sqlite/0006_covering_payments_index.sql"),
+    ),
 ];
 
 async fn connect_pool(url: &StoreUrl) -> Result<Pool<Db>, StoreError> {
