@@ -689,22 +689,29 @@ pub fn baseline_sql(csv: &Path, as_of: NaiveDate) -> (String, String) {
     );
     let query = format!(
         "CREATE INDEX payments_by_project ON payments (project_code, kind, paid_on, amount);\n\
-         CREATE TABLE quota AS SELECT project_code, \
-           SUM(CASE WHEN kind = 'reclaim' THEN -amount ELSE amount END) AS quota \
+         CREATE TABLE quota (project_code TEXT PRIMARY KEY, quota INTEGER);\n\
+         INSERT INTO quota SELECT project_code, \
+           SUM(CASE WHEN kind = 'reclaim' THEN -amount ELSE amount END) \
            FROM quotas WHERE fiscal_year = {year} GROUP BY project_code;\n\
+         CREATE TABLE approved (project_code TEXT PRIMARY KEY, approved INTEGER);\n\
+         INSERT INTO approved SELECT project_code, SUM(approved + adjustment) FROM npc_budgets \
+           WHERE year = {year} GROUP BY project_code;\n\
+         CREATE TABLE spent (project_code TEXT PRIMARY KEY, spent INTEGER);\n\
+         INSERT INTO spent SELECT project_code, SUM(amount) FROM payments \
+           WHERE kind = 'expenditure' AND paid_on BETWEEN '{year}-01-01' AND '{as_of}' \
+           GROUP BY project_code;\n\
          -- Execution progress per project: expenditure to date over net quota.\n\
-         CREATE TABLE progress AS SELECT p.project_code, q.quota, COALESCE(e.spent, 0) AS spent, \
-           CASE WHEN q.quota <> 0 THEN 1.0 * COALESCE(e.spent, 0) / q.quota END AS progress \
+         CREATE TABLE progress AS SELECT p.project_code, q.quota, COALESCE(s.spent, 0) AS spent, \
+           CASE WHEN q.quota <> 0 THEN 1.0 * COALESCE(s.spent, 0) / q.quota END AS progress \
            FROM projects p JOIN quota q ON q.project_code = p.project_code \
-           LEFT JOIN (SELECT project_code, SUM(amount) AS spent FROM payments \
-             WHERE kind = 'expenditure' AND paid_on BETWEEN '{year}-01-01' AND '{as_of}' \
-             GROUP BY project_code) e ON e.project_code = p.project_code;\n\
-         -- The congress's approvals against finance's net quotas.\n\
-         CREATE TABLE approved_mismatch AS SELECT project_code, a.approved, q.quota \
-           FROM (SELECT project_code, SUM(approved + adjustment) AS approved FROM npc_budgets \
-             WHERE year = {year} GROUP BY project_code) a \
-           FULL OUTER JOIN quota q USING (project_code) \
-           WHERE a.approved IS NOT q.quota AND NOT (a.approved IS NULL AND q.quota <= 0);\n\
+           LEFT JOIN spent s ON s.project_code = p.project_code;\n\
+         -- The congress's approvals against finance's net quotas, either side missing included.\n\
+         CREATE TABLE approved_mismatch AS \
+           SELECT a.project_code, a.approved, q.quota FROM approved a \
+             LEFT JOIN quota q ON q.project_code = a.project_code \
+             WHERE q.quota IS NULL OR a.approved <> q.quota \
+           UNION ALL SELECT q.project_code, NULL, q.quota FROM quota q WHERE q.quota > 0 \
+             AND NOT EXISTS (SELECT 1 FROM approved a WHERE a.project_code = q.project_code);\n\
          -- The execution mirror against finance's cumulative expenditure to each date.\n\
          CREATE TABLE mirror_mismatch AS SELECT * FROM (SELECT x.project_code, x.as_of, x.cumulative, \
            (SELECT COALESCE(SUM(f.amount), 0) FROM payments f WHERE f.project_code = x.project_code \
