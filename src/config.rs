@@ -187,7 +187,9 @@ pub struct SyncConfig {
     pub max_retry_after_secs: u64,
     /// An adapter run holds a lease so that one replica pulls a source at a
     /// time; the holder renews it every third of this. A replica that dies
-    /// loses it this long after its last renewal.
+    /// loses it this long after its last renewal; a process on the same
+    /// machine takes a dead predecessor's lease over at once
+    /// (`adapter::holder`).
     #[serde(default = "default_lease")]
     pub lease_secs: u64,
 }

@@ -936,7 +936,7 @@ async fn many_cycles_of_5xx_latency_and_truncated_bodies_end_like_a_clean_run() 
 }
 
 #[tokio::test]
-async fn syncs_cut_off_at_twenty_random_moments_end_with_the_clean_records() {
+async fn runs_dropped_at_twenty_random_moments_end_with_the_clean_records() {
     on_both(|t| async move {
         let env = start(&t).await;
         // Slow answers, so that a cut lands inside a run.
@@ -964,6 +964,94 @@ async fn syncs_cut_off_at_twenty_random_moments_end_with_the_clean_records() {
             let r = sync(&t, &env, name).await;
             assert!(r.ok() && !r.skipped, "{r:?}");
         }
+        assert_store_matches_simulator(&t, &env).await;
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+/// `liankong sync` killed with SIGKILL at twenty random moments of its run,
+/// then run to the end: the store holds exactly the clean run's records,
+/// each with one version, and its history verifies. Each restart takes over
+/// the leases its dead predecessor held rather than sitting them out.
+#[tokio::test]
+async fn syncs_killed_at_twenty_random_moments_end_with_the_clean_records() {
+    use std::process::{Command, Stdio};
+    on_both(|t| async move {
+        let env = start(&t).await;
+        // Slow answers and small batches: a run is many pages and batches.
+        env.sim.faults().set_latency(Duration::from_millis(10));
+        let text = sim_config(
+            &env.sim,
+            &SimConfigOptions {
+                store_url: t.url.expose().to_owned(),
+                manifests: shipped_manifests(),
+                quick_retries: true,
+            },
+        )
+        .unwrap()
+        .replace("[sync]\n", "[sync]\nbatch_size = 40\n");
+        let config = env.sim.dir().join("kill.toml");
+        std::fs::write(&config, &text).unwrap();
+        let sync = |store: Option<&str>| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_liankong"));
+            command
+                .arg("--config")
+                .arg(&config)
+                .arg("sync")
+                .env_remove("LIANKONG_STORE_URL")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            if let Some(url) = store {
+                command.env("LIANKONG_STORE_URL", url);
+            }
+            command.spawn().unwrap()
+        };
+        // How long a whole run takes here, into a store of its own: the
+        // kills are aimed inside that span.
+        let scratch = format!("sqlite:{}", env.sim.dir().join("scratch.db").display());
+        let started = std::time::Instant::now();
+        let clean = sync(Some(&scratch));
+        let clean = tokio::task::spawn_blocking(move || clean.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            clean.status.success(),
+            "{}",
+            String::from_utf8_lossy(&clean.stdout)
+        );
+        let span = started.elapsed().as_millis() as u64;
+
+        let mut rng = fastrand::Rng::with_seed(9);
+        let mut killed_running = 0;
+        for _ in 0..20 {
+            let mut child = sync(None);
+            tokio::time::sleep(Duration::from_millis(rng.u64(1..(span * 3 / 4).max(2)))).await;
+            if child.try_wait().unwrap().is_none() {
+                killed_running += 1;
+            }
+            child.kill().unwrap(); // SIGKILL
+            tokio::task::spawn_blocking(move || child.wait().unwrap())
+                .await
+                .unwrap();
+        }
+        assert!(
+            killed_running >= 15,
+            "most kills found a run in flight ({killed_running})"
+        );
+
+        env.sim.faults().set_latency(Duration::ZERO);
+        let last = sync(None);
+        let last = tokio::task::spawn_blocking(move || last.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        let printed = String::from_utf8_lossy(&last.stdout);
+        assert!(last.status.success(), "{printed}");
+        assert!(
+            !printed.contains("skipped"),
+            "no lease was left to sit out:\n{printed}"
+        );
         assert_store_matches_simulator(&t, &env).await;
         env.sim.shutdown().await;
     })

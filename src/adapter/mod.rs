@@ -6,6 +6,7 @@
 //! runs it once. Adding a system means writing a manifest, not code.
 
 pub mod file;
+pub mod holder;
 pub mod http;
 pub mod manifest;
 pub mod mapping;

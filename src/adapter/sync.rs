@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::file::SourceRow;
+use super::holder::Holder;
 use super::http::{FetchError, Pager};
 use super::manifest::Sync as SyncMode;
 use super::mapping::{parse_rfc3339, utc_string};
@@ -90,15 +91,36 @@ enum RunError {
     LeaseLost,
 }
 
-/// Who this process is, for leases: host, pid and a random tag.
+/// Who this process is, for leases (see [`Holder`]).
 pub fn holder_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "host".into());
-        format!("{host}/{}/{:08x}", std::process::id(), fastrand::u32(..))
-    })
+    ID.get_or_init(|| Holder::this_process().to_string())
+}
+
+/// Takes the lease `name`; when another holds it, takes it over if that
+/// holder is a dead process of this machine (a crashed predecessor), rather
+/// than waiting for its lease to expire.
+async fn take_lease(
+    store: &dyn Store,
+    name: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if store.try_lease(name, holder_id(), now, until).await? {
+        return Ok(true);
+    }
+    match store.lease_holder(name).await? {
+        Some(gone) if Holder::this_process().is_gone(&gone) => {
+            let taken = store
+                .take_over_lease(name, &gone, holder_id(), until)
+                .await?;
+            if taken {
+                tracing::warn!(lease = name, gone = %gone, "took over the lease of a process of this machine that is gone");
+            }
+            Ok(taken)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Runs one adapter once. Never panics and never returns early: every
@@ -125,10 +147,7 @@ pub async fn run_adapter(
     // lease when it expires.
     let lease = format!("adapter:{}", adapter.name);
     let ttl = chrono::Duration::from_std(adapter.lease).unwrap_or(chrono::Duration::minutes(5));
-    match store
-        .try_lease(&lease, holder_id(), started, started + ttl)
-        .await
-    {
+    match take_lease(store, &lease, started, started + ttl).await {
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(adapter = %adapter.name, "another replica is pulling this source; skipped");

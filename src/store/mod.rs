@@ -320,6 +320,19 @@ pub trait Store: facts::FactStore + alerts::AlertStore + report::ReportStore + S
     /// Gives a lease up (if `holder` still has it).
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 
+    /// Who holds the lease `name`, expired or not.
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Takes the lease `name` over from `gone`, a holder known to be dead,
+    /// for `holder` until `until`; false when `gone` no longer holds it.
+    async fn take_over_lease(
+        &self,
+        name: &str,
+        gone: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// Whether the store answers and its migrations are all applied.
     async fn readiness(&self) -> Result<(), StoreError>;
 

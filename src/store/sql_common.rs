@@ -799,6 +799,37 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn take_over_lease(
+        &self,
+        name: &str,
+        gone: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let taken = sqlx::query(
+            "UPDATE leases SET holder = $3, expires_at = $4 WHERE name = $1 AND holder = $2",
+        )
+        .bind(name)
+        .bind(gone)
+        .bind(holder)
+        .bind(until)
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
+        tx.tx.commit().await?;
+        Ok(taken == 1)
+    }
+
     async fn readiness(&self) -> Result<(), StoreError> {
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
