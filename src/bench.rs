@@ -430,12 +430,12 @@ pub async fn run_scale(
     ));
     let store = store::open(&url).await?;
     store.migrate().await?;
-    let ctx = Context {
-        store: store.clone(),
-        config: Arc::new(config),
-        subscribers: Arc::new(Vec::new()),
-        clock: Arc::new(SystemClock),
-    };
+    let ctx = Context::new(
+        store.clone(),
+        Arc::new(config),
+        Arc::new(Vec::new()),
+        Arc::new(SystemClock),
+    );
     let peak_per_phase = reset_peak_rss();
 
     let (full, reports) = phase(&ctx, &adapters, options.as_of, true).await?;
@@ -455,6 +455,8 @@ pub async fn run_scale(
         out,
         format!("  (b) nothing changed         {}", show(&unchanged)),
     );
+    // The rules themselves, not the findings (b) could reuse.
+    *ctx.last_findings.lock().await = None;
     let (reconcile, _) = phase(&ctx, &adapters, options.as_of, false).await?;
     say(
         out,

@@ -23,12 +23,69 @@ use crate::reconcile;
 use crate::store::{Store, StoreError};
 
 /// What every stage needs: the store, the config, the subscribers, the clock.
+/// A context's config never changes: a reload makes a new context.
 #[derive(Clone)]
 pub struct Context {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub subscribers: Arc<Vec<Subscriber>>,
     pub clock: Arc<dyn Clock>,
+    /// The last evaluation's findings, reused while the store's records and
+    /// the date are the same.
+    pub last_findings: Arc<tokio::sync::Mutex<Option<LastFindings>>>,
+}
+
+/// Findings as of a date over the store at one data generation
+/// ([`Store::data_generation`]).
+pub struct LastFindings {
+    as_of: NaiveDate,
+    generation: i64,
+    findings: Arc<Vec<reconcile::Finding>>,
+}
+
+impl Context {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        subscribers: Arc<Vec<Subscriber>>,
+        clock: Arc<dyn Clock>,
+    ) -> Context {
+        Context {
+            store,
+            config,
+            subscribers,
+            clock,
+            last_findings: Arc::default(),
+        }
+    }
+
+    /// The rules' findings as of `as_of`. The rules read nothing but the
+    /// store's records, the date and this context's config, so when no
+    /// record changed since the last evaluation (no stream has a new
+    /// version: deletions and links follow records) its findings stand and
+    /// the sums are not taken again. That is what keeps a sync that changed
+    /// nothing cheap, on a province's data as on a county's.
+    async fn findings(&self, as_of: NaiveDate) -> Result<Arc<Vec<reconcile::Finding>>, StoreError> {
+        let mut last = self.last_findings.lock().await;
+        // Read before the rules read: a change landing meanwhile makes the
+        // next evaluation look again.
+        let generation = self.store.data_generation().await?;
+        if let Some(l) = last.as_ref()
+            && l.as_of == as_of
+            && l.generation == generation
+        {
+            tracing::debug!(%as_of, generation, "no record changed since the last evaluation: its findings stand");
+            return Ok(l.findings.clone());
+        }
+        let findings =
+            Arc::new(reconcile::evaluate(self.store.as_ref(), as_of, &self.config.rules).await?);
+        *last = Some(LastFindings {
+            as_of,
+            generation,
+            findings: findings.clone(),
+        });
+        Ok(findings)
+    }
 }
 
 impl Context {
@@ -40,7 +97,7 @@ impl Context {
     /// Evaluates the rules as of `as_of` and applies the findings to the
     /// alerts and the outbox.
     pub async fn reconcile(&self, as_of: NaiveDate) -> Result<EvaluationOutcome, StoreError> {
-        let findings = reconcile::evaluate(self.store.as_ref(), as_of, &self.config.rules).await?;
+        let findings = self.findings(as_of).await?;
         alert::apply_findings(
             self.store.as_ref(),
             &findings,
@@ -235,12 +292,12 @@ pub async fn run_daemon(
 
     loop {
         let generation_stop = shutdown.child_token();
-        let ctx = Context {
-            store: store.clone(),
-            config: current.config.clone(),
-            subscribers: current.subscribers.clone(),
-            clock: clock.clone(),
-        };
+        let ctx = Context::new(
+            store.clone(),
+            current.config.clone(),
+            current.subscribers.clone(),
+            clock.clone(),
+        );
         let deliverer = ctx.deliverer()?.with_metrics(metrics.clone());
         let adapters = std::mem::take(&mut current.adapters);
         let workers = tokio::spawn(run_schedules(

@@ -2220,3 +2220,63 @@ async fn report_indicators_ranks_and_confidentiality() {
     })
     .await;
 }
+
+/// A context reuses its last findings only while no record changed and the
+/// date is the same: a value changed behind the store's back (no version)
+/// is not seen, a record written through the store is, and so is a
+/// deletion or another date.
+#[tokio::test]
+async fn findings_are_reused_only_while_no_record_changed() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(
+            &mut w,
+            "A1",
+            P1,
+            PaymentKind::Allocation,
+            100_000_000,
+            "2021-02-01",
+        );
+        w.write(s).await;
+        let mut config = liankong::config::Config::parse("").unwrap();
+        config.rules = only(RuleId::OverQuota);
+        let ctx = liankong::daemon::Context::new(
+            t.store.clone(),
+            std::sync::Arc::new(config),
+            std::sync::Arc::new(Vec::new()),
+            std::sync::Arc::new(SystemClock),
+        );
+        let over = |o: EvaluationOutcome| (o.findings, o.firing, o.resolved);
+        let as_of = day("2021-06-30");
+        let quiet = over(ctx.reconcile(as_of).await.unwrap());
+        assert_eq!(quiet, (0, 0, 0), "exactly the quota");
+        let generation = s.data_generation().await.unwrap();
+        // Over the quota, but written without a version: the generation is
+        // the same, so the findings stand.
+        t.raw
+            .exec("UPDATE finance_payments SET amount = amount + 1 WHERE key = 'A1'")
+            .await;
+        assert_eq!(s.data_generation().await.unwrap(), generation);
+        assert_eq!(over(ctx.reconcile(as_of).await.unwrap()), quiet);
+        // Another date is evaluated afresh, and so sees it.
+        let other = over(ctx.reconcile(day("2021-07-01")).await.unwrap());
+        assert_eq!(other.1, 1, "{other:?}");
+        t.raw
+            .exec("UPDATE finance_payments SET amount = amount - 1 WHERE key = 'A1'")
+            .await;
+        // A payment written through the store is a new generation.
+        pay(&mut w, "A2", P1, PaymentKind::Allocation, 1, "2021-02-02");
+        w.write(s).await;
+        assert!(s.data_generation().await.unwrap() > generation);
+        let fired = over(ctx.reconcile(day("2021-07-01")).await.unwrap());
+        assert_eq!(fired, (1, 0, 0), "still firing, nothing new");
+        assert_eq!(over(ctx.reconcile(as_of).await.unwrap()), (1, 0, 0));
+        // So is a deletion.
+        w.delete(Collection::Payments, "A2");
+        w.write(s).await;
+        assert_eq!(over(ctx.reconcile(as_of).await.unwrap()), (0, 0, 1));
+    })
+    .await;
+}

@@ -414,12 +414,12 @@ pub async fn sync_once(
 /// The stages' context for a command.
 fn context(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Ctx> {
     let subscribers = subscribers::build_all(config).map_err(|e| anyhow::anyhow!(e))?;
-    Ok(Ctx {
+    Ok(Ctx::new(
         store,
-        config: Arc::new(config.clone()),
-        subscribers: Arc::new(subscribers),
-        clock: Arc::new(SystemClock),
-    })
+        Arc::new(config.clone()),
+        Arc::new(subscribers),
+        Arc::new(SystemClock),
+    ))
 }
 
 /// Prints what an evaluation changed.

@@ -264,12 +264,12 @@ pub async fn demo(
     let (config_path, text) = write_config(&sim, &args, &dir, "")?;
     let config = Config::parse(&text).map_err(|e| anyhow::anyhow!(e))?;
     let store = super::open_store(&config).await?;
-    let ctx = Context {
-        store: store.clone(),
-        config: Arc::new(config.clone()),
-        subscribers: Arc::new(subscribers),
-        clock: Arc::new(SystemClock),
-    };
+    let ctx = Context::new(
+        store.clone(),
+        Arc::new(config.clone()),
+        Arc::new(subscribers),
+        Arc::new(SystemClock),
+    );
 
     writeln!(
         out,

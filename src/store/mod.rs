@@ -320,6 +320,10 @@ pub trait Store: facts::FactStore + alerts::AlertStore + report::ReportStore + S
     /// Gives a lease up (if `holder` still has it).
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 
+    /// A number that grows whenever any canonical record is written (new,
+    /// changed or deleted): the newest version of every stream, summed.
+    async fn data_generation(&self) -> Result<i64, StoreError>;
+
     /// Who holds the lease `name`, expired or not.
     async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError>;
 

@@ -799,6 +799,18 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn data_generation(&self) -> Result<i64, StoreError> {
+        // One indexed look-up per stream, not a scan of the history.
+        let newest: Vec<String> = Collection::ALL
+            .iter()
+            .map(|c| format!("COALESCE((SELECT MAX(seq) FROM versions WHERE stream = '{c}'), 0)"))
+            .collect();
+        let sql = format!("SELECT CAST({} AS BIGINT)", newest.join(" + "));
+        Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1")
