@@ -45,11 +45,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-async fn connect_pool(url: &StoreUrl) -> Result<Pool<Db>, StoreError> {
-    Ok(PgPoolOptions::new()
+/// One pool for reads and writes alike.
+async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreError> {
+    let pool = PgPoolOptions::new()
         .max_connections(8)
         .connect(url.expose())
-        .await?)
+        .await?;
+    Ok((pool.clone(), pool))
 }
 
 async fn begin_write(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {

@@ -37,14 +37,19 @@ const MAX_DAMAGE_PER_COLLECTION: usize = 20;
 /// The `sqlx` store for this backend.
 pub struct SqlStore {
     pool: Pool<Db>,
+    /// Where write transactions run: the same pool, or (SQLite) its one
+    /// writer's connection.
+    writer: Pool<Db>,
     /// Held by every write transaction where the backend has one writer.
     write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqlStore {
     pub async fn connect(url: &StoreUrl) -> Result<SqlStore, StoreError> {
+        let (pool, writer) = connect_pools(url).await?;
         Ok(SqlStore {
-            pool: connect_pool(url).await?,
+            pool,
+            writer,
             write_lock: Default::default(),
         })
     }
@@ -56,7 +61,7 @@ impl SqlStore {
             None
         };
         Ok(SqlSyncTx {
-            tx: begin_write(&self.pool).await?,
+            tx: begin_write(&self.writer).await?,
             _guard: guard,
         })
     }
