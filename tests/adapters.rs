@@ -834,6 +834,39 @@ async fn one_replica_at_a_time_pulls_a_source() {
     .await;
 }
 
+/// A run that lasts several lease renewals finishes and keeps its lease.
+/// On SQLite a renewal waits for the write lock the run itself holds: it
+/// must never be awaited in the run's place, or the run waits for ever.
+#[tokio::test]
+async fn a_run_longer_than_its_lease_renewals_finishes() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut npc = npc_small_pages(&env, dir.path());
+        npc.lease = Duration::from_millis(300);
+        // Every page a little slow: the run spans many renewals.
+        env.sim.faults().set_latency(Duration::from_millis(40));
+        let options = SyncOptions::default();
+        let run = sync_with(&t, &npc, &options);
+        let r = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("the run finished");
+        assert!(r.ok() && !r.skipped, "{r:?}");
+        assert!(
+            r.seconds > 1.0,
+            "the run outlasted its renewals ({} s)",
+            r.seconds
+        );
+        let ds = env.sim.data().snapshot();
+        assert_eq!(
+            r.totals().1.new,
+            (ds.budgets.len() + ds.execution.len()) as u64
+        );
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
 /// Every record the simulator serves is in the store, once, with one version.
 async fn assert_store_matches_simulator(t: &TestStore, env: &Env) {
     let ds = env.sim.data().snapshot();

@@ -168,21 +168,30 @@ pub async fn run_adapter(
             report.run = Some(run);
             let result = {
                 let work = run_streams(store, adapter, run, clock, options, &mut report);
-                tokio::pin!(work);
-                let mut renew = tokio::time::interval(adapter.lease / 3);
-                renew.tick().await;
-                loop {
-                    tokio::select! {
-                        r = &mut work => break r,
-                        _ = renew.tick() => {
-                            let now = clock.now();
-                            match store.try_lease(&lease, holder_id(), now, now + ttl).await {
-                                Ok(true) => {}
-                                // Dropping the work rolls its transaction back.
-                                _ => break Err(RunError::LeaseLost),
-                            }
+                // Renewed beside the work, never in its place: on SQLite a
+                // renewal waits for the write lock that this very run holds
+                // until it commits, so awaiting it instead of the work would
+                // wait for ever. (There, nobody else can write meanwhile
+                // anyway.)
+                let renewals = async {
+                    let mut renew = tokio::time::interval(adapter.lease / 3);
+                    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    renew.tick().await;
+                    loop {
+                        renew.tick().await;
+                        let now = clock.now();
+                        if !matches!(
+                            store.try_lease(&lease, holder_id(), now, now + ttl).await,
+                            Ok(true)
+                        ) {
+                            return RunError::LeaseLost;
                         }
                     }
+                };
+                tokio::select! {
+                    r = work => r,
+                    // Dropping the work rolls its transaction back.
+                    lost = renewals => Err(lost),
                 }
             };
             if let Err(e) = &result {
