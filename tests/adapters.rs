@@ -834,9 +834,9 @@ async fn one_replica_at_a_time_pulls_a_source() {
     .await;
 }
 
-/// A run that lasts several lease renewals finishes and keeps its lease.
-/// On SQLite a renewal waits for the write lock the run itself holds: it
-/// must never be awaited in the run's place, or the run waits for ever.
+/// A run that lasts several lease renewals finishes. On SQLite a renewal
+/// waits for the write lock the run itself holds: it must never be awaited
+/// in the run's place, or the run waits for ever.
 #[tokio::test]
 async fn a_run_longer_than_its_lease_renewals_finishes() {
     on_both(|t| async move {
@@ -862,6 +862,45 @@ async fn a_run_longer_than_its_lease_renewals_finishes() {
             r.totals().1.new,
             (ds.budgets.len() + ds.execution.len()) as u64
         );
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+/// On PostgreSQL, a run whose lease another replica took meanwhile does not
+/// commit: it checks its lease inside its transaction before committing.
+/// (On SQLite nobody can take it: the run holds the only write lock.)
+#[tokio::test]
+async fn a_run_whose_lease_was_taken_commits_nothing() {
+    on_both(|t| async move {
+        if t.backend != "postgres" {
+            return;
+        }
+        let env = start(&t).await;
+        let dir = tempfile::tempdir().unwrap();
+        let npc = npc_small_pages(&env, dir.path());
+        env.sim.faults().set_latency(Duration::from_millis(20));
+        let options = SyncOptions::default();
+        let run = sync_with(&t, &npc, &options);
+        let steal = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            t.raw
+                .exec("UPDATE leases SET holder = 'replica-b' WHERE name = 'adapter:npc'")
+                .await;
+        };
+        let (r, ()) = tokio::join!(run, steal);
+        assert_eq!(
+            r.error.as_deref(),
+            Some("lost the adapter's lease to another replica"),
+            "{r:?}"
+        );
+        for table in ["npc_budgets", "npc_execution", "versions"] {
+            let n = t.raw.count(&format!("SELECT COUNT(*) FROM {table}")).await;
+            assert_eq!(n, 0, "{table}");
+        }
+        // The other replica's lease stands.
+        let holder = t.store.lease_holder("adapter:npc").await.unwrap();
+        assert_eq!(holder.as_deref(), Some("replica-b"));
         env.sim.shutdown().await;
     })
     .await;

@@ -5,16 +5,23 @@
 //! what a replica on another machine must wait for. But the common crash is
 //! a single instance killed and restarted by systemd on the same machine: it
 //! should not sit out its own dead predecessor's lease. A holder is written
-//! as `host/pid/boot/pidns/start` — the host name, the process id, the
-//! kernel's boot id, the pid namespace and the process's start time in clock
-//! ticks since boot. A process that sees the same host, boot and namespace
-//! can look the pid up in `/proc`: if no process with that pid and start time
-//! is there, the holder is dead and its lease can be taken over at once.
-//! Anything else (another machine, a rebooted one, another container, a
-//! holder written some other way, a system without `/proc`) is judged alive
+//! as `host/pid/uid/pidns/start`: the host name, the process id and user id,
+//! the pid namespace and the process's start time in clock ticks since boot.
+//! A process of the same host, user and namespace can look the pid up in
+//! `/proc` (a user's own processes are visible even under `hidepid` and
+//! systemd's `ProtectProc=invisible`): if `/proc/PID` does not exist, or
+//! holds a process that started at another moment (the pid was reused, or
+//! the machine rebooted), the holder is dead and its lease can be taken over
+//! at once. Anything else (another machine, user or container, a `/proc`
+//! that cannot be read, a holder written some other way) is judged alive
 //! until the lease expires.
+//!
+//! Only what systemd's `ProcSubset=pid` leaves visible is read: the process
+//! directories, and the host name from `/etc/hostname` where
+//! `/proc/sys/kernel/hostname` is hidden.
 
 use std::fmt;
+use std::os::unix::fs::MetadataExt;
 use std::sync::OnceLock;
 
 /// A lease holder's identity.
@@ -22,7 +29,7 @@ use std::sync::OnceLock;
 pub struct Holder {
     host: String,
     pid: u32,
-    boot: String,
+    uid: u32,
     pidns: String,
     start: u64,
 }
@@ -32,29 +39,34 @@ impl fmt::Display for Holder {
         let Holder {
             host,
             pid,
-            boot,
+            uid,
             pidns,
             start,
         } = self;
-        write!(f, "{host}/{pid}/{boot}/{pidns}/{start}")
+        write!(f, "{host}/{pid}/{uid}/{pidns}/{start}")
     }
 }
 
 impl Holder {
-    /// This process, read once.
+    /// This process, read once. Where something cannot be read, a value
+    /// no other process shares, so that nobody judges this one.
     pub fn this_process() -> &'static Holder {
         static ME: OnceLock<Holder> = OnceLock::new();
         ME.get_or_init(|| {
-            let pid = std::process::id();
+            let unknown = || format!("unknown-{:016x}", fastrand::u64(..));
             Holder {
-                host: read_trimmed("/proc/sys/kernel/hostname").unwrap_or_else(|| "host".into()),
-                pid,
-                boot: read_trimmed("/proc/sys/kernel/random/boot_id")
-                    .map(|b| b.replace('-', ""))
-                    // Without a boot id, a random one: never judged by others.
-                    .unwrap_or_else(|| format!("r{:016x}", fastrand::u64(..))),
-                pidns: pid_namespace("self").unwrap_or_else(|| "0".into()),
-                start: start_ticks("self").unwrap_or(0),
+                host: read_name("/proc/sys/kernel/hostname")
+                    .or_else(|| read_name("/etc/hostname"))
+                    .unwrap_or_else(unknown),
+                pid: std::process::id(),
+                uid: std::fs::metadata("/proc/self")
+                    .map(|m| m.uid())
+                    .unwrap_or(u32::MAX),
+                pidns: pid_namespace().unwrap_or_else(unknown),
+                start: match start_ticks(std::process::id()) {
+                    Ok(Some(t)) => t,
+                    _ => 0,
+                },
             }
         })
     }
@@ -65,39 +77,45 @@ impl Holder {
         let holder = Holder {
             host: parts.next()?.to_owned(),
             pid: parts.next()?.parse().ok()?,
-            boot: parts.next()?.to_owned(),
+            uid: parts.next()?.parse().ok()?,
             pidns: parts.next()?.to_owned(),
             start: parts.next()?.parse().ok()?,
         };
         parts.next().is_none().then_some(holder)
     }
 
-    /// Whether `other` is a process of this machine, this boot and this pid
-    /// namespace that no longer runs. Only then is the answer yes.
+    /// Whether `other` is a process of this machine, user and pid namespace
+    /// that no longer runs. Only then is the answer yes.
     pub fn is_gone(&self, other: &str) -> bool {
         let Some(other) = Holder::parse(other) else {
             return false;
         };
         if other == *self
             || other.host != self.host
-            || other.boot != self.boot
+            || other.uid != self.uid
             || other.pidns != self.pidns
+            || self.host.starts_with("unknown-")
+            || self.pidns.starts_with("unknown-")
         {
             return false;
         }
-        // The pid may have been reused since: the start time tells.
-        start_ticks(&other.pid.to_string()) != Some(other.start)
+        match start_ticks(other.pid) {
+            Ok(None) => true,
+            // The pid may have been reused since: the start time tells.
+            Ok(Some(start)) => start != other.start,
+            Err(()) => false,
+        }
     }
 }
 
-fn read_trimmed(path: &str) -> Option<String> {
+fn read_name(path: &str) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let text = text.trim();
     (!text.is_empty() && !text.contains('/')).then(|| text.to_owned())
 }
 
-fn pid_namespace(pid: &str) -> Option<String> {
-    let link = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
+fn pid_namespace() -> Option<String> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
     // "pid:[4026531836]"
     let text = link.to_str()?;
     let inode = text.strip_prefix("pid:[")?.strip_suffix(']')?;
@@ -105,12 +123,18 @@ fn pid_namespace(pid: &str) -> Option<String> {
 }
 
 /// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks
-/// after boot. The command name (field 2) may hold spaces and brackets, so
-/// the fields are counted from the last `)`.
-fn start_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+/// after boot; `None` when no such process exists, an error when that
+/// cannot be told. The command name (field 2) may hold spaces and
+/// brackets, so the fields are counted from the last `)`.
+fn start_ticks(pid: u32) -> Result<Option<u64>, ()> {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    let rest = &stat[stat.rfind(')').ok_or(())? + 1..];
+    let start = rest.split_whitespace().nth(19).ok_or(())?;
+    start.parse().map(Some).map_err(|_| ())
 }
 
 #[cfg(test)]
@@ -147,7 +171,7 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = sleeper.id();
-        let start = start_ticks(&pid.to_string()).unwrap();
+        let start = start_ticks(pid).unwrap().unwrap();
         let alive = Holder {
             pid,
             start,
@@ -160,14 +184,15 @@ mod tests {
             ..me.clone()
         };
         assert!(me.is_gone(&reused.to_string()));
-        // Dead, but on another host, boot or namespace: not for us to judge.
+        // Dead, but on another host, of another user or in another
+        // namespace: not for us to judge.
         for other in [
             Holder {
                 host: "elsewhere".into(),
                 ..dead.clone()
             },
             Holder {
-                boot: "0".into(),
+                uid: me.uid.wrapping_add(1),
                 ..dead.clone()
             },
             Holder {

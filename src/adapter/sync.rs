@@ -123,6 +123,12 @@ async fn take_lease(
     }
 }
 
+/// The lease a run holds, checked in its transaction before it commits.
+struct LeaseHeld<'a> {
+    name: &'a str,
+    ttl: chrono::Duration,
+}
+
 /// Runs one adapter once. Never panics and never returns early: every
 /// outcome, failure included, is in the report and in the store's run log.
 pub async fn run_adapter(
@@ -167,12 +173,16 @@ pub async fn run_adapter(
         Ok(run) => {
             report.run = Some(run);
             let result = {
-                let work = run_streams(store, adapter, run, clock, options, &mut report);
+                let held = LeaseHeld { name: &lease, ttl };
+                let work = run_streams(store, adapter, run, clock, options, &held, &mut report);
                 // Renewed beside the work, never in its place: on SQLite a
                 // renewal waits for the write lock that this very run holds
-                // until it commits, so awaiting it instead of the work would
-                // wait for ever. (There, nobody else can write meanwhile
-                // anyway.)
+                // until it commits (nobody else can write meanwhile, so
+                // nobody can take the lease either). A renewal that finds
+                // the lease gone stops renewing and lets the run go on: the
+                // run checks its lease inside its own transaction before it
+                // commits, and rolls back if another holder has it. Cutting
+                // the run short here could cut it inside its commit.
                 let renewals = async {
                     let mut renew = tokio::time::interval(adapter.lease / 3);
                     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -180,18 +190,22 @@ pub async fn run_adapter(
                     loop {
                         renew.tick().await;
                         let now = clock.now();
-                        if !matches!(
-                            store.try_lease(&lease, holder_id(), now, now + ttl).await,
-                            Ok(true)
-                        ) {
-                            return RunError::LeaseLost;
+                        match store.renew_lease(&lease, holder_id(), now + ttl).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::warn!(adapter = %adapter.name, "another replica took this source's lease; the run will not commit");
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!(adapter = %adapter.name, error = %e, "cannot renew the adapter's lease");
+                            }
                         }
                     }
+                    std::future::pending::<()>().await;
                 };
                 tokio::select! {
                     r = work => r,
-                    // Dropping the work rolls its transaction back.
-                    lost = renewals => Err(lost),
+                    () = renewals => unreachable!("renewals never end"),
                 }
             };
             if let Err(e) = &result {
@@ -239,6 +253,7 @@ async fn run_streams(
     run: RunId,
     clock: &dyn Clock,
     options: &SyncOptions,
+    lease: &LeaseHeld<'_>,
     report: &mut SyncReport,
 ) -> Result<(), RunError> {
     let mut tx = store.begin_sync().await?;
@@ -347,6 +362,10 @@ async fn run_streams(
         report.streams.push(stream);
     }
     report.links_changed = writer.tx.relink_units().await?;
+    let until = clock.now() + lease.ttl;
+    if !tx.hold_lease(lease.name, holder_id(), until).await? {
+        return Err(RunError::LeaseLost);
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -280,6 +280,9 @@ async fn finance_refuses_bad_tokens_and_bad_parameters() {
         finance_get(&sim, &token, "/api/v1/units").await.status(),
         401
     );
+    // A new one works (with a lifetime that a loaded machine cannot outrun
+    // between issuing and using it).
+    sim.faults().set_token_ttl(Some(Duration::from_secs(30)));
     let fresh = self::token(&sim).await;
     assert_eq!(
         finance_get(&sim, &fresh, "/api/v1/units").await.status(),

@@ -317,6 +317,15 @@ pub trait Store: facts::FactStore + alerts::AlertStore + report::ReportStore + S
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Extends the lease `name` to `until` if `holder` still holds it
+    /// (expired or not); false when another holder has it or nobody does.
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// Gives a lease up (if `holder` still has it).
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 
@@ -398,6 +407,17 @@ pub trait SyncTx: Send {
     /// order adapters run in, the result depends only on what is stored.
     /// Returns how many findings changed their link.
     async fn relink_units(&mut self) -> Result<u64, StoreError>;
+
+    /// Inside the run's transaction, just before it commits: extends the
+    /// lease `name` to `until` if `holder` still holds it, and says whether
+    /// it does. On PostgreSQL the row stays locked until the commit, so no
+    /// other replica can take the lease between this check and the commit.
+    async fn hold_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -694,10 +694,35 @@ impl SyncTx for SqlSyncTx {
         Ok(result.rows_affected())
     }
 
+    async fn hold_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(extend_lease(&mut self.tx, name, holder, until).await?)
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+async fn extend_lease(
+    tx: &mut Tx,
+    name: &str,
+    holder: &str,
+    until: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let extended = sqlx::query("UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2")
+        .bind(name)
+        .bind(holder)
+        .bind(until)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(extended == 1)
 }
 
 fn sum_by_stream(rows: Vec<(String, i64)>) -> HashMap<String, i64> {
@@ -791,6 +816,18 @@ impl Store for SqlStore {
         .rows_affected();
         tx.tx.commit().await?;
         Ok(taken == 1)
+    }
+
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let held = extend_lease(&mut tx.tx, name, holder, until).await?;
+        tx.tx.commit().await?;
+        Ok(held)
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
@@ -1053,6 +1090,7 @@ impl Store for SqlStore {
 
     async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

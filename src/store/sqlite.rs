@@ -62,7 +62,7 @@ async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreErro
         // In WAL mode NORMAL loses no committed transaction on a process
         // crash; only a power loss may roll back the last commits.
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(300))
+        .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true);
     let readers = SqlitePoolOptions::new()
         .max_connections(8)
@@ -70,12 +70,18 @@ async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreErro
         .await?;
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
-        // Writers queue on the store's write lock first, so the wait for
-        // this connection is never longer than a hand-over.
+        // Writers queue on the store's write lock first, so this
+        // connection is normally free when one asks for it. A write cut off
+        // mid-statement gives it back only once that statement ends, which
+        // may be a `BEGIN IMMEDIATE` on the busy timeout: wait as long.
+        .acquire_timeout(BUSY_TIMEOUT)
         .connect_with(options.pragma("cache_size", format!("-{WRITER_CACHE_KIB}")))
         .await?;
     Ok((readers, writer))
 }
+
+/// How long a writer waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The writer's page cache. A run's random inserts into the covering
 /// indexes of millions of payments otherwise spill dirty pages to the WAL and
