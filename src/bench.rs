@@ -130,6 +130,8 @@ pub struct Phase {
     pub reconcile_seconds: f64,
     /// Peak resident memory of this process during the phase (`VmHWM`).
     pub peak_kib: u64,
+    /// The same during its sync alone (reset again before the reconcile).
+    pub sync_peak_kib: u64,
     /// Rows fetched and records written (new, changed or deleted).
     pub fetched: u64,
     pub written: u64,
@@ -344,6 +346,8 @@ async fn phase(
         Vec::new()
     };
     let synced = started.elapsed();
+    let sync_peak_kib = peak_rss_kib().unwrap_or(0);
+    reset_peak_rss();
     let outcome: EvaluationOutcome = ctx.reconcile(as_of).await?;
     let total = started.elapsed();
     let (mut fetched, mut written) = (0, 0);
@@ -357,7 +361,8 @@ async fn phase(
             seconds: total.as_secs_f64(),
             sync_seconds: synced.as_secs_f64(),
             reconcile_seconds: (total - synced).as_secs_f64(),
-            peak_kib: peak_rss_kib().unwrap_or(0),
+            peak_kib: peak_rss_kib().unwrap_or(0).max(sync_peak_kib),
+            sync_peak_kib,
             fetched,
             written,
             findings: outcome.findings,
@@ -498,14 +503,15 @@ fn mib(kib: u64) -> f64 {
 
 fn show(p: &Phase) -> String {
     format!(
-        "{:7.1} s (sync {:.1} s, reconcile {:.1} s; {} rows fetched, {} written, {} findings), peak {:.0} MiB",
+        "{:7.1} s (sync {:.1} s, reconcile {:.1} s; {} rows fetched, {} written, {} findings), peak {:.0} MiB (sync {:.0} MiB)",
         p.seconds,
         p.sync_seconds,
         p.reconcile_seconds,
         p.fetched,
         p.written,
         p.findings,
-        mib(p.peak_kib)
+        mib(p.peak_kib),
+        mib(p.sync_peak_kib)
     )
 }
 
@@ -593,9 +599,9 @@ pub fn print_summary(out: &mut dyn Write, reports: &[ScaleReport]) -> std::io::R
         let growth = ratio(largest as f64, smallest as f64);
         writeln!(
             out,
-            "\npeak memory {}; sync alone {}; largest over smallest scale {growth:.2}: flat (≤ {FLAT_FACTOR}×) {}",
+            "\npeak memory {}; the first full sync alone {}; largest over smallest scale {growth:.2}: flat (≤ {FLAT_FACTOR}×) {}",
             by_scale(ScaleReport::peak_kib).join(", "),
-            by_scale(|r| r.full.peak_kib.max(r.unchanged.peak_kib)).join(", "),
+            by_scale(|r| r.full.sync_peak_kib).join(", "),
             met(growth <= FLAT_FACTOR)
         )?;
     }
