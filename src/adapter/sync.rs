@@ -112,7 +112,7 @@ async fn take_lease(
     match store.lease_holder(name).await? {
         Some(gone) if Holder::this_process().is_gone(&gone) => {
             let taken = store
-                .take_over_lease(name, &gone, holder_id(), until)
+                .hand_over_lease(name, &gone, holder_id(), until)
                 .await?;
             if taken {
                 tracing::warn!(lease = name, gone = %gone, "took over the lease of a process of this machine that is gone");
@@ -190,7 +190,10 @@ pub async fn run_adapter(
                     loop {
                         renew.tick().await;
                         let now = clock.now();
-                        match store.renew_lease(&lease, holder_id(), now + ttl).await {
+                        match store
+                            .hand_over_lease(&lease, holder_id(), holder_id(), now + ttl)
+                            .await
+                        {
                             Ok(true) => {}
                             Ok(false) => {
                                 tracing::warn!(adapter = %adapter.name, "another replica took this source's lease; the run will not commit");
@@ -381,16 +384,20 @@ async fn fingerprint(paths: &[std::path::PathBuf]) -> Result<String, RunError> {
         paths
             .iter()
             .map(|path| {
-                let bytes = std::fs::read(path)
-                    .map_err(|e| FetchError::File(format!("{}: {e}", path.display())))?;
+                let unreadable =
+                    |e: std::io::Error| FetchError::File(format!("{}: {e}", path.display()));
+                // Streamed through the digest: a file is never held whole.
+                let mut digest = Sha256::new();
+                let size = std::fs::File::open(path)
+                    .and_then(|mut file| std::io::copy(&mut file, &mut digest))
+                    .map_err(unreadable)?;
                 let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 Ok(format!(
-                    "{name} {} sha256:{}",
-                    bytes.len(),
-                    hex::encode(Sha256::digest(&bytes))
+                    "{name} {size} sha256:{}",
+                    hex::encode(digest.finalize())
                 ))
             })
             .collect::<Result<Vec<String>, FetchError>>()

@@ -317,12 +317,15 @@ pub trait Store: facts::FactStore + alerts::AlertStore + report::ReportStore + S
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Extends the lease `name` to `until` if `holder` still holds it
-    /// (expired or not); false when another holder has it or nobody does.
-    async fn renew_lease(
+    /// Gives the lease `name`, if `from` still holds it (expired or not),
+    /// to `to` until `until`: `from == to` renews it, another `to` takes it
+    /// over from a holder known to be dead. False when `from` does not hold
+    /// it.
+    async fn hand_over_lease(
         &self,
         name: &str,
-        holder: &str,
+        from: &str,
+        to: &str,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
@@ -335,16 +338,6 @@ pub trait Store: facts::FactStore + alerts::AlertStore + report::ReportStore + S
 
     /// Who holds the lease `name`, expired or not.
     async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError>;
-
-    /// Takes the lease `name` over from `gone`, a holder known to be dead,
-    /// for `holder` until `until`; false when `gone` no longer holds it.
-    async fn take_over_lease(
-        &self,
-        name: &str,
-        gone: &str,
-        holder: &str,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
 
     /// Whether the store answers and its migrations are all applied.
     async fn readiness(&self) -> Result<(), StoreError>;

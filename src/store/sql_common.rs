@@ -700,7 +700,7 @@ impl SyncTx for SqlSyncTx {
         holder: &str,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        Ok(extend_lease(&mut self.tx, name, holder, until).await?)
+        Ok(hand_over_lease(&mut self.tx, name, holder, holder, until).await?)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -709,20 +709,25 @@ impl SyncTx for SqlSyncTx {
     }
 }
 
-async fn extend_lease(
+/// See [`Store::hand_over_lease`].
+async fn hand_over_lease(
     tx: &mut Tx,
     name: &str,
-    holder: &str,
+    from: &str,
+    to: &str,
     until: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let extended = sqlx::query("UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2")
-        .bind(name)
-        .bind(holder)
-        .bind(until)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    Ok(extended == 1)
+    let handed = sqlx::query(
+        "UPDATE leases SET holder = $3, expires_at = $4 WHERE name = $1 AND holder = $2",
+    )
+    .bind(name)
+    .bind(from)
+    .bind(to)
+    .bind(until)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(handed == 1)
 }
 
 fn sum_by_stream(rows: Vec<(String, i64)>) -> HashMap<String, i64> {
@@ -818,16 +823,17 @@ impl Store for SqlStore {
         Ok(taken == 1)
     }
 
-    async fn renew_lease(
+    async fn hand_over_lease(
         &self,
         name: &str,
-        holder: &str,
+        from: &str,
+        to: &str,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        let held = extend_lease(&mut tx.tx, name, holder, until).await?;
+        let handed = hand_over_lease(&mut tx.tx, name, from, to, until).await?;
         tx.tx.commit().await?;
-        Ok(held)
+        Ok(handed)
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
@@ -860,28 +866,6 @@ impl Store for SqlStore {
                 .fetch_optional(&self.pool)
                 .await?,
         )
-    }
-
-    async fn take_over_lease(
-        &self,
-        name: &str,
-        gone: &str,
-        holder: &str,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let taken = sqlx::query(
-            "UPDATE leases SET holder = $3, expires_at = $4 WHERE name = $1 AND holder = $2",
-        )
-        .bind(name)
-        .bind(gone)
-        .bind(holder)
-        .bind(until)
-        .execute(&mut *tx.tx)
-        .await?
-        .rows_affected();
-        tx.tx.commit().await?;
-        Ok(taken == 1)
     }
 
     async fn readiness(&self) -> Result<(), StoreError> {
