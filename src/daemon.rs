@@ -205,10 +205,50 @@ async fn adapter_worker(
 }
 
 /// Tells systemd (when it started us with `NOTIFY_SOCKET`) how we are.
-fn notify(states: &[sd_notify::NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(states) {
-        tracing::warn!(error = %e, "cannot notify systemd");
+///
+/// The datagram is sent without ever blocking a runtime thread (the
+/// `sd_notify` crate's own send blocks): a service manager slow to read its
+/// socket, whose queue holds only a few datagrams, delays this message by at
+/// most `patience` and never stalls the adapters, the API or the delivery.
+async fn notify(states: &[sd_notify::NotifyState<'_>], patience: Duration) -> std::io::Result<()> {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(());
+    };
+    let message: String = states.iter().map(|s| format!("{s}\n")).collect();
+    let send = async { notify_socket(&path)?.send(message.as_bytes()).await };
+    tokio::time::timeout(patience, send).await.map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "systemd's notify socket stayed full",
+        )
+    })??;
+    Ok(())
+}
+
+/// How long a change of state waits for room on systemd's socket.
+const NOTIFY_PATIENCE: Duration = Duration::from_secs(10);
+
+async fn notify_state(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = notify(states, NOTIFY_PATIENCE).await {
+        let states: Vec<String> = states.iter().map(ToString::to_string).collect();
+        tracing::warn!(error = %e, states = states.join(" "), "cannot notify systemd");
     }
+}
+
+/// A non-blocking datagram socket connected to `NOTIFY_SOCKET`: a path, or
+/// an abstract name when it starts with `@`.
+fn notify_socket(path: &std::ffi::OsStr) -> std::io::Result<tokio::net::UnixDatagram> {
+    use std::os::unix::ffi::OsStrExt;
+    let socket = std::os::unix::net::UnixDatagram::unbound()?;
+    match path.as_bytes().strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            socket.connect_addr(&std::os::unix::net::SocketAddr::from_abstract_name(name)?)?;
+        }
+        None => socket.connect(path)?,
+    }
+    socket.set_nonblocking(true)?;
+    tokio::net::UnixDatagram::from_std(socket)
 }
 
 /// Everything a configuration builds: checked before it replaces the running one.
@@ -272,6 +312,10 @@ pub async fn run_daemon(
             }
         });
     }
+    let mut hangup = unix_signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut terminate = unix_signal(tokio::signal::unix::SignalKind::terminate())?;
+    notify_state(&[sd_notify::NotifyState::Ready]).await;
+    // Pets begin once the start is done, so READY is always told first.
     if let Some(interval) = sd_notify::watchdog_enabled() {
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -279,15 +323,18 @@ pub async fn run_daemon(
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tick.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
+                    // A pet that finds no room is skipped; the next one
+                    // follows at half the interval.
+                    _ = tick.tick() => {
+                        if let Err(e) = notify(&[sd_notify::NotifyState::Watchdog], interval / 2).await {
+                            tracing::debug!(error = %e, "watchdog pet not sent");
+                        }
+                    }
                 }
             }
         });
     }
 
-    let mut hangup = unix_signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut terminate = unix_signal(tokio::signal::unix::SignalKind::terminate())?;
-    notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(adapters = current.adapters.len(), store = %current.config.store_url(), "liankong running");
 
     loop {
@@ -316,7 +363,7 @@ pub async fn run_daemon(
                     if let Ok(m) = monotonic {
                         states.push(m);
                     }
-                    notify(&states);
+                    notify_state(&states).await;
                     let candidate = Config::load(&config_path)
                         .map_err(|e| e.to_string())
                         .and_then(build_generation);
@@ -334,7 +381,7 @@ pub async fn run_daemon(
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "reload rejected: keeping the running config");
-                            notify(&[sd_notify::NotifyState::Ready]);
+                            notify_state(&[sd_notify::NotifyState::Ready]).await;
                         }
                     }
                 }
@@ -343,7 +390,7 @@ pub async fn run_daemon(
             }
         };
         if stop {
-            notify(&[sd_notify::NotifyState::Stopping]);
+            notify_state(&[sd_notify::NotifyState::Stopping]).await;
         }
         generation_stop.cancel();
         if workers.await.is_err() {
@@ -352,7 +399,7 @@ pub async fn run_daemon(
         if stop {
             break;
         }
-        notify(&[sd_notify::NotifyState::Ready]);
+        notify_state(&[sd_notify::NotifyState::Ready]).await;
         tracing::info!("reloaded");
     }
     shutdown.cancel();

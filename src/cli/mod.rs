@@ -186,14 +186,23 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli.command, config, &cli.config)) {
+    let code = match runtime.block_on(run(cli.command, config, &cli.config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("liankong: {}", error_chain(&e));
             ExitCode::from(2)
         }
-    }
+    };
+    // Whatever is still running (a run abandoned at the shutdown deadline,
+    // a file reader on a blocking thread) is not waited for without end:
+    // its transaction rolls back when the process exits.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    code
 }
+
+/// How long the process waits, once its command is done, for the store's
+/// connections to close and for work still running to stop.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// An error and its causes on one line, skipping a cause whose text its
 /// parent already includes (sqlx and migrate errors repeat their source).
@@ -303,7 +312,14 @@ pub async fn run(
     drop(out);
     let store = open_store(&config).await?;
     let code = run_with_store(command, &config, config_path, store.clone()).await;
-    store.close().await;
+    // Closing waits for every connection to come back; one held by work
+    // abandoned at the shutdown deadline must not keep the process alive.
+    if tokio::time::timeout(EXIT_GRACE, store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the store's connections did not close in time; leaving them to the exit");
+    }
     code
 }
 

@@ -11,8 +11,10 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::FutureExt;
@@ -147,7 +149,7 @@ where
     let dir = tempfile::tempdir().unwrap();
     let url = StoreUrl::new(format!("sqlite:{}", dir.path().join("store.db").display()));
     let ts = open(url, "sqlite").await;
-    test(ts).await;
+    within_deadline("sqlite", test(ts)).await;
 
     if skip_pg() {
         eprintln!("SKIPPED PostgreSQL: {SKIP_PG_ENV}=1");
@@ -157,7 +159,7 @@ where
     let ts = open(StoreUrl::new(url), "postgres").await;
     let result = AssertUnwindSafe(async {
         let store = ts.store.clone();
-        test(ts).await;
+        within_deadline("postgres", test(ts)).await;
         store.close().await;
     })
     .catch_unwind()
@@ -165,6 +167,92 @@ where
     drop_pg_database(&name).await;
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
+    }
+}
+
+/// No test runs longer than this on one backend: one that hangs fails with
+/// a message instead of holding CI until its own deadline.
+pub const TEST_DEADLINE: Duration = Duration::from_secs(600);
+
+async fn within_deadline(backend: &str, test: impl Future<Output = ()>) {
+    if tokio::time::timeout(TEST_DEADLINE, test).await.is_err() {
+        panic!("the test did not finish within {TEST_DEADLINE:?} on {backend}");
+    }
+}
+
+/// A `liankong` process a test started, with its stderr in a log file.
+/// Dropped, it is killed (SIGKILL) and reaped: a test that fails never leaves
+/// a daemon behind.
+pub struct Spawned {
+    child: Option<std::process::Child>,
+    log: PathBuf,
+}
+
+impl Spawned {
+    /// Starts `command` with stdout discarded and stderr written to `log`.
+    pub fn start(mut command: std::process::Command, log: PathBuf) -> Spawned {
+        let stderr = std::fs::File::create(&log).unwrap();
+        let child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        Spawned {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    /// What the process has written to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `sig` (as `kill` names it: "-TERM", "-HUP").
+    pub fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .args([sig, &self.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig} {}", self.id());
+    }
+
+    /// SIGKILL, and reaped.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for the process to exit on its own; panics with its log if it
+    /// is still running after `within`.
+    pub async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let child = self.child.as_mut().expect("the process was killed");
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let log = self.log();
+                self.kill();
+                panic!("the process did not exit within {within:?}; its log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
