@@ -5,6 +5,7 @@
 //!
 //! Nothing here logs or returns a response body: bodies may be confidential.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use backon::Retryable;
@@ -34,6 +35,8 @@ pub enum FetchError {
     Decode { url: String, reason: String },
     #[error("{url}: the answer exceeds {limit} bytes")]
     TooLarge { url: String, limit: u64 },
+    #[error("{url}: the paging never ends ({reason}); nothing of this run is kept")]
+    Endless { url: String, reason: String },
     #[error("{url}: unauthorized even with a fresh token")]
     Unauthorized { url: String },
     #[error("{0}")]
@@ -52,6 +55,7 @@ impl FetchError {
             FetchError::Transport(_) | FetchError::Decode { .. } => true,
             FetchError::Tls(_)
             | FetchError::TooLarge { .. }
+            | FetchError::Endless { .. }
             | FetchError::Unauthorized { .. }
             | FetchError::File(_) => false,
         }
@@ -412,13 +416,11 @@ impl<'a> Pager<'a> {
         let mut query = self.fixed.clone();
         query.extend(self.walk.query());
         let answer = self.source.get_json(&self.path, &query).await?;
-        let rows = self
-            .walk
-            .take(answer)
-            .map_err(|reason| FetchError::Decode {
-                url: format!("{}{}", self.source.base, self.path),
-                reason,
-            })?;
+        let url = || format!("{}{}", self.source.base, self.path);
+        let rows = self.walk.take(answer).map_err(|e| match e {
+            Refused::Malformed(reason) => FetchError::Decode { url: url(), reason },
+            Refused::Endless(reason) => FetchError::Endless { url: url(), reason },
+        })?;
         Ok(Some(rows))
     }
 }
@@ -432,6 +434,36 @@ struct PageWalk<'a> {
     finished: bool,
     received: u64,
     total: Option<u64>,
+    pages: u64,
+    /// Digests of the cursors handed out so far: one that comes back means
+    /// the walk goes round in a circle.
+    cursors: HashSet<u64>,
+    /// The last page's size with its first and last rows, and how many pages
+    /// in a row were the same: a source that ignores the page or offset sends
+    /// one page for ever.
+    last_page: Option<(usize, Value, Value)>,
+    same_pages: u32,
+}
+
+/// Why an answer moves the walk no further.
+#[derive(Debug, PartialEq)]
+enum Refused {
+    /// The answer is not the shape the manifest describes.
+    Malformed(String),
+    /// Following it would never end.
+    Endless(String),
+}
+
+/// Pages the same as the one before that mean the source repeats itself.
+/// One repeat can be honest (a row inserted ahead shifts a one-row page);
+/// two in a row are not.
+const SAME_PAGES_TOLERATED: u32 = 1;
+
+fn cursor_digest(cursor: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    cursor.hash(&mut h);
+    h.finish()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -456,6 +488,10 @@ impl<'a> PageWalk<'a> {
             finished: false,
             received: 0,
             total: None,
+            pages: 0,
+            cursors: HashSet::new(),
+            last_page: None,
+            same_pages: 0,
         }
     }
 
@@ -512,31 +548,66 @@ impl<'a> PageWalk<'a> {
     }
 
     /// Takes the rows out of one answer and moves past it. An answer without
-    /// its array of rows is an error that leaves the walk where it was.
-    fn take(&mut self, mut answer: Value) -> Result<Vec<Value>, String> {
+    /// its array of rows, or one that would send the walk round for ever, is
+    /// refused and leaves the walk where it was.
+    fn take(&mut self, mut answer: Value) -> Result<Vec<Value>, Refused> {
         let rows = match self.paging {
             Paging::None => match &mut answer {
                 Value::Array(rows) => std::mem::take(rows),
-                _ => return Err("expected an array".into()),
+                _ => return Err(Refused::Malformed("expected an array".into())),
             },
             Paging::Cursor { records, .. }
             | Paging::PageNumber { records, .. }
             | Paging::Offset { records, .. } => match answer.get_mut(records) {
                 Some(Value::Array(rows)) => std::mem::take(rows),
-                _ => return Err(format!("no array {records:?}")),
+                _ => return Err(Refused::Malformed(format!("no array {records:?}"))),
             },
         };
-        self.received += rows.len() as u64;
         let n = rows.len() as u64;
-        match (self.paging, &mut self.position) {
+        let pages = self.pages + 1;
+        // Where the walk would go next, checked before anything moves.
+        let next_cursor = match (self.paging, &self.position) {
             (Paging::Cursor { next_cursor, .. }, Position::Cursor(c)) => {
                 match answer.get(next_cursor).and_then(Value::as_str) {
                     Some(next) if !next.is_empty() && (n > 0 || c.as_deref() != Some(next)) => {
-                        *c = Some(next.to_owned());
+                        let digest = cursor_digest(next);
+                        if self.cursors.contains(&digest) {
+                            return Err(Refused::Endless(format!(
+                                "page {pages} hands out cursor {next:?} again"
+                            )));
+                        }
+                        Some((next.to_owned(), digest))
                     }
-                    _ => self.finished = true,
+                    _ => None,
                 }
             }
+            _ => None,
+        };
+        let page = match (rows.first(), rows.last()) {
+            (Some(first), Some(last)) => Some((rows.len(), first.clone(), last.clone())),
+            _ => None,
+        };
+        let same_pages = match (&page, &self.last_page) {
+            (Some(page), Some(last)) if page == last => self.same_pages + 1,
+            _ => 0,
+        };
+        if same_pages > SAME_PAGES_TOLERATED {
+            return Err(Refused::Endless(format!(
+                "page {pages} is the same as the {same_pages} before it"
+            )));
+        }
+        self.pages = pages;
+        self.last_page = page;
+        self.same_pages = same_pages;
+        self.received += n;
+        match (self.paging, &mut self.position) {
+            (Paging::Cursor { .. }, Position::Cursor(c)) => match next_cursor {
+                Some((next, digest)) => {
+                    self.cursors.insert(digest);
+                    *c = Some(next);
+                }
+                None => self.finished = true,
+            },
             (Paging::PageNumber { total, .. }, Position::Page(p)) => {
                 if let Some(field) = total {
                     self.total = answer.get(field).and_then(Value::as_u64);
@@ -690,10 +761,26 @@ mod props {
                         answer.get(records).and_then(Value::as_array).cloned()
                     }
                 };
-                let Ok(rows) = walk.take(answer.clone()) else {
-                    prop_assert_eq!(expected, None, "an array of rows is never an error");
-                    prop_assert_eq!(state(&walk), before, "an error moves nothing");
-                    continue;
+                let rows = match walk.take(answer.clone()) {
+                    Ok(rows) => rows,
+                    Err(Refused::Malformed(_)) => {
+                        prop_assert_eq!(expected, None, "an array of rows is never malformed");
+                        prop_assert_eq!(state(&walk), before, "an error moves nothing");
+                        continue;
+                    }
+                    Err(Refused::Endless(reason)) => {
+                        // Only a cursor handed out before, or the same page
+                        // once too often, is refused as endless.
+                        let rows = expected.unwrap_or_default();
+                        let cursor_again = matches!(paging, Paging::Cursor { next_cursor, .. }
+                            if answer.get(next_cursor).and_then(Value::as_str)
+                                .is_some_and(|c| walk.cursors.contains(&cursor_digest(c))));
+                        let same_page = !rows.is_empty() && walk.same_pages == SAME_PAGES_TOLERATED
+                            && walk.last_page == Some((rows.len(), rows[0].clone(), rows[rows.len() - 1].clone()));
+                        prop_assert!(cursor_again || same_page, "{}", reason);
+                        prop_assert_eq!(state(&walk), before, "an error moves nothing");
+                        break;
+                    }
                 };
                 prop_assert_eq!(Some(&rows), expected.as_ref());
                 let n = rows.len() as u64;
@@ -760,5 +847,88 @@ mod props {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn cursor_paging() -> Paging {
+        Paging::Cursor {
+            records: "data".into(),
+            cursor_param: "cursor".into(),
+            next_cursor: "next_cursor".into(),
+            limit_param: "limit".into(),
+            limit: 2,
+        }
+    }
+
+    #[test]
+    fn a_cursor_that_comes_back_ends_the_walk_with_an_error() {
+        let paging = cursor_paging();
+        let mut walk = PageWalk::new(&paging);
+        let page = |rows: Value, next: &str| json!({"data": rows, "next_cursor": next});
+        assert_eq!(walk.take(page(json!([1, 2]), "a")).unwrap().len(), 2);
+        assert_eq!(walk.take(page(json!([3, 4]), "b")).unwrap().len(), 2);
+        assert_eq!(
+            walk.take(page(json!([5, 6]), "a")),
+            Err(Refused::Endless(
+                "page 3 hands out cursor \"a\" again".into()
+            ))
+        );
+        // Refused, the walk stays where it was: still asking for "b".
+        assert_eq!(walk.position, Position::Cursor(Some("b".into())));
+        assert_eq!((walk.received, walk.finished), (4, false));
+        // An empty last page that repeats its own cursor is the honest end.
+        assert!(walk.take(page(json!([]), "b")).unwrap().is_empty());
+        assert!(walk.finished && walk.complete());
+    }
+
+    #[test]
+    fn a_source_that_ignores_the_offset_is_refused_on_the_third_same_page() {
+        let paging = Paging::Offset {
+            records: "items".into(),
+            offset_param: "offset".into(),
+            limit_param: "limit".into(),
+            limit: 2,
+            has_more: "has_more".into(),
+        };
+        let mut walk = PageWalk::new(&paging);
+        let page = json!({"items": [{"id": 1}, {"id": 2}], "has_more": true});
+        walk.take(page.clone()).unwrap();
+        // Once can be honest (a row inserted ahead shifts the page)...
+        walk.take(page.clone()).unwrap();
+        // ...a third time cannot.
+        assert_eq!(
+            walk.take(page.clone()),
+            Err(Refused::Endless(
+                "page 3 is the same as the 2 before it".into()
+            ))
+        );
+        assert_eq!(
+            (walk.position.clone(), walk.received),
+            (Position::Offset(4), 4)
+        );
+        // A different page goes on as before.
+        walk.take(json!({"items": [{"id": 3}], "has_more": false}))
+            .unwrap();
+        assert!(walk.finished);
+    }
+
+    #[test]
+    fn an_endless_walk_is_a_clear_error_that_is_not_retried() {
+        let e = FetchError::Endless {
+            url: "https://finance.example/api/v1/payments".into(),
+            reason: "page 3 hands out cursor \"a\" again".into(),
+        };
+        assert!(!e.is_retriable());
+        assert_eq!(
+            e.to_string(),
+            "https://finance.example/api/v1/payments: the paging never ends \
+             (page 3 hands out cursor \"a\" again); nothing of this run is kept"
+        );
     }
 }
