@@ -2280,3 +2280,62 @@ async fn findings_are_reused_only_while_no_record_changed() {
     })
     .await;
 }
+
+/// The project rules walk finance's projects a slice at a time, so that a
+/// province's reconciliation holds a slice, never the whole year. Every
+/// project lies in exactly one slice, unknown ones included, and the
+/// findings are the planted ones whatever the slice.
+#[tokio::test]
+async fn findings_are_the_same_whatever_the_project_slice() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let expected = liankong::demo::plant_anomalies(env.sim.data());
+        env.sim.write_files().unwrap();
+        sync_all(&t, &env).await;
+        let s = t.store.as_ref();
+        let projects = t
+            .raw
+            .count("SELECT COUNT(*) FROM finance_projects WHERE deleted = FALSE")
+            .await as usize;
+        assert!(projects > 20, "{projects}");
+        let rules = RulesConfig::default();
+        let as_of = day("2021-09-30");
+        let whole = liankong::reconcile::evaluate_in_slices(s, as_of, &rules, usize::MAX)
+            .await
+            .unwrap();
+        let planted: std::collections::BTreeSet<(String, String)> = expected
+            .iter()
+            .map(|(r, s)| (r.to_string(), s.to_string()))
+            .collect();
+        let found: std::collections::BTreeSet<(String, String)> = whole
+            .iter()
+            .map(|f| {
+                let s = f.subject();
+                let id = ["project", "finding", "referral", "unit"]
+                    .iter()
+                    .find_map(|k| s.get(*k).and_then(|v| v.as_str()))
+                    .unwrap()
+                    .to_owned();
+                (f.rule.to_string(), id)
+            })
+            .collect();
+        assert_eq!(found, planted);
+        for slice in [
+            1,
+            2,
+            7,
+            projects - 1,
+            projects,
+            liankong::reconcile::PROJECT_SLICE,
+        ] {
+            let ranges = s.project_slices(slice).await.unwrap();
+            assert_eq!(ranges.len(), projects / slice + 1, "slices of {slice}");
+            let sliced = liankong::reconcile::evaluate_in_slices(s, as_of, &rules, slice)
+                .await
+                .unwrap();
+            assert_eq!(sliced, whole, "slices of {slice}");
+        }
+        env.sim.shutdown().await;
+    })
+    .await;
+}

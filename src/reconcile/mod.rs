@@ -35,11 +35,28 @@ pub fn check_recipients(rules: &RulesConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Finance projects the project rules judge at a time. A slice's facts
+/// take about a kilobyte a project, so a province is walked in about ten
+/// megabytes whatever its size.
+pub const PROJECT_SLICE: usize = 10_000;
+
 /// Runs every enabled rule as of `as_of` (fiscal year = its year).
 pub async fn evaluate(
     store: &dyn FactStore,
     as_of: NaiveDate,
     c: &RulesConfig,
+) -> Result<Vec<Finding>, StoreError> {
+    evaluate_in_slices(store, as_of, c, PROJECT_SLICE).await
+}
+
+/// [`evaluate`], with the project rules walking `slice` finance projects at
+/// a time. Every project rule judges a project on its own facts, so the
+/// findings are the same whatever the slice.
+pub async fn evaluate_in_slices(
+    store: &dyn FactStore,
+    as_of: NaiveDate,
+    c: &RulesConfig,
+    slice: usize,
 ) -> Result<Vec<Finding>, StoreError> {
     let q = FactsQuery::new(as_of, c.unspendable.lookback_days);
     let needs_projects = c.approved_mismatch.enabled
@@ -52,67 +69,79 @@ pub async fn evaluate(
         || c.unspendable.enabled
         || c.over_quota.enabled
         || c.mirror_mismatch.enabled;
-    let projects = if needs_projects {
-        store.project_facts(&q).await?
+    let slices = if needs_projects {
+        store.project_slices(slice).await?
     } else {
         Vec::new()
     };
-    let by_code: BTreeMap<&str, &crate::store::facts::ProjectFacts> = projects
-        .iter()
-        .map(|p| (p.project_code.as_str(), p))
-        .collect();
-    let units: BTreeMap<&str, &str> = projects
-        .iter()
-        .filter_map(|p| Some((p.project_code.as_str(), p.unit_code.as_deref()?)))
-        .collect();
 
     let mut findings: Vec<(Vec<Finding>, &Option<Vec<Agency>>)> = Vec::new();
-    if c.approved_mismatch.enabled {
-        findings.push((
-            rules::approved_mismatch(&c.approved_mismatch, &q, &projects),
-            &c.approved_mismatch.recipients,
-        ));
-    }
-    if c.mirror_mismatch.enabled {
-        let rows = store
-            .mirror_mismatches(&q, c.mirror_mismatch.tolerance.0.0)
-            .await?;
-        findings.push((
-            rules::mirror_mismatch(&q, &rows, &units),
-            &c.mirror_mismatch.recipients,
-        ));
-    }
-    if c.slow.enabled {
-        findings.push((rules::slow(&c.slow, &q, &projects), &c.slow.recipients));
-    }
-    if c.idle.enabled {
-        findings.push((rules::idle(&c.idle, &q, &projects), &c.idle.recipients));
-    }
-    if c.lump_sum.enabled {
-        findings.push((
-            rules::lump_sum(&c.lump_sum, &q, &projects),
-            &c.lump_sum.recipients,
-        ));
-    }
-    if c.tranche_unsettled.enabled {
-        let before = as_of - chrono::Duration::days(c.tranche_unsettled.settle_days + 1);
-        let rows = store.unsettled_tranches(&q, before).await?;
-        findings.push((
-            rules::tranche_unsettled(&c.tranche_unsettled, &q, &rows, &by_code),
-            &c.tranche_unsettled.recipients,
-        ));
-    }
-    if c.target_missing.enabled {
-        findings.push((
-            rules::target_missing(&q, &projects),
-            &c.target_missing.recipients,
-        ));
-    }
-    if c.result_unapplied.enabled {
-        findings.push((
-            rules::result_unapplied(&c.result_unapplied, &q, &projects),
-            &c.result_unapplied.recipients,
-        ));
+    for range in &slices {
+        let projects = store.project_facts(&q, range).await?;
+        let by_code: BTreeMap<&str, &crate::store::facts::ProjectFacts> = projects
+            .iter()
+            .map(|p| (p.project_code.as_str(), p))
+            .collect();
+        let units: BTreeMap<&str, &str> = projects
+            .iter()
+            .filter_map(|p| Some((p.project_code.as_str(), p.unit_code.as_deref()?)))
+            .collect();
+        if c.approved_mismatch.enabled {
+            findings.push((
+                rules::approved_mismatch(&c.approved_mismatch, &q, &projects),
+                &c.approved_mismatch.recipients,
+            ));
+        }
+        if c.mirror_mismatch.enabled {
+            let rows = store
+                .mirror_mismatches(&q, c.mirror_mismatch.tolerance.0.0, range)
+                .await?;
+            findings.push((
+                rules::mirror_mismatch(&q, &rows, &units),
+                &c.mirror_mismatch.recipients,
+            ));
+        }
+        if c.slow.enabled {
+            findings.push((rules::slow(&c.slow, &q, &projects), &c.slow.recipients));
+        }
+        if c.idle.enabled {
+            findings.push((rules::idle(&c.idle, &q, &projects), &c.idle.recipients));
+        }
+        if c.lump_sum.enabled {
+            findings.push((
+                rules::lump_sum(&c.lump_sum, &q, &projects),
+                &c.lump_sum.recipients,
+            ));
+        }
+        if c.tranche_unsettled.enabled {
+            let before = as_of - chrono::Duration::days(c.tranche_unsettled.settle_days + 1);
+            let rows = store.unsettled_tranches(&q, before, range).await?;
+            findings.push((
+                rules::tranche_unsettled(&c.tranche_unsettled, &q, &rows, &by_code),
+                &c.tranche_unsettled.recipients,
+            ));
+        }
+        if c.target_missing.enabled {
+            findings.push((
+                rules::target_missing(&q, &projects),
+                &c.target_missing.recipients,
+            ));
+        }
+        if c.result_unapplied.enabled {
+            findings.push((
+                rules::result_unapplied(&c.result_unapplied, &q, &projects),
+                &c.result_unapplied.recipients,
+            ));
+        }
+        if c.unspendable.enabled {
+            findings.push((
+                rules::unspendable(&c.unspendable, &q, &projects),
+                &c.unspendable.recipients,
+            ));
+        }
+        if c.over_quota.enabled {
+            findings.push((rules::over_quota(&q, &projects), &c.over_quota.recipients));
+        }
     }
     let audit = if c.status_mismatch.enabled || c.overdue.enabled || c.unresolved_unit.enabled {
         store.audit_findings().await?
@@ -160,15 +189,6 @@ pub async fn evaluate(
             ));
         }
         findings.push((all, &c.rate_mismatch.recipients));
-    }
-    if c.unspendable.enabled {
-        findings.push((
-            rules::unspendable(&c.unspendable, &q, &projects),
-            &c.unspendable.recipients,
-        ));
-    }
-    if c.over_quota.enabled {
-        findings.push((rules::over_quota(&q, &projects), &c.over_quota.recipients));
     }
     if c.unknown_project.enabled {
         let rows = store.unknown_projects().await?;

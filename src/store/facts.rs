@@ -14,24 +14,36 @@ use super::StoreError;
 /// What the rules read. Every method is one query.
 #[async_trait]
 pub trait FactStore: Send + Sync {
-    /// [`ProjectFacts`] of every project concerned by year `Y`.
-    async fn project_facts(&self, q: &FactsQuery) -> Result<Vec<ProjectFacts>, StoreError>;
+    /// Slices of project codes in code order, each holding about `size` of
+    /// finance's live projects, that together cover every code (finance's or
+    /// not) exactly once: the project rules walk a province one slice at a
+    /// time, so what they hold does not grow with its size.
+    async fn project_slices(&self, size: usize) -> Result<Vec<ProjectRange>, StoreError>;
 
-    /// npc execution rows of `Y` dated up to `D` that differ from finance's
-    /// expenditures by more than `tolerance` fen.
+    /// [`ProjectFacts`] of every project in `range` concerned by year `Y`.
+    async fn project_facts(
+        &self,
+        q: &FactsQuery,
+        range: &ProjectRange,
+    ) -> Result<Vec<ProjectFacts>, StoreError>;
+
+    /// npc execution rows of `Y` in `range` dated up to `D` that differ
+    /// from finance's expenditures by more than `tolerance` fen.
     async fn mirror_mismatches(
         &self,
         q: &FactsQuery,
         tolerance: i64,
+        range: &ProjectRange,
     ) -> Result<Vec<MirrorFact>, StoreError>;
 
-    /// Allocations of `Y` paid on or before `paid_on_or_before` whose
-    /// cumulative allocations exceed the project's expenditures to `D`,
-    /// oldest first per project.
+    /// Allocations of `Y` in `range` paid on or before `paid_on_or_before`
+    /// whose cumulative allocations exceed the project's expenditures to
+    /// `D`, oldest first per project.
     async fn unsettled_tranches(
         &self,
         q: &FactsQuery,
         paid_on_or_before: NaiveDate,
+        range: &ProjectRange,
     ) -> Result<Vec<TrancheFact>, StoreError>;
 
     async fn audit_findings(&self) -> Result<Vec<FindingFact>, StoreError>;
@@ -54,6 +66,31 @@ pub trait FactStore: Send + Sync {
 
     /// Live records of any source naming a project finance never sent.
     async fn unknown_projects(&self) -> Result<Vec<UnknownProjectFact>, StoreError>;
+}
+
+/// The project codes after `after` up to and including `up_to`; an end
+/// that is `None` is open, so the default range holds every code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectRange {
+    pub after: Option<String>,
+    pub up_to: Option<String>,
+}
+
+impl ProjectRange {
+    /// The ranges between consecutive `bounds` (ascending), with the open
+    /// ones before the first and after the last.
+    pub fn between(bounds: Vec<String>) -> Vec<ProjectRange> {
+        let mut ranges = Vec::with_capacity(bounds.len() + 1);
+        let mut after = None;
+        for bound in bounds {
+            ranges.push(ProjectRange {
+                after: after.replace(bound.clone()),
+                up_to: Some(bound),
+            });
+        }
+        ranges.push(ProjectRange { after, up_to: None });
+        ranges
+    }
 }
 
 /// The dates a reconciliation asks about.

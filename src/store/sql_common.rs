@@ -18,7 +18,7 @@ use super::alerts::{AlertRow, AlertStore, AlertTx, NewEvent, OutboxCounts, Outbo
 use super::chain::{GENESIS, content_hash, link_hash};
 use super::facts::{
     FactStore, FactsQuery, FindingFact, FreezeFact, MirrorFact, OrgdeptFact, ProjectFacts,
-    RectificationFact, TrancheFact, UnitQuarterFact, UnknownProjectFact,
+    ProjectRange, RectificationFact, TrancheFact, UnitQuarterFact, UnknownProjectFact,
 };
 use super::schema::{self, Value};
 use super::{
@@ -1087,9 +1087,57 @@ fn sum(expr: &str) -> String {
 /// A quota row's contribution to quota(p, Y): reclaims subtract.
 const SIGNED_QUOTA: &str = "CASE WHEN kind = 'reclaim' THEN -amount ELSE amount END";
 
+/// ` AND {column} > $n AND {column} <= $m` for the ends `range` has, its
+/// parameters numbered from `first`; [`bind_range`] binds them in order.
+fn range_condition(column: &str, range: &ProjectRange, first: usize) -> String {
+    let mut sql = String::new();
+    let mut n = first;
+    if range.after.is_some() {
+        sql.push_str(&format!(" AND {column} > ${n}"));
+        n += 1;
+    }
+    if range.up_to.is_some() {
+        sql.push_str(&format!(" AND {column} <= ${n}"));
+    }
+    sql
+}
+
+type RangeQuery<'q, O> = sqlx::query::QueryAs<'q, Db, O, <Db as sqlx::Database>::Arguments>;
+
+fn bind_range<'q, O>(mut query: RangeQuery<'q, O>, range: &ProjectRange) -> RangeQuery<'q, O> {
+    if let Some(after) = &range.after {
+        query = query.bind(after.clone());
+    }
+    if let Some(up_to) = &range.up_to {
+        query = query.bind(up_to.clone());
+    }
+    query
+}
+
 #[async_trait]
 impl FactStore for SqlStore {
-    async fn project_facts(&self, q: &FactsQuery) -> Result<Vec<ProjectFacts>, StoreError> {
+    async fn project_slices(&self, size: usize) -> Result<Vec<ProjectRange>, StoreError> {
+        // Every size-th live project code bounds a slice; the codes beyond
+        // the last bound (and those finance does not hold) fall in the open
+        // ends.
+        let bounds: Vec<String> = sqlx::query_scalar(
+            "SELECT key FROM ( \
+               SELECT key, ROW_NUMBER() OVER (ORDER BY key) AS n \
+               FROM finance_projects WHERE deleted = FALSE) numbered \
+             WHERE n % $1 = 0 ORDER BY key",
+        )
+        .bind(i64::try_from(size.max(1)).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ProjectRange::between(bounds))
+    }
+
+    async fn project_facts(
+        &self,
+        q: &FactsQuery,
+        range: &ProjectRange,
+    ) -> Result<Vec<ProjectFacts>, StoreError> {
+        let in_range = |column: &str| range_condition(column, range, 6);
         let sql = format!(
             "WITH q AS ( \
                SELECT project_code, \
@@ -1098,7 +1146,7 @@ impl FactStore for SqlStore {
                  {initial} AS initial, \
                  MIN(CASE WHEN fiscal_year = $1 AND kind = 'initial' THEN approved_on END) AS first_initial_on, \
                  {quota_prev} AS quota_prev \
-               FROM finance_quotas WHERE deleted = FALSE AND fiscal_year IN ($1, $2) \
+               FROM finance_quotas WHERE deleted = FALSE AND fiscal_year IN ($1, $2){quotas_in} \
                GROUP BY project_code), \
              pay AS ( \
                SELECT project_code, \
@@ -1107,13 +1155,13 @@ impl FactStore for SqlStore {
                  MAX(CASE WHEN kind = 'expenditure' THEN paid_on END) AS last_exp_on, \
                  {alloc} AS alloc, \
                  {nalloc} AS nalloc \
-               FROM finance_payments WHERE deleted = FALSE AND paid_on >= $3 AND paid_on <= $4 \
+               FROM finance_payments WHERE deleted = FALSE AND paid_on >= $3 AND paid_on <= $4{payments_in} \
                GROUP BY project_code), \
              npc AS ( \
                SELECT project_code, {approved} AS approved, MIN(key) AS npc_key \
-               FROM npc_budgets WHERE deleted = FALSE AND year = $1 GROUP BY project_code), \
+               FROM npc_budgets WHERE deleted = FALSE AND year = $1{budgets_in} GROUP BY project_code), \
              keys AS ( \
-               SELECT key AS project_code FROM finance_projects WHERE deleted = FALSE \
+               SELECT key AS project_code FROM finance_projects WHERE deleted = FALSE{projects_in} \
                UNION SELECT project_code FROM q UNION SELECT project_code FROM pay \
                UNION SELECT project_code FROM npc) \
              SELECT k.project_code, p.key IS NOT NULL AS in_finance, p.unit_code, p.category, \
@@ -1152,44 +1200,47 @@ impl FactStore for SqlStore {
             alloc = sum("CASE WHEN kind = 'allocation' THEN amount ELSE 0 END"),
             nalloc = sum("CASE WHEN kind = 'allocation' THEN 1 ELSE 0 END"),
             approved = sum("approved + adjustment"),
+            quotas_in = in_range("project_code"),
+            payments_in = in_range("project_code"),
+            budgets_in = in_range("project_code"),
+            projects_in = in_range("key"),
         );
-        Ok(sqlx::query_as(AssertSqlSafe(sql))
+        let query = sqlx::query_as(AssertSqlSafe(sql))
             .bind(i64::from(q.year))
             .bind(i64::from(q.year) - 1)
             .bind(q.year_start())
             .bind(q.as_of)
-            .bind(q.lookback)
-            .fetch_all(&self.pool)
-            .await?)
+            .bind(q.lookback);
+        Ok(bind_range(query, range).fetch_all(&self.pool).await?)
     }
 
     async fn mirror_mismatches(
         &self,
         q: &FactsQuery,
         tolerance: i64,
+        range: &ProjectRange,
     ) -> Result<Vec<MirrorFact>, StoreError> {
+        let in_range = range_condition("project_code", range, 3);
         // One sum of payments per execution row is a million index ranges at
         // province scale. Instead both sides are read once, in (project,
         // date) order, and merged here: each row's figure is the running
         // total of the project's expenditures up to its date. Project codes
         // are 16 digits, so every collation orders them as bytes do.
-        let mut spent = sqlx::query_as::<_, (String, NaiveDate, i64)>(AssertSqlSafe(format!(
+        let spent = sqlx::query_as::<_, (String, NaiveDate, i64)>(AssertSqlSafe(format!(
             "SELECT project_code, paid_on, {amount} FROM finance_payments \
-             WHERE deleted = FALSE AND kind = 'expenditure' AND paid_on >= $1 AND paid_on <= $2 \
+             WHERE deleted = FALSE AND kind = 'expenditure' AND paid_on >= $1 AND paid_on <= $2{in_range} \
              GROUP BY project_code, paid_on ORDER BY project_code, paid_on",
             amount = sum("amount")
-        )))
-        .bind(q.year_start())
-        .bind(q.as_of)
-        .fetch(&self.pool);
-        let mut rows = sqlx::query_as::<_, (String, String, NaiveDate, i64)>(
+        )));
+        let mut spent =
+            bind_range(spent.bind(q.year_start()).bind(q.as_of), range).fetch(&self.pool);
+        let rows = sqlx::query_as::<_, (String, String, NaiveDate, i64)>(AssertSqlSafe(format!(
             "SELECT key, project_code, as_of, cumulative FROM npc_execution \
-             WHERE deleted = FALSE AND year = $1 AND as_of <= $2 \
+             WHERE deleted = FALSE AND year = $1 AND as_of <= $2{in_range} \
              ORDER BY project_code, as_of, key",
-        )
-        .bind(i64::from(q.year))
-        .bind(q.as_of)
-        .fetch(&self.pool);
+        )));
+        let mut rows =
+            bind_range(rows.bind(i64::from(q.year)).bind(q.as_of), range).fetch(&self.pool);
         let mut out = Vec::new();
         let mut next = spent.try_next().await?;
         let mut project = String::new();
@@ -1225,18 +1276,20 @@ impl FactStore for SqlStore {
         &self,
         q: &FactsQuery,
         paid_on_or_before: NaiveDate,
+        range: &ProjectRange,
     ) -> Result<Vec<TrancheFact>, StoreError> {
+        let in_range = range_condition("project_code", range, 4);
         let sql = format!(
             "WITH e AS ( \
                SELECT project_code, {exp} AS exp FROM finance_payments \
-               WHERE deleted = FALSE AND kind = 'expenditure' AND paid_on >= $1 AND paid_on <= $2 \
+               WHERE deleted = FALSE AND kind = 'expenditure' AND paid_on >= $1 AND paid_on <= $2{in_range} \
                GROUP BY project_code), \
              w AS ( \
                SELECT project_code, key, paid_on, amount, \
                  CAST(SUM(amount) OVER (PARTITION BY project_code ORDER BY paid_on \
                    RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS cumulative \
                FROM finance_payments \
-               WHERE deleted = FALSE AND kind = 'allocation' AND paid_on >= $1 AND paid_on <= $2) \
+               WHERE deleted = FALSE AND kind = 'allocation' AND paid_on >= $1 AND paid_on <= $2{in_range}) \
              SELECT w.project_code, w.key AS payment_id, w.paid_on, w.amount, w.cumulative, \
                COALESCE(e.exp, 0) AS exp \
              FROM w LEFT JOIN e ON e.project_code = w.project_code \
@@ -1244,12 +1297,11 @@ impl FactStore for SqlStore {
              ORDER BY w.project_code, w.paid_on, w.key",
             exp = sum("amount")
         );
-        Ok(sqlx::query_as(AssertSqlSafe(sql))
+        let query = sqlx::query_as(AssertSqlSafe(sql))
             .bind(q.year_start())
             .bind(q.as_of)
-            .bind(paid_on_or_before)
-            .fetch_all(&self.pool)
-            .await?)
+            .bind(paid_on_or_before);
+        Ok(bind_range(query, range).fetch_all(&self.pool).await?)
     }
 
     async fn audit_findings(&self) -> Result<Vec<FindingFact>, StoreError> {
