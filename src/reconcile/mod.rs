@@ -9,7 +9,7 @@ pub mod config;
 pub mod finding;
 pub mod rules;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
@@ -75,6 +75,20 @@ pub async fn evaluate_in_slices(
         Vec::new()
     };
 
+    // The npc mirror is read in one pass, both sides streamed in project
+    // order (a slice of it would scan the whole year again): what it keeps
+    // is the differing rows. Their projects' units are picked up as the
+    // slices pass.
+    let mirror = if c.mirror_mismatch.enabled {
+        store
+            .mirror_mismatches(&q, c.mirror_mismatch.tolerance.0.0)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let mirror_projects: BTreeSet<&str> = mirror.iter().map(|r| r.project_code.as_str()).collect();
+    let mut mirror_units: BTreeMap<String, String> = BTreeMap::new();
+
     let mut findings: Vec<(Vec<Finding>, &Option<Vec<Agency>>)> = Vec::new();
     for range in &slices {
         let projects = store.project_facts(&q, range).await?;
@@ -82,23 +96,17 @@ pub async fn evaluate_in_slices(
             .iter()
             .map(|p| (p.project_code.as_str(), p))
             .collect();
-        let units: BTreeMap<&str, &str> = projects
-            .iter()
-            .filter_map(|p| Some((p.project_code.as_str(), p.unit_code.as_deref()?)))
-            .collect();
+        for p in &projects {
+            if let Some(unit) = &p.unit_code
+                && mirror_projects.contains(p.project_code.as_str())
+            {
+                mirror_units.insert(p.project_code.clone(), unit.clone());
+            }
+        }
         if c.approved_mismatch.enabled {
             findings.push((
                 rules::approved_mismatch(&c.approved_mismatch, &q, &projects),
                 &c.approved_mismatch.recipients,
-            ));
-        }
-        if c.mirror_mismatch.enabled {
-            let rows = store
-                .mirror_mismatches(&q, c.mirror_mismatch.tolerance.0.0, range)
-                .await?;
-            findings.push((
-                rules::mirror_mismatch(&q, &rows, &units),
-                &c.mirror_mismatch.recipients,
             ));
         }
         if c.slow.enabled {
@@ -142,6 +150,16 @@ pub async fn evaluate_in_slices(
         if c.over_quota.enabled {
             findings.push((rules::over_quota(&q, &projects), &c.over_quota.recipients));
         }
+    }
+    if c.mirror_mismatch.enabled {
+        let units: BTreeMap<&str, &str> = mirror_units
+            .iter()
+            .map(|(p, u)| (p.as_str(), u.as_str()))
+            .collect();
+        findings.push((
+            rules::mirror_mismatch(&q, &mirror, &units),
+            &c.mirror_mismatch.recipients,
+        ));
     }
     let audit = if c.status_mismatch.enabled || c.overdue.enabled || c.unresolved_unit.enabled {
         store.audit_findings().await?

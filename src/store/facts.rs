@@ -27,13 +27,12 @@ pub trait FactStore: Send + Sync {
         range: &ProjectRange,
     ) -> Result<Vec<ProjectFacts>, StoreError>;
 
-    /// npc execution rows of `Y` in `range` dated up to `D` that differ
-    /// from finance's expenditures by more than `tolerance` fen.
+    /// npc execution rows of `Y` dated up to `D` that differ from finance's
+    /// expenditures by more than `tolerance` fen.
     async fn mirror_mismatches(
         &self,
         q: &FactsQuery,
         tolerance: i64,
-        range: &ProjectRange,
     ) -> Result<Vec<MirrorFact>, StoreError>;
 
     /// Allocations of `Y` in `range` paid on or before `paid_on_or_before`

@@ -1218,58 +1218,31 @@ impl FactStore for SqlStore {
         &self,
         q: &FactsQuery,
         tolerance: i64,
-        range: &ProjectRange,
     ) -> Result<Vec<MirrorFact>, StoreError> {
-        let in_range = range_condition("project_code", range, 3);
-        // One sum of payments per execution row is a million index ranges at
-        // province scale. Instead both sides are read once, in (project,
-        // date) order, and merged here: each row's figure is the running
-        // total of the project's expenditures up to its date. Project codes
-        // are 16 digits, so every collation orders them as bytes do.
-        let spent = sqlx::query_as::<_, (String, NaiveDate, i64)>(AssertSqlSafe(format!(
-            "SELECT project_code, paid_on, {amount} FROM finance_payments \
-             WHERE deleted = FALSE AND kind = 'expenditure' AND paid_on >= $1 AND paid_on <= $2{in_range} \
-             GROUP BY project_code, paid_on ORDER BY project_code, paid_on",
-            amount = sum("amount")
-        )));
-        let mut spent =
-            bind_range(spent.bind(q.year_start()).bind(q.as_of), range).fetch(&self.pool);
-        let rows = sqlx::query_as::<_, (String, String, NaiveDate, i64)>(AssertSqlSafe(format!(
-            "SELECT key, project_code, as_of, cumulative FROM npc_execution \
-             WHERE deleted = FALSE AND year = $1 AND as_of <= $2{in_range} \
+        // Each execution row's figure is one range of the covering payments
+        // index (project, kind, date): measured at a quarter province, 1.3 s
+        // against 4.7 s for both sides streamed in project order and merged
+        // here, whose rows each cross from the database to this process.
+        // Only the rows that differ come back.
+        let sql = format!(
+            "SELECT key, project_code, as_of, reported, exp FROM ( \
+               SELECT x.key, x.project_code, x.as_of, x.cumulative AS reported, \
+                 (SELECT {amount} FROM finance_payments f \
+                   WHERE f.project_code = x.project_code AND f.kind = 'expenditure' \
+                     AND f.paid_on >= $1 AND f.paid_on <= x.as_of AND f.deleted = FALSE) AS exp \
+               FROM npc_execution x \
+               WHERE x.deleted = FALSE AND x.year = $3 AND x.as_of <= $2) m \
+             WHERE ABS(reported - exp) > $4 \
              ORDER BY project_code, as_of, key",
-        )));
-        let mut rows =
-            bind_range(rows.bind(i64::from(q.year)).bind(q.as_of), range).fetch(&self.pool);
-        let mut out = Vec::new();
-        let mut next = spent.try_next().await?;
-        let mut project = String::new();
-        let mut exp = 0i64;
-        while let Some((key, project_code, as_of, reported)) = rows.try_next().await? {
-            if project_code != project {
-                project.clone_from(&project_code);
-                exp = 0;
-            }
-            while let Some((p, paid_on, amount)) = &next {
-                match p.as_str().cmp(project_code.as_str()) {
-                    // A project without execution rows from here on.
-                    std::cmp::Ordering::Less => {}
-                    std::cmp::Ordering::Equal if *paid_on <= as_of => exp += amount,
-                    _ => break,
-                }
-                next = spent.try_next().await?;
-            }
-            if (reported - exp).abs() > tolerance {
-                out.push(MirrorFact {
-                    key,
-                    project_code,
-                    as_of,
-                    reported,
-                    exp,
-                });
-            }
-        }
-        Ok(out)
+            amount = sum("f.amount")
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(q.year_start())
+            .bind(q.as_of)
+            .bind(i64::from(q.year))
+            .bind(tolerance)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn unsettled_tranches(
