@@ -1312,6 +1312,74 @@ async fn unchanged_files_are_not_read_again_and_delete_nothing() {
 /// The benchmark's machinery at a tiny scale: the simulator in its own
 /// process, the three timed phases, the sqlite3 shell's baseline. No time is
 /// asserted, only that every part ran and agrees.
+/// Stopped with SIGTERM mid-run, `liankong bench` stops its simulator's
+/// process too instead of leaving it serving, and says it was interrupted.
+#[tokio::test]
+async fn a_benchmark_stopped_mid_run_leaves_no_simulator_behind() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--config",
+            "config/liankong.toml",
+            "bench",
+            "--scale",
+            "0.02",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let bench = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("simulator ready"))
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_secs(300), ready)
+            .await
+            .unwrap()
+            .unwrap(),
+        "the simulator came up"
+    );
+    let ours = |pid: &str| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(&*dir.path().to_string_lossy()))
+            .unwrap_or(false)
+    };
+    let simulators = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|pid| pid.parse::<u32>().is_ok_and(|p| p != bench) && ours(pid))
+            .collect()
+    };
+    assert_eq!(
+        simulators().len(),
+        1,
+        "the simulator runs in its own process"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &bench.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    // The simulator is killed and reaped with the run it served.
+    assert_eq!(simulators(), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn the_benchmark_runs_end_to_end_at_a_tiny_scale() {
     let dir = tempfile::tempdir().unwrap();

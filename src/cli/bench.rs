@@ -66,14 +66,33 @@ pub async fn bench(
     let made_dir = !dir.exists();
     let mut reports = Vec::new();
     let mut failed = None;
+    // Ctrl-C or SIGTERM ends the run in hand: it is dropped, and with it the
+    // simulator's process, which is killed rather than left serving.
+    let stop = interrupted();
+    tokio::pin!(stop);
+    let mut stopped = false;
     for &scale in &args.scale {
-        match run_scale(&options, scale, out).await {
-            Ok(r) => reports.push(r),
-            Err(e) => {
+        let outcome = tokio::select! {
+            r = run_scale(&options, scale, out) => Some(r),
+            () = &mut stop => None,
+        };
+        match outcome {
+            Some(Ok(r)) => reports.push(r),
+            Some(Err(e)) => {
                 failed = Some(e);
                 break;
             }
+            None => {
+                stopped = true;
+                break;
+            }
         }
+    }
+    if stopped {
+        if made_dir && !args.keep {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        anyhow::bail!("interrupted: the simulator is stopped and no figure is printed");
     }
     print_summary(out, &reports)?;
     if args.keep {
@@ -89,5 +108,23 @@ pub async fn bench(
     match failed {
         Some(e) => Err(e.into()),
         None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match terminate.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
     }
 }
