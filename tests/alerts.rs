@@ -806,6 +806,35 @@ async fn orgdept_rate_mismatch() {
     .await;
 }
 
+/// Several quarters are summed in one pass, each to its own end: a quota
+/// adjustment and a payment of the second quarter count for it alone.
+#[tokio::test]
+async fn orgdept_rates_of_several_quarters_are_judged_each_on_its_own_sums() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 20_000_000, "2021-03-15");
+        // The second quarter: the quota grows to 1,250,000.00 yuan, spending
+        // to 750,000.00 (60.00%).
+        w.add(quota("Q-P1-ADJ", P1, 2021, QuotaKind::Adjustment, 25_000_000, "2021-04-20"));
+        pay(&mut w, "E2", P1, PaymentKind::Expenditure, 55_000_000, "2021-05-01");
+        // The first quarter reported right (20.00%), the second stale.
+        w.add(orgdept(U1, 1, 2000)).add(orgdept(U1, 2, 2000));
+        w.write(s).await;
+        let f = eval(&t, "2021-06-30", RuleId::RateMismatch).await;
+        let f = one(&f);
+        assert_eq!(f.view.subject["quarter"], 2);
+        assert_eq!(
+            facts(f),
+            &json!({"unit": U1, "year": 2021, "quarter": 2, "quarter_end": "2021-06-30",
+                    "reported_rate_pct": "20.00", "computed_rate_pct": "60.00", "gap_pp": "40.00",
+                    "quota_to_quarter_end": "1250000.00", "expenditure_to_quarter_end": "750000.00"})
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn yearend_unspendable() {
     on_both(|t| async move {

@@ -185,25 +185,27 @@ pub async fn evaluate_in_slices(
     }
     if c.rate_mismatch.enabled {
         let rows = store.orgdept_rows(q.year).await?;
+        // The quarters ended by `as_of` that orgdept rated, summed in one pass.
+        let quarters: Vec<(i64, NaiveDate)> = (1..=4)
+            .filter_map(|quarter| Some((quarter, rules::quarter_end(q.year, quarter)?)))
+            .take_while(|(_, end)| *end <= as_of)
+            .filter(|(quarter, _)| rows.iter().any(|r| r.quarter == *quarter))
+            .collect();
+        let ends: Vec<NaiveDate> = quarters.iter().map(|(_, end)| *end).collect();
+        let sums = if ends.is_empty() {
+            Vec::new()
+        } else {
+            store.unit_quarters(q.year, &ends).await?
+        };
         let mut all = Vec::new();
-        for quarter in 1..=4 {
-            let Some(end) = rules::quarter_end(q.year, quarter) else {
-                continue;
-            };
-            if end > as_of {
-                break;
-            }
-            let of_quarter: Vec<_> = rows.iter().filter(|r| r.quarter == quarter).collect();
-            if of_quarter.is_empty() {
-                continue;
-            }
-            let units = store.unit_quarters(q.year, end).await?;
+        for ((quarter, _), units) in quarters.iter().zip(&sums) {
+            let of_quarter: Vec<_> = rows.iter().filter(|r| r.quarter == *quarter).collect();
             all.extend(rules::rate_mismatch(
                 &c.rate_mismatch,
                 q.year,
-                quarter,
+                *quarter,
                 &of_quarter,
-                &units,
+                units,
             ));
         }
         findings.push((all, &c.rate_mismatch.recipients));

@@ -54,12 +54,14 @@ pub trait FactStore: Send + Sync {
     /// of its unit.
     async fn freeze_breaches(&self, as_of: NaiveDate) -> Result<Vec<FreezeFact>, StoreError>;
 
-    /// Per unit, Σ quota(p, Y, e) and Σ exp(p, e) over its active projects.
+    /// For each end `e` of `quarter_ends`, in that order: per unit,
+    /// Σ quota(p, Y, e) and Σ exp(p, e) over its active projects. One pass
+    /// over the year's quotas and payments serves every end.
     async fn unit_quarters(
         &self,
         year: i32,
-        quarter_end: NaiveDate,
-    ) -> Result<Vec<UnitQuarterFact>, StoreError>;
+        quarter_ends: &[NaiveDate],
+    ) -> Result<Vec<Vec<UnitQuarterFact>>, StoreError>;
 
     async fn orgdept_rows(&self, year: i32) -> Result<Vec<OrgdeptFact>, StoreError>;
 

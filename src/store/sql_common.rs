@@ -1322,39 +1322,79 @@ impl FactStore for SqlStore {
     async fn unit_quarters(
         &self,
         year: i32,
-        quarter_end: NaiveDate,
-    ) -> Result<Vec<UnitQuarterFact>, StoreError> {
+        quarter_ends: &[NaiveDate],
+    ) -> Result<Vec<Vec<UnitQuarterFact>>, StoreError> {
+        let Some(last) = quarter_ends.iter().max().copied() else {
+            return Ok(Vec::new());
+        };
+        // End i is parameter $(i + 4); $3 is the latest, bounding the scans.
+        let columns = |f: &dyn Fn(usize) -> String| {
+            (0..quarter_ends.len())
+                .map(f)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let sql = format!(
             "WITH active AS ( \
                SELECT project_code FROM finance_quotas \
                WHERE deleted = FALSE AND fiscal_year = $1 GROUP BY project_code \
                HAVING SUM({SIGNED_QUOTA}) > 0), \
              qe AS ( \
-               SELECT project_code, {quota} AS quota FROM finance_quotas \
+               SELECT project_code, {quotas} FROM finance_quotas \
                WHERE deleted = FALSE AND fiscal_year = $1 AND approved_on <= $3 \
                GROUP BY project_code), \
              ee AS ( \
-               SELECT project_code, {exp} AS exp FROM finance_payments \
+               SELECT project_code, {exps} FROM finance_payments \
                WHERE deleted = FALSE AND kind = 'expenditure' AND paid_on >= $2 AND paid_on <= $3 \
                GROUP BY project_code) \
-             SELECT p.unit_code, {unit_quota} AS quota, {unit_exp} AS exp \
+             SELECT p.unit_code, {unit_sums} \
              FROM active a \
              JOIN finance_projects p ON p.key = a.project_code AND p.deleted = FALSE \
                AND p.category <> 'reserve' \
              LEFT JOIN qe ON qe.project_code = a.project_code \
              LEFT JOIN ee ON ee.project_code = a.project_code \
              GROUP BY p.unit_code ORDER BY p.unit_code",
-            quota = sum(SIGNED_QUOTA),
-            exp = sum("amount"),
-            unit_quota = sum("COALESCE(qe.quota, 0)"),
-            unit_exp = sum("COALESCE(ee.exp, 0)"),
+            quotas = columns(&|i| format!(
+                "{} AS quota_{i}",
+                sum(&format!(
+                    "CASE WHEN approved_on <= ${} THEN {SIGNED_QUOTA} ELSE 0 END",
+                    i + 4
+                ))
+            )),
+            exps = columns(&|i| format!(
+                "{} AS exp_{i}",
+                sum(&format!(
+                    "CASE WHEN paid_on <= ${} THEN amount ELSE 0 END",
+                    i + 4
+                ))
+            )),
+            unit_sums = columns(&|i| format!(
+                "{} AS quota_{i}, {} AS exp_{i}",
+                sum(&format!("COALESCE(qe.quota_{i}, 0)")),
+                sum(&format!("COALESCE(ee.exp_{i}, 0)"))
+            )),
         );
-        Ok(sqlx::query_as(AssertSqlSafe(sql))
+        let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(i64::from(year))
-            .bind(NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(quarter_end))
-            .bind(quarter_end)
-            .fetch_all(&self.pool)
-            .await?)
+            .bind(NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(last))
+            .bind(last);
+        for end in quarter_ends {
+            query = query.bind(*end);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut out: Vec<Vec<UnitQuarterFact>> =
+            vec![Vec::with_capacity(rows.len()); quarter_ends.len()];
+        for row in &rows {
+            let unit_code: String = row.try_get("unit_code")?;
+            for (i, of_end) in out.iter_mut().enumerate() {
+                of_end.push(UnitQuarterFact {
+                    unit_code: unit_code.clone(),
+                    quota: row.try_get(format!("quota_{i}").as_str())?,
+                    exp: row.try_get(format!("exp_{i}").as_str())?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn orgdept_rows(&self, year: i32) -> Result<Vec<OrgdeptFact>, StoreError> {
