@@ -237,6 +237,7 @@ async fn execution_mirror_mismatch() {
             (f.severity, f.recipients.clone()),
             (Severity::Warning, vec![Npc, Finance])
         );
+        assert_eq!(f.unit_code.as_deref(), Some(U1), "the project's unit");
         assert_eq!(
             facts(f),
             &json!({"project": P1, "year": 2021, "as_of": "2021-04-30", "npc_reported": "15000.01",
@@ -1560,15 +1561,21 @@ async fn active_set(t: &TestStore) -> std::collections::BTreeSet<(String, String
         .into_iter()
         .filter(|a| a.state != "resolved")
         .map(|a| {
-            let s: Value = serde_json::from_str(&a.subject).unwrap();
-            let id = ["project", "finding", "referral", "unit"]
-                .iter()
-                .find_map(|k| s.get(*k).and_then(|v| v.as_str()))
-                .unwrap()
-                .to_owned();
-            (a.rule, id)
+            (
+                a.rule,
+                subject_id(&serde_json::from_str(&a.subject).unwrap()),
+            )
         })
         .collect()
+}
+
+/// What a subject names: its project, finding, referral or unit.
+fn subject_id(subject: &Value) -> String {
+    ["project", "finding", "referral", "unit"]
+        .iter()
+        .find_map(|k| subject.get(*k).and_then(|v| v.as_str()))
+        .unwrap()
+        .to_owned()
 }
 
 fn event_types(r: &Receiver) -> Vec<(String, String)> {
@@ -2338,15 +2345,7 @@ async fn findings_are_the_same_whatever_the_project_slice() {
             .collect();
         let found: std::collections::BTreeSet<(String, String)> = whole
             .iter()
-            .map(|f| {
-                let s = f.subject();
-                let id = ["project", "finding", "referral", "unit"]
-                    .iter()
-                    .find_map(|k| s.get(*k).and_then(|v| v.as_str()))
-                    .unwrap()
-                    .to_owned();
-                (f.rule.to_string(), id)
-            })
+            .map(|f| (f.rule.to_string(), subject_id(f.subject())))
             .collect();
         assert_eq!(found, planted);
         for slice in [

@@ -9,7 +9,7 @@ pub mod config;
 pub mod finding;
 pub mod rules;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
@@ -67,27 +67,12 @@ pub async fn evaluate_in_slices(
         || c.target_missing.enabled
         || c.result_unapplied.enabled
         || c.unspendable.enabled
-        || c.over_quota.enabled
-        || c.mirror_mismatch.enabled;
+        || c.over_quota.enabled;
     let slices = if needs_projects {
         store.project_slices(slice).await?
     } else {
         Vec::new()
     };
-
-    // The npc mirror is read in one pass, both sides streamed in project
-    // order (a slice of it would scan the whole year again): what it keeps
-    // is the differing rows. Their projects' units are picked up as the
-    // slices pass.
-    let mirror = if c.mirror_mismatch.enabled {
-        store
-            .mirror_mismatches(&q, c.mirror_mismatch.tolerance.0.0)
-            .await?
-    } else {
-        Vec::new()
-    };
-    let mirror_projects: BTreeSet<&str> = mirror.iter().map(|r| r.project_code.as_str()).collect();
-    let mut mirror_units: BTreeMap<String, String> = BTreeMap::new();
 
     let mut findings: Vec<(Vec<Finding>, &Option<Vec<Agency>>)> = Vec::new();
     for range in &slices {
@@ -96,13 +81,6 @@ pub async fn evaluate_in_slices(
             .iter()
             .map(|p| (p.project_code.as_str(), p))
             .collect();
-        for p in &projects {
-            if let Some(unit) = &p.unit_code
-                && mirror_projects.contains(p.project_code.as_str())
-            {
-                mirror_units.insert(p.project_code.clone(), unit.clone());
-            }
-        }
         if c.approved_mismatch.enabled {
             findings.push((
                 rules::approved_mismatch(&c.approved_mismatch, &q, &projects),
@@ -152,12 +130,13 @@ pub async fn evaluate_in_slices(
         }
     }
     if c.mirror_mismatch.enabled {
-        let units: BTreeMap<&str, &str> = mirror_units
-            .iter()
-            .map(|(p, u)| (p.as_str(), u.as_str()))
-            .collect();
+        // The whole year in one query (a slice of it would scan the
+        // execution table again); only the differing rows come back.
+        let rows = store
+            .mirror_mismatches(&q, c.mirror_mismatch.tolerance.0.0)
+            .await?;
         findings.push((
-            rules::mirror_mismatch(&q, &mirror, &units),
+            rules::mirror_mismatch(&q, &rows),
             &c.mirror_mismatch.recipients,
         ));
     }

@@ -162,11 +162,7 @@ pub fn approved_mismatch(
 
 /// `execution.mirror_mismatch`: one finding per project-year, showing the
 /// newest month-end that differs.
-pub fn mirror_mismatch(
-    q: &FactsQuery,
-    rows: &[MirrorFact],
-    units: &BTreeMap<&str, &str>,
-) -> Vec<Finding> {
+pub fn mirror_mismatch(q: &FactsQuery, rows: &[MirrorFact]) -> Vec<Finding> {
     let rule = RuleId::MirrorMismatch;
     let mut by_project: BTreeMap<&str, Vec<&MirrorFact>> = BTreeMap::new();
     for r in rows {
@@ -181,7 +177,7 @@ pub fn mirror_mismatch(
                 rule,
                 Severity::Warning,
                 vec![Agency::Npc, Agency::Finance],
-                units.get(project).copied(),
+                last.unit_code.as_deref(),
                 Some(project),
                 View {
                     subject: project_subject(rule, project, q.year),

@@ -167,6 +167,8 @@ pub struct ProjectFacts {
 pub struct MirrorFact {
     pub key: String,
     pub project_code: String,
+    /// The unit of the project, when finance holds it.
+    pub unit_code: Option<String>,
     pub as_of: NaiveDate,
     /// What finance reported to the congress (npc 累计支出).
     pub reported: i64,

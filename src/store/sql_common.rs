@@ -1225,15 +1225,16 @@ impl FactStore for SqlStore {
         // here, whose rows each cross from the database to this process.
         // Only the rows that differ come back.
         let sql = format!(
-            "SELECT key, project_code, as_of, reported, exp FROM ( \
+            "SELECT m.key, m.project_code, p.unit_code, m.as_of, m.reported, m.exp FROM ( \
                SELECT x.key, x.project_code, x.as_of, x.cumulative AS reported, \
                  (SELECT {amount} FROM finance_payments f \
                    WHERE f.project_code = x.project_code AND f.kind = 'expenditure' \
                      AND f.paid_on >= $1 AND f.paid_on <= x.as_of AND f.deleted = FALSE) AS exp \
                FROM npc_execution x \
                WHERE x.deleted = FALSE AND x.year = $3 AND x.as_of <= $2) m \
-             WHERE ABS(reported - exp) > $4 \
-             ORDER BY project_code, as_of, key",
+             LEFT JOIN finance_projects p ON p.key = m.project_code AND p.deleted = FALSE \
+             WHERE ABS(m.reported - m.exp) > $4 \
+             ORDER BY m.project_code, m.as_of, m.key",
             amount = sum("f.amount")
         );
         Ok(sqlx::query_as(AssertSqlSafe(sql))
