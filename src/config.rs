@@ -255,10 +255,32 @@ pub struct AdapterConfig {
     /// TLS material for systems with a private CA or mutual TLS.
     #[serde(default)]
     pub tls: TlsConfig,
+    /// The mass-deletion guard. A complete snapshot that would delete more
+    /// than this share (0 to 1) of a stream's live records *and* more than
+    /// `max_delete_min` records lands its new and changed records but holds
+    /// its deletions until an operator accepts them with
+    /// `liankong sync --adapter NAME --accept-deletions`; so does a snapshot
+    /// of no rows at all while the stream has live records. Default 0.1:
+    /// an export cut short or taken from the wrong year loses far more than
+    /// a tenth, an ordinary correction far less.
+    #[serde(default = "default_max_delete_share")]
+    pub max_delete_share: f64,
+    /// See `max_delete_share`. Default 10: a small stream losing one of its
+    /// nine records is an ordinary correction, not a mass deletion.
+    #[serde(default = "default_max_delete_min")]
+    pub max_delete_min: u64,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn default_max_delete_share() -> f64 {
+    0.1
+}
+
+fn default_max_delete_min() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -542,6 +564,13 @@ impl Config {
                 if !crate::alert::subscribers::EVENT_TYPES.contains(&e.as_str()) {
                     return Err(format!("subscribers.{name}: unknown event type {e:?}"));
                 }
+            }
+        }
+        for (name, a) in &config.adapters {
+            if !(0.0..=1.0).contains(&a.max_delete_share) {
+                return Err(format!(
+                    "adapters.{name}.max_delete_share must be between 0 and 1 (a share, not a percentage)"
+                ));
             }
         }
         if config.sync.batch_size == 0 || config.sync.retry_attempts == 0 {

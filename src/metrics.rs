@@ -160,6 +160,22 @@ pub async fn render(store: &dyn Store, process: &ProcessMetrics) -> Result<Strin
             .collect(),
     );
 
+    // Discipline's streams are left out: even a count of its records is
+    // confidential.
+    gauge_i64(
+        &mut registry,
+        "stream_held_deletions",
+        "Deletions of a stream's newest complete snapshot held by the mass-deletion guard, \
+         waiting for an operator (sync --adapter NAME --accept-deletions)",
+        store
+            .held_deletions()
+            .await?
+            .into_iter()
+            .filter(|(stream, _)| !stream.starts_with("discipline."))
+            .map(|(stream, h)| (labels(&[("stream", &stream)]), h.deletions as i64))
+            .collect(),
+    );
+
     let mut by_state: std::collections::BTreeMap<(String, String, String), i64> =
         Default::default();
     for a in store.alerts().await?.iter().filter(|a| !a.confidential) {

@@ -133,6 +133,25 @@ impl Collection {
         }
     }
 
+    /// The canonical fields a record's key is made of (see [`Record::key`]).
+    pub fn key_fields(self) -> &'static [&'static str] {
+        use Collection::*;
+        match self {
+            Units => &["unit_code"],
+            Projects => &["project_code"],
+            Quotas => &["quota_id"],
+            Payments => &["payment_id"],
+            Targets => &["target_id"],
+            Evaluations => &["evaluation_id"],
+            Rectifications => &["report_id"],
+            Budgets => &["project_code", "year"],
+            Execution => &["project_code", "as_of"],
+            Findings => &["finding_no"],
+            Referrals => &["referral_id"],
+            OrgdeptEvaluations => &["unit_code", "year", "quarter"],
+        }
+    }
+
     pub fn parse(agency: Agency, name: &str) -> Option<Collection> {
         Collection::ALL
             .into_iter()
@@ -621,6 +640,42 @@ impl Record {
                 format!("{}/{}/Q{}", r.unit_code, r.year, r.quarter)
             }
         }
+    }
+
+    /// The key a record of `collection` would have, from its canonical key
+    /// fields alone ([`Collection::key_fields`]), exactly as [`Record::key`]
+    /// spells it; `None` when a part is missing or not a valid value. This
+    /// is how a row that cannot become a record still names the record it
+    /// is about.
+    pub fn key_of(
+        collection: Collection,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<String> {
+        use Collection::*;
+        let text = |name: &str| fields.get(name)?.as_str().filter(|s| !s.is_empty());
+        let year = || i32::try_from(fields.get("year")?.as_i64()?).ok();
+        let unit = || UnitCode::parse(text("unit_code")?).ok();
+        let project = || ProjectCode::parse(text("project_code")?).ok();
+        Some(match collection {
+            Units => unit()?.to_string(),
+            Projects => project()?.to_string(),
+            Quotas => text("quota_id")?.to_owned(),
+            Payments => text("payment_id")?.to_owned(),
+            Targets => text("target_id")?.to_owned(),
+            Evaluations => text("evaluation_id")?.to_owned(),
+            Rectifications => text("report_id")?.to_owned(),
+            Budgets => format!("{}/{}", project()?, year()?),
+            Execution => {
+                let as_of = NaiveDate::parse_from_str(text("as_of")?, "%Y-%m-%d").ok()?;
+                format!("{}/{as_of}", project()?)
+            }
+            Findings => text("finding_no")?.to_owned(),
+            Referrals => text("referral_id")?.to_owned(),
+            OrgdeptEvaluations => {
+                let quarter = u8::try_from(fields.get("quarter")?.as_i64()?).ok()?;
+                format!("{}/{}/Q{quarter}", unit()?, year()?)
+            }
+        })
     }
 
     /// The canonical content: the exact bytes the store hashes and keeps.

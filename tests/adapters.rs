@@ -260,7 +260,9 @@ async fn audit_files_newest_wins_part_ignored_deletions_and_quarantine() {
         );
 
         // A malformed amount is quarantined with its reason; the other rows
-        // land, and a snapshot with a bad row deletes nothing.
+        // land. The bad row names its key, so the snapshot is still whole:
+        // every finding it no longer holds is deleted (few enough for the
+        // mass-deletion guard of this small stream).
         let header =
             "问题编号,被审计单位,项目编码,问题类型,涉及金额,整改状态,整改期限,发现日期\r\n";
         let mut text = header.to_owned();
@@ -279,11 +281,15 @@ async fn audit_files_newest_wins_part_ignored_deletions_and_quarantine() {
         let r = sync(&t, &env, "audit").await;
         assert!(r.ok());
         let o = r.totals().1;
-        assert_eq!((o.new, o.quarantined, o.deleted), (1, 1, 0));
-        assert!(!r.streams[0].complete, "not clean");
+        assert_eq!((o.new, o.quarantined, o.deleted), (1, 1, n as u64 - 1));
+        assert!(r.streams[0].complete);
+        assert_eq!(
+            r.streams[0].status("audit"),
+            "ok, complete with 1 quarantined"
+        );
         let q = t
             .store
-            .quarantined(Some(Collection::Findings), 5)
+            .quarantined(Some(Collection::Findings), true, 5)
             .await
             .unwrap();
         assert!(
@@ -1284,11 +1290,15 @@ async fn unchanged_files_are_not_read_again_and_delete_nothing() {
         let r = sync(&t, &env, "audit").await;
         assert_eq!((r.totals().0, r.totals().1.deleted), (n - 1, 1));
 
-        // A file with a bad row is read again each time, and deletes nothing.
+        // A file with a row whose key cannot be read is read again each
+        // time, and deletes nothing: that row may be any finding.
         let mut text =
             "问题编号,被审计单位,项目编码,问题类型,涉及金额,整改状态,整改期限,发现日期\r\n"
                 .to_owned();
-        text.push_str("SJ-2021-7001,市教育局（本级）,,挤占挪用,x,未整改,2021/12/31,2021/3/5\r\n");
+        text.push_str(",市教育局（本级）,,挤占挪用,x,未整改,2021/12/31,2021/3/5\r\n");
+        text.push_str(
+            "SJ-2021-7002,市 教育局 (本级),,虚列支出,3.50,整改中,2021/12/31,2021/3/5\r\n",
+        );
         let (gbk, _, _) = encoding_rs::GBK.encode(&text);
         std::fs::write(
             env.sim.audit_dir().join("audit_findings_20991231.csv"),
@@ -1299,11 +1309,14 @@ async fn unchanged_files_are_not_read_again_and_delete_nothing() {
             let r = sync(&t, &env, "audit").await;
             assert_eq!(
                 (r.totals().0, r.totals().1.quarantined, r.totals().1.deleted),
-                (1, 1, 0)
+                (2, 1, 0)
             );
-            assert!(!r.streams[0].complete);
+            assert_eq!(
+                r.streams[0].status("audit"),
+                "complete with 1 quarantined, 1 without a readable key: nothing deleted"
+            );
         }
-        assert_eq!(t.raw.count(live).await, n as i64 - 1);
+        assert_eq!(t.raw.count(live).await, n as i64);
         env.sim.shutdown().await;
     })
     .await;
@@ -1443,4 +1456,564 @@ async fn the_benchmark_runs_end_to_end_at_a_tiny_scale() {
         reqwest::get(format!("{url}/npc/budgets")).await.is_err(),
         "{url} still answers"
     );
+}
+
+// ---- no source may cost a record ----
+
+/// The config of `env` written to a file, for the binary.
+fn config_file(t: &TestStore, env: &Env) -> std::path::PathBuf {
+    let config = env.sim.dir().join("liankong.toml");
+    let text = sim_config(
+        &env.sim,
+        &SimConfigOptions {
+            store_url: t.url.expose().to_owned(),
+            manifests: shipped_manifests(),
+            quick_retries: true,
+        },
+    )
+    .unwrap();
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Runs the binary with that config; returns the exit code and stdout.
+async fn cli(config: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"));
+    c.arg("--config").arg(config).args(args);
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// From now on npc serves the budget rows of project `code` with `set`
+/// replaced by `to`.
+fn garble_npc_budget(env: &Env, code: &ProjectCode, set: &str, to: serde_json::Value) {
+    env.sim.faults().add_garble(liankong::sim::Garble {
+        path: "/npc/budgets".into(),
+        when: "项目编码".into(),
+        equals: liankong::sim::format::npc_code(code),
+        set: set.into(),
+        to,
+    });
+}
+
+fn stream<'a>(
+    r: &'a liankong::adapter::SyncReport,
+    name: &str,
+) -> &'a liankong::adapter::StreamReport {
+    r.streams
+        .iter()
+        .find(|s| s.collection == name)
+        .unwrap_or_else(|| panic!("no stream {name} in {r:?}"))
+}
+
+/// Budgets of projects with a single budget row, so that a garble by
+/// project code touches exactly one row.
+fn lone_budgets(ds: &liankong::sim::Dataset) -> Vec<ApprovedBudget> {
+    ds.budgets
+        .iter()
+        .filter(|b| {
+            ds.budgets
+                .iter()
+                .filter(|o| o.project_code == b.project_code)
+                .count()
+                == 1
+        })
+        .cloned()
+        .collect()
+}
+
+fn budget_key(b: &ApprovedBudget) -> String {
+    Record::ApprovedBudget(b.clone()).key()
+}
+
+#[tokio::test]
+async fn a_snapshot_with_a_quarantined_row_deletes_exactly_the_other_missing_keys() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let npc = adapter(&env, "npc");
+        let r = sync_with(&t, &npc, &SyncOptions::default()).await;
+        assert!(r.ok(), "{:?}", r.error);
+        let ds = env.sim.data().snapshot();
+        let lone = lone_budgets(&ds);
+        assert!(lone.len() >= 4);
+        let live = "SELECT COUNT(*) FROM npc_budgets WHERE deleted = FALSE";
+        let before = t.raw.count(live).await;
+
+        // 批准数 written in words: quarantined, but its key is readable. The
+        // budget the congress withdrew the same day is deleted all the same,
+        // and the garbled one keeps its last good version.
+        let (garbled, withdrawn) = (&lone[0], &lone[1]);
+        garble_npc_budget(
+            &env,
+            &garbled.project_code,
+            "批准数",
+            serde_json::json!("二百四十"),
+        );
+        assert!(
+            env.sim
+                .data()
+                .delete(Collection::Budgets, &budget_key(withdrawn))
+        );
+        let r = sync_with(&t, &npc, &SyncOptions::default()).await;
+        assert!(r.ok(), "{:?}", r.error);
+        let s = stream(&r, "npc.budgets");
+        assert_eq!(
+            (
+                s.outcome.quarantined,
+                s.outcome.deleted,
+                s.outcome.unchanged,
+                s.outcome.new
+            ),
+            (1, 1, before as u64 - 2, 0)
+        );
+        assert_eq!(s.status("npc"), "ok, complete with 1 quarantined");
+        assert_eq!(t.raw.count(live).await, before - 1);
+        let kept = t
+            .store
+            .get(Collection::Budgets, &budget_key(garbled))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (kept.version, kept.deleted, kept.record),
+            (1, false, Record::ApprovedBudget(garbled.clone()))
+        );
+        let gone = t
+            .store
+            .get(Collection::Budgets, &budget_key(withdrawn))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(gone.deleted);
+        let q = t
+            .store
+            .quarantined(Some(Collection::Budgets), true, 10)
+            .await
+            .unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(
+            (q[0].key.as_deref(), q[0].kept_version, q[0].holds),
+            (Some(budget_key(garbled).as_str()), Some(1), false)
+        );
+        assert!(q[0].reason.contains("二百四十"), "{}", q[0].reason);
+
+        // A row whose key itself cannot be read may be any budget: the
+        // snapshot deletes nothing and says why.
+        let (unreadable, withdrawn2) = (&lone[2], &lone[3]);
+        garble_npc_budget(
+            &env,
+            &unreadable.project_code,
+            "项目编码",
+            serde_json::json!("37-01-00"),
+        );
+        assert!(
+            env.sim
+                .data()
+                .delete(Collection::Budgets, &budget_key(withdrawn2))
+        );
+        let r = sync_with(&t, &npc, &SyncOptions::default()).await;
+        assert!(r.ok(), "{:?}", r.error);
+        let s = stream(&r, "npc.budgets");
+        assert_eq!(
+            (s.outcome.quarantined, s.outcome.deleted, s.unkeyed),
+            (2, 0, 1)
+        );
+        assert_eq!(
+            s.status("npc"),
+            "complete with 2 quarantined, 1 without a readable key: nothing deleted"
+        );
+        assert_eq!(t.raw.count(live).await, before - 1);
+        let q = t
+            .store
+            .quarantined(Some(Collection::Budgets), true, 10)
+            .await
+            .unwrap();
+        assert_eq!(q.len(), 2, "{q:?}");
+        let again = q.iter().find(|e| e.key.is_some()).unwrap();
+        assert_eq!(again.sightings, 2);
+
+        // Mended at the source: both land, the withdrawn budget goes, and
+        // the quarantine is settled.
+        env.sim.faults().clear();
+        let r = sync_with(&t, &npc, &SyncOptions::default()).await;
+        let s = stream(&r, "npc.budgets");
+        assert_eq!((s.outcome.quarantined, s.outcome.deleted), (0, 1));
+        assert_eq!(s.status("npc"), "ok");
+        assert_eq!(t.raw.count(live).await, before - 2);
+        assert!(
+            t.store
+                .quarantined(Some(Collection::Budgets), true, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let all = t
+            .store
+            .quarantined(Some(Collection::Budgets), false, 10)
+            .await
+            .unwrap();
+        assert!(
+            all.iter()
+                .all(|e| e.state == liankong::store::QuarantineState::Resolved),
+            "{all:?}"
+        );
+        assert!(t.store.verify().await.unwrap().is_intact());
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_empty_snapshot_or_a_mass_deletion_is_held_until_an_operator_accepts_it() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let config = config_file(&t, &env);
+        let r = sync(&t, &env, "audit").await;
+        assert!(r.ok(), "{:?}", r.error);
+        let n = env.sim.data().snapshot().findings.len() as u64;
+        let live = "SELECT COUNT(*) FROM audit_findings WHERE deleted = FALSE";
+        assert_eq!(t.raw.count(live).await, n as i64);
+
+        // A newer file with its header alone: nothing deleted, loudly.
+        env.sim.write_audit_file("audit_findings_20991231.csv", &[]).unwrap();
+        for _ in 0..2 {
+            let r = sync(&t, &env, "audit").await;
+            assert!(r.ok() && r.held(), "{r:?}");
+            let s = &r.streams[0];
+            assert_eq!(
+                (s.outcome.deleted, s.held),
+                (0, Some(liankong::adapter::sync::HeldReport { deletions: n, live: n }))
+            );
+            assert_eq!(
+                s.status("audit"),
+                format!(
+                    "HELD: would delete {n} of {n} live records; nothing deleted \
+                     (if the source really deleted them: liankong sync --adapter audit --accept-deletions)"
+                )
+            );
+            assert_eq!(t.raw.count(live).await, n as i64);
+        }
+        let held = t.store.held_deletions().await.unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!((held[0].0.as_str(), held[0].1.deletions), ("audit.findings", n));
+        let metrics = liankong::metrics::render(t.store.as_ref(), &Default::default())
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(&format!("liankong_stream_held_deletions{{stream=\"audit.findings\"}} {n}")),
+            "{metrics}"
+        );
+
+        // The API's adapters show it, to the agencies that may see it.
+        let mut c = env.config.clone();
+        let token = "[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nname = \"fin\"\nagency = \"finance\"\nsha256 = \"";
+        c.api = liankong::config::Config::parse(&format!("{token}{}\"\n", liankong::api::token_hash("fin")))
+            .unwrap()
+            .api;
+        let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(c));
+        let state = liankong::api::ApiState {
+            store: t.store.clone(),
+            config: rx,
+            metrics: Default::default(),
+            clock: std::sync::Arc::new(liankong::clock::SystemClock),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(liankong::api::serve(listener, state, stop.clone()));
+        let adapters: Vec<serde_json::Value> = reqwest::Client::new()
+            .get(format!("{base}/v1/adapters"))
+            .bearer_auth("fin")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let audit = adapters.iter().find(|a| a["adapter"] == "audit").unwrap();
+        assert_eq!(audit["held"][0]["stream"], "audit.findings");
+        assert_eq!(audit["held"][0]["deletions"], n);
+        assert_eq!(audit["held"][0]["accept"], "liankong sync --adapter audit --accept-deletions");
+        let npc = adapters.iter().find(|a| a["adapter"] == "npc").unwrap();
+        assert_eq!(npc["held"], serde_json::json!([]));
+        stop.cancel();
+        server.await.unwrap().unwrap();
+
+        // Accepted: applied once, and the hold is gone.
+        let (code, out) = cli(&config, &["sync", "--adapter", "audit", "--accept-deletions"]).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(t.raw.count(live).await, 0);
+        assert!(t.store.held_deletions().await.unwrap().is_empty());
+
+        // npc withdraws a fifth of its budgets at once: held, and the
+        // binary exits 1 saying how to accept.
+        assert!(sync(&t, &env, "npc").await.ok());
+        let budgets = env.sim.data().snapshot().budgets;
+        let blive = "SELECT COUNT(*) FROM npc_budgets WHERE deleted = FALSE";
+        let total = t.raw.count(blive).await;
+        let k = (budgets.len() / 5).max(11);
+        assert!(k as f64 > 0.1 * total as f64);
+        for b in &budgets[..k] {
+            env.sim.data().delete(Collection::Budgets, &budget_key(b));
+        }
+        let (code, out) = cli(&config, &["sync", "--adapter", "npc"]).await;
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains(&format!(
+                "npc.budgets: deletions HELD. Its new and changed records landed, but the snapshot would delete {k} of its {total} live records"
+            )),
+            "{out}"
+        );
+        assert!(out.contains("  liankong sync --adapter npc --accept-deletions"), "{out}");
+        assert_eq!(t.raw.count(blive).await, total);
+
+        // Accepting re-checks against the snapshot of now: one more budget
+        // gone since is more than was held, so it is held again.
+        env.sim.data().delete(Collection::Budgets, &budget_key(&budgets[k]));
+        let (code, out) = cli(&config, &["sync", "--adapter", "npc", "--accept-deletions"]).await;
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains(&format!("HELD: would delete {} of {total} live records, more than the {k} accepted", k + 1)),
+            "{out}"
+        );
+        assert_eq!(t.raw.count(blive).await, total);
+        let (code, out) = cli(&config, &["sync", "--adapter", "npc", "--accept-deletions"]).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(t.raw.count(blive).await, total - k as i64 - 1);
+
+        // Accepting is for one named adapter.
+        let (code, out) = cli(&config, &["sync", "--accept-deletions"]).await;
+        assert_eq!(code, Some(2), "{out}");
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+/// The shipped finance manifest with one edit, as a new adapter.
+fn finance_with(env: &Env, dir: &Path, from: &str, to: &str) -> Adapter {
+    let text = std::fs::read_to_string(shipped_manifests().join("finance.toml")).unwrap();
+    assert_eq!(text.matches(from).count(), 1, "{from}");
+    let path = dir.join("finance-edited.toml");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    let mut c = env.config.adapters["finance"].clone();
+    c.manifest = path;
+    Adapter::build("finance", &c, &env.config).unwrap()
+}
+
+/// The `updated_since` of the newest payments request.
+fn payments_since(env: &Env) -> Option<String> {
+    env.sim
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == "/api/v1/payments")
+        .unwrap()
+        .query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("updated_since="))
+        .map(urlencoding_decode)
+}
+
+#[tokio::test]
+async fn the_high_water_mark_never_passes_a_quarantined_row() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let dir = tempfile::tempdir().unwrap();
+        let live = "SELECT COUNT(*) FROM finance_payments WHERE deleted = FALSE";
+
+        // A typo in the manifest quarantines every payment: the run fails
+        // and keeps nothing, so no mark moves past them.
+        let typo = finance_with(
+            &env,
+            dir.path(),
+            "amount = { from = \"amount\", type = \"yuan\" }\npaid_on",
+            "amount = { from = \"amountx\", type = \"yuan\" }\npaid_on",
+        );
+        let r = sync_with(&t, &typo, &SyncOptions::default()).await;
+        let n = env.sim.data().snapshot().payments.len();
+        assert!(!r.ok());
+        assert_eq!(
+            r.error.as_deref(),
+            Some(format!(
+                "every one of the {n} rows of finance.payments was quarantined (the first because \
+                 amount (from \"amountx\"): missing); nothing of this run was kept: check the \
+                 manifest's fields against what the source sends"
+            ).as_str())
+        );
+        assert_eq!(t.raw.count(live).await, 0);
+        assert_eq!(
+            t.store.stream_state(Collection::Payments).await.unwrap(),
+            None
+        );
+
+        // Mended, one plain sync lands every payment.
+        let r = sync(&t, &env, "finance").await;
+        assert!(r.ok(), "{:?}", r.error);
+        let landed = t.raw.count(live).await;
+        let expected = env.sim.data().records(Collection::Payments).len() as i64;
+        assert_eq!(landed, expected);
+        let mark = t
+            .store
+            .stream_state(Collection::Payments)
+            .await
+            .unwrap()
+            .unwrap()
+            .cursor
+            .unwrap();
+
+        // One changed payment arrives garbled, a later one clean: the mark
+        // is the later one's, but the next pull asks again from the garbled
+        // row, which keeps its last good version meanwhile.
+        let ds = env.sim.data().snapshot();
+        let mut bad = ds.payments[0].clone();
+        bad.amount = Fen(bad.amount.0 + 100);
+        bad.updated_at = at("2021-10-01T09:00:00+08:00");
+        let mut good = ds.payments[1].clone();
+        good.amount = Fen(good.amount.0 + 100);
+        good.updated_at = at("2021-10-02T09:00:00+08:00");
+        env.sim.data().upsert(Record::Payment(bad.clone()));
+        env.sim.data().upsert(Record::Payment(good.clone()));
+        env.sim.faults().add_garble(liankong::sim::Garble {
+            path: "/api/v1/payments".into(),
+            when: "payment_id".into(),
+            equals: bad.payment_id.clone(),
+            set: "amount".into(),
+            to: serde_json::json!("12,34.5x"),
+        });
+        let r = sync(&t, &env, "finance").await;
+        assert!(r.ok(), "{:?}", r.error);
+        assert_eq!(payments_since(&env).as_deref(), Some(mark.as_str()));
+        let s = stream(&r, "finance.payments");
+        assert_eq!((s.outcome.quarantined, s.outcome.changed), (1, 1));
+        assert_eq!(s.status("finance"), "ok, complete with 1 quarantined");
+        let state = t
+            .store
+            .stream_state(Collection::Payments)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.cursor.as_deref(), Some("2021-10-02T01:00:00Z"));
+        let kept = t
+            .store
+            .get(Collection::Payments, &bad.payment_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.version, 1);
+        assert_eq!(kept.record, Record::Payment(ds.payments[0].clone()));
+        for sighting in 1..=2 {
+            let q = t
+                .store
+                .quarantined(Some(Collection::Payments), true, 10)
+                .await
+                .unwrap();
+            assert_eq!(q.len(), 1);
+            assert_eq!(
+                (
+                    q[0].key.as_deref(),
+                    q[0].holds,
+                    q[0].sightings,
+                    q[0].kept_version
+                ),
+                (Some(bad.payment_id.as_str()), true, sighting, Some(1))
+            );
+            let r = sync(&t, &env, "finance").await;
+            assert!(r.ok(), "{:?}", r.error);
+            assert_eq!(
+                payments_since(&env).as_deref(),
+                Some("2021-10-01T01:00:00Z")
+            );
+        }
+
+        // Mended at the source: it lands, the quarantine is settled, and
+        // the pull after that starts from the mark again.
+        env.sim.faults().clear();
+        let r = sync(&t, &env, "finance").await;
+        assert_eq!(
+            payments_since(&env).as_deref(),
+            Some("2021-10-01T01:00:00Z")
+        );
+        assert_eq!(stream(&r, "finance.payments").outcome.changed, 1);
+        let landed = t
+            .store
+            .get(Collection::Payments, &bad.payment_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (landed.version, landed.record),
+            (2, Record::Payment(bad.clone()))
+        );
+        assert!(
+            t.store
+                .quarantined(Some(Collection::Payments), true, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        sync(&t, &env, "finance").await;
+        assert_eq!(
+            payments_since(&env).as_deref(),
+            Some("2021-10-02T01:00:00Z")
+        );
+
+        // An operator may give up on a row instead: dropped, it holds the
+        // stream back no more.
+        let mut bad2 = ds.payments[2].clone();
+        bad2.updated_at = at("2021-10-03T09:00:00+08:00");
+        let mut good2 = ds.payments[3].clone();
+        good2.updated_at = at("2021-10-04T09:00:00+08:00");
+        env.sim.data().upsert(Record::Payment(bad2.clone()));
+        env.sim.data().upsert(Record::Payment(good2));
+        env.sim.faults().add_garble(liankong::sim::Garble {
+            path: "/api/v1/payments".into(),
+            when: "payment_id".into(),
+            equals: bad2.payment_id.clone(),
+            set: "paid_on".into(),
+            to: serde_json::json!("2021-13-45"),
+        });
+        sync(&t, &env, "finance").await;
+        sync(&t, &env, "finance").await;
+        assert_eq!(
+            payments_since(&env).as_deref(),
+            Some("2021-10-03T01:00:00Z")
+        );
+        let config = config_file(&t, &env);
+        let (code, out) = cli(
+            &config,
+            &["quarantine", "list", "--stream", "finance.payments"],
+        )
+        .await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(
+            out.contains(&format!(
+                "key: {}; the record keeps version 1",
+                bad2.payment_id
+            )),
+            "{out}"
+        );
+        assert!(out.contains("holds the stream's high-water mark"), "{out}");
+        let (code, out) = cli(
+            &config,
+            &["quarantine", "drop", "--stream", "finance.payments"],
+        )
+        .await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("dropped 1 quarantined row(s)"), "{out}");
+        sync(&t, &env, "finance").await;
+        assert_eq!(
+            payments_since(&env).as_deref(),
+            Some("2021-10-04T01:00:00Z")
+        );
+        let (_, out) = cli(&config, &["quarantine", "list"]).await;
+        assert!(out.contains("no open quarantined rows"), "{out}");
+        env.sim.shutdown().await;
+    })
+    .await;
 }

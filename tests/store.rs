@@ -4,7 +4,9 @@
 mod support;
 
 use liankong::model::{Collection, PaymentKind, Record};
-use liankong::store::{Batch, BatchOutcome, Item, Quarantined, RunId, StreamState};
+use liankong::store::{
+    Batch, BatchOutcome, Item, QuarantineState, Quarantined, Refetch, RunId, StreamState,
+};
 use support::*;
 
 const P1: &str = "3701002021000123";
@@ -391,11 +393,14 @@ async fn bad_rows_are_quarantined_and_the_rest_lands_with_its_state() {
         b.quarantine.push(Quarantined {
             reason: "amount: \"12,34.5x\" is not an amount in yuan".into(),
             raw: r#"{"payment_id":"PAY-2","amount":"12,34.5x"}"#.into(),
+            key: Some("PAY-2".into()),
+            refetch: Some(Refetch::From(at("2021-06-30T08:00:00Z"))),
         });
         b.state = Some(StreamState {
             cursor: Some("2021-06-30T16:20:00+08:00".into()),
             last_complete: Some(at("2021-07-01T00:00:00Z")),
             run: Some(run),
+            ..Default::default()
         });
         let o = s.apply(&b).await.unwrap();
         assert_eq!(
@@ -406,13 +411,26 @@ async fn bad_rows_are_quarantined_and_the_rest_lands_with_its_state() {
                 ..Default::default()
             }
         );
-        let q = s.quarantined(Some(Collection::Payments), 10).await.unwrap();
+        let q = s
+            .quarantined(Some(Collection::Payments), true, 10)
+            .await
+            .unwrap();
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].collection, "finance.payments");
         assert!(q[0].reason.contains("12,34.5x"));
         assert!(q[0].raw.contains("PAY-2"));
         assert_eq!(q[0].run, Some(run.0));
-        assert_eq!(s.stream_state(Collection::Payments).await.unwrap(), b.state);
+        assert_eq!(
+            (q[0].key.as_deref(), q[0].holds, q[0].state, q[0].sightings),
+            (Some("PAY-2"), true, QuarantineState::Open, 1)
+        );
+        // The stream is pulled again from the open row's instant.
+        let mut state = b.state.clone().unwrap();
+        state.refetch = Some(Refetch::From(at("2021-06-30T08:00:00Z")));
+        assert_eq!(
+            s.stream_state(Collection::Payments).await.unwrap(),
+            Some(state)
+        );
         assert_eq!(s.stream_state(Collection::Quotas).await.unwrap(), None);
     })
     .await;
@@ -455,7 +473,7 @@ async fn a_rolled_back_batch_changes_neither_records_nor_state() {
                 up(payment("PAY-2", P1, PaymentKind::Expenditure, 3, "2021-03-02")),
             ],
         );
-        next.quarantine.push(Quarantined { reason: "r".into(), raw: "x".into() });
+        next.quarantine.push(Quarantined::unkeyed("r".into(), "x".into()));
         next.state = Some(StreamState { cursor: Some("B".into()), ..Default::default() });
         let err = s.apply(&next).await.unwrap_err();
         assert!(err.to_string().contains("injected failure"), "{err}");
@@ -465,7 +483,7 @@ async fn a_rolled_back_batch_changes_neither_records_nor_state() {
         assert_eq!((one.version, one.record.clone()), (1, payment("PAY-1", P1, PaymentKind::Allocation, 1, "2021-03-01")));
         assert_eq!(s.history(Collection::Payments, "PAY-1").await.unwrap().len(), 1);
         assert_eq!(s.stream_state(Collection::Payments).await.unwrap().unwrap().cursor.as_deref(), Some("A"));
-        assert!(s.quarantined(None, 10).await.unwrap().is_empty());
+        assert!(s.quarantined(None, false, 10).await.unwrap().is_empty());
         assert!(s.verify().await.unwrap().is_intact());
     })
     .await;

@@ -59,6 +59,19 @@ impl Mapper {
         }
     }
 
+    /// The key of the record a row is about, read from the key fields alone
+    /// (`None` when one of them is missing or invalid): what a row that
+    /// cannot be mapped still tells, so that its record counts as seen.
+    pub fn key(&self, row: &Row) -> Option<String> {
+        let mut fields = Map::new();
+        for name in self.collection.key_fields() {
+            let (_, field) = self.fields.iter().find(|(n, _)| n == name)?;
+            let value = convert(field, row.get(&field.from)).ok()?;
+            fields.insert((*name).to_owned(), value);
+        }
+        Record::key_of(self.collection, &fields)
+    }
+
     /// The row as a canonical change, or why it is not one.
     pub fn map(&self, row: &Row) -> Result<Item, String> {
         let mut canonical = Map::with_capacity(self.fields.len());
@@ -619,6 +632,8 @@ mod props {
             match mapper.map(&row) {
                 Ok(Item::Upsert(r)) => {
                     prop_assert_eq!(r.collection(), *collection);
+                    // A row's key read alone is the key of its record.
+                    prop_assert_eq!(mapper.key(&row), Some(r.key()));
                     let content = r.content();
                     let back = Record::from_content(*collection, &content)
                         .map_err(|e| TestCaseError::fail(format!("{content}: {e}")))?;
@@ -626,6 +641,7 @@ mod props {
                 }
                 Ok(Item::Delete(key)) => {
                     prop_assert!(stream.deleted_when.is_some());
+                    prop_assert_eq!(mapper.key(&row), Some(key.clone()));
                     prop_assert!(!key.is_empty());
                 }
                 Err(reason) => prop_assert!(!reason.is_empty()),

@@ -23,7 +23,7 @@ use manifest::Manifest;
 use mapping::Mapper;
 use retry::RetryPolicy;
 
-pub use sync::{SyncOptions, SyncReport, run_adapter};
+pub use sync::{StreamReport, SyncOptions, SyncReport, run_adapter};
 
 /// An adapter that cannot be built, named.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,33 @@ pub struct Adapter {
     pub lease: std::time::Duration,
     pub source: Source,
     pub streams: Vec<StreamSpec>,
+    /// When a snapshot's deletions are too many to apply unasked.
+    pub delete_guard: DeleteGuard,
+}
+
+/// The mass-deletion guard of a snapshot (`max_delete_share`,
+/// `max_delete_min` in the config).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeleteGuard {
+    pub max_share: f64,
+    pub max_min: u64,
+}
+
+impl DeleteGuard {
+    /// Whether deleting `unseen` of `live` records needs an operator's word:
+    /// more than the share and more than the minimum, or any deletion by a
+    /// snapshot that holds no row at all.
+    pub fn trips(&self, unseen: u64, live: u64, rows: u64) -> bool {
+        if unseen == 0 {
+            return false;
+        }
+        if rows == 0 {
+            return true;
+        }
+        // Exact: unseen / live > share, without dividing.
+        let over_share = (unseen as f64) > self.max_share * (live as f64);
+        over_share && unseen > self.max_min
+    }
 }
 
 impl Adapter {
@@ -115,6 +142,10 @@ impl Adapter {
             manifest,
             source,
             streams,
+            delete_guard: DeleteGuard {
+                max_share: config.max_delete_share,
+                max_min: config.max_delete_min,
+            },
         })
     }
 

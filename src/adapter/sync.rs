@@ -5,8 +5,16 @@
 //! that fails (after its retries) or a process killed in the middle leaves the
 //! store and every cursor as they were, and the next run starts from there.
 //! Rows that cannot be mapped are quarantined with their reason; they never
-//! stop the rows around them. A snapshot deletes the keys it no longer holds
-//! only when it was complete and had no bad row.
+//! stop the rows around them, and they never cost a record:
+//! - a quarantined row whose key can be read counts as seen, so its record
+//!   keeps its last good version and is not deleted by the snapshot; only a
+//!   row whose key cannot be read holds the snapshot's deletions back;
+//! - an incremental stream is pulled again from before its earliest open
+//!   quarantined row until that row lands or an operator drops it;
+//! - a snapshot that would delete too many records (the adapter's
+//!   [`DeleteGuard`], or any snapshot of no rows) holds its deletions until
+//!   an operator accepts them;
+//! - a run in which every row of a stream was quarantined fails.
 
 use std::time::Instant;
 
@@ -20,11 +28,12 @@ use super::holder::Holder;
 use super::http::{FetchError, Pager};
 use super::manifest::Sync as SyncMode;
 use super::mapping::{parse_rfc3339, utc_string};
-use super::{Adapter, Source, StreamSpec};
+use super::{Adapter, DeleteGuard, Source, StreamSpec};
 use crate::clock::Clock;
 use crate::model::Collection;
 use crate::store::{
-    Batch, BatchOutcome, Item, Quarantined, RunId, Store, StoreError, StreamState, SyncTx,
+    Batch, BatchOutcome, Covered, Held, Item, Quarantined, Refetch, RunId, Store, StoreError,
+    StreamState, SyncTx,
 };
 
 /// How to run.
@@ -35,6 +44,9 @@ pub struct SyncOptions {
     /// Stop with an error after this many batches, before committing: what a
     /// crash between two batches does (tests use it).
     pub stop_after_batches: Option<usize>,
+    /// Apply the deletions a snapshot's guard held, once: if the snapshot
+    /// pulled now still deletes no more than were held.
+    pub accept_deletions: bool,
 }
 
 /// What one stream did in a run.
@@ -44,9 +56,52 @@ pub struct StreamReport {
     pub fetched: u64,
     #[serde(flatten)]
     pub outcome: BatchOutcome,
-    /// Whether the pull was complete (all pages; for snapshots, also no bad
-    /// row, so deletions were applied).
+    /// Whether the pull was complete: every page as announced, or at least
+    /// one file.
     pub complete: bool,
+    /// Quarantined rows whose key could not be read: a snapshot with any
+    /// deletes nothing, since it cannot tell which records they are.
+    pub unkeyed: u64,
+    /// The deletions of a complete snapshot held by the mass-deletion guard
+    /// (none were applied), and the live records they would have left.
+    pub held: Option<HeldReport>,
+    /// An accepted hold whose snapshot now deletes more than was held.
+    pub accepted: Option<u64>,
+}
+
+/// Deletions a snapshot held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HeldReport {
+    pub deletions: u64,
+    pub live: u64,
+}
+
+impl StreamReport {
+    /// The stream's outcome in words, as `sync` and `once` print it.
+    pub fn status(&self, adapter: &str) -> String {
+        let q = self.outcome.quarantined;
+        if let Some(h) = self.held {
+            let more = match self.accepted {
+                Some(n) => format!(", more than the {n} accepted"),
+                None => String::new(),
+            };
+            return format!(
+                "HELD: would delete {} of {} live records{more}; nothing deleted \
+                 (if the source really deleted them: liankong sync --adapter {adapter} --accept-deletions)",
+                h.deletions, h.live
+            );
+        }
+        if !self.complete {
+            return "incomplete: nothing deleted".into();
+        }
+        match (q, self.unkeyed) {
+            (0, _) => "ok".into(),
+            (q, 0) => format!("ok, complete with {q} quarantined"),
+            (q, u) => format!(
+                "complete with {q} quarantined, {u} without a readable key: nothing deleted"
+            ),
+        }
+    }
 }
 
 /// What one run did. When `error` is set nothing of the run was kept.
@@ -66,6 +121,11 @@ pub struct SyncReport {
 impl SyncReport {
     pub fn ok(&self) -> bool {
         self.error.is_none()
+    }
+
+    /// Whether a stream's deletions were held back for an operator.
+    pub fn held(&self) -> bool {
+        self.streams.iter().any(|s| s.held.is_some())
     }
 
     pub fn totals(&self) -> (u64, BatchOutcome) {
@@ -89,6 +149,15 @@ enum RunError {
     Stopped(usize),
     #[error("lost the adapter's lease to another replica")]
     LeaseLost,
+    #[error(
+        "every one of the {rows} rows of {stream} was quarantined (the first because {reason}); \
+         nothing of this run was kept: check the manifest's fields against what the source sends"
+    )]
+    AllQuarantined {
+        stream: Collection,
+        rows: u64,
+        reason: String,
+    },
 }
 
 /// Who this process is, for leases (see [`Holder`]).
@@ -270,18 +339,21 @@ async fn run_streams(
     let mode = &adapter.manifest.sync;
     for spec in &adapter.streams {
         let state = store.stream_state(spec.collection).await?;
+        let from = match (mode, options.full) {
+            (SyncMode::Incremental { .. }, false) => pull_from(state.as_ref()),
+            _ => Refetch::Start,
+        };
         let stream = match &adapter.source {
             Source::Http(http) => {
-                let since = match (mode, &state) {
-                    (SyncMode::Incremental { since_param, .. }, Some(state)) if !options.full => {
-                        state.cursor.clone().map(|c| vec![(since_param.clone(), c)])
+                let since = match (mode, from) {
+                    (SyncMode::Incremental { since_param, .. }, Refetch::From(t)) => {
+                        vec![(since_param.clone(), utc_string(t))]
                     }
-                    _ => None,
-                }
-                .unwrap_or_default();
+                    _ => Vec::new(),
+                };
                 let path = spec.path.as_deref().unwrap_or_default();
                 let mut pager = Pager::new(http, &adapter.manifest.paging, path, since);
-                let mut progress = StreamProgress::new(spec, mode, state, adapter.batch_size);
+                let mut progress = StreamProgress::new(spec, mode, state, adapter, options, from);
                 // The next pages are fetched and mapped while the store
                 // writes the last ones. A fetch that fails is handed on in
                 // turn, so a write in progress is never cut short; a write
@@ -294,6 +366,7 @@ async fn run_streams(
                             Ok(Some(rows)) => Ok(map_rows(
                                 spec,
                                 mode,
+                                from,
                                 rows.into_iter().map(SourceRow::from_json),
                             )),
                             Ok(None) => break,
@@ -318,7 +391,7 @@ async fn run_streams(
             }
             Source::File(files) => {
                 let paths = files.select()?;
-                let mut progress = StreamProgress::new(spec, mode, state, adapter.batch_size);
+                let mut progress = StreamProgress::new(spec, mode, state, adapter, options, from);
                 let seen = fingerprint(&paths).await?;
                 if !options.full && !paths.is_empty() && progress.cursor.as_ref() == Some(&seen) {
                     // The very files the last clean, complete read took:
@@ -351,7 +424,7 @@ async fn run_streams(
                             reader.read(&path, FILE_CHUNK_ROWS, &sender)
                         });
                         while let Some(rows) = receiver.recv().await {
-                            let mapped = map_rows(spec, mode, rows?.into_iter());
+                            let mapped = map_rows(spec, mode, from, rows?.into_iter());
                             progress.write(&mut writer, mapped).await?;
                         }
                         task.await.map_err(|e| {
@@ -407,6 +480,24 @@ async fn fingerprint(paths: &[std::path::PathBuf]) -> Result<String, RunError> {
     Ok(parts.join(","))
 }
 
+/// Where an incremental pull starts: its high-water mark, or earlier where
+/// an open quarantined row must come again.
+fn pull_from(state: Option<&StreamState>) -> Refetch {
+    let Some(state) = state else {
+        return Refetch::Start;
+    };
+    let mark = match state.cursor.as_deref().map(parse_rfc3339) {
+        None => Refetch::Start,
+        Some(Some(t)) => Refetch::From(t),
+        // A mark this version cannot read: everything again, never less.
+        Some(None) => Refetch::Start,
+    };
+    match state.refetch {
+        Some(r) => mark.min(r),
+        None => mark,
+    }
+}
+
 /// One page or chunk, mapped: the canonical changes and the rows that are
 /// not, with the newest instant the rows carry.
 struct Mapped {
@@ -418,9 +509,14 @@ struct Mapped {
 
 /// Maps rows as the stream's manifest says; never fails: a row that is not
 /// a record is quarantined with its reason.
+///
+/// A quarantined row keeps the key it names, if it can be read, and (for an
+/// incremental stream) where a later pull must start to bring it again: its
+/// own instant, or where this pull started when it has none.
 fn map_rows(
     spec: &StreamSpec,
     mode: &SyncMode,
+    from: Refetch,
     rows: impl ExactSizeIterator<Item = SourceRow>,
 ) -> Mapped {
     let mut mapped = Mapped {
@@ -429,24 +525,34 @@ fn map_rows(
         quarantine: Vec::new(),
         high_water: None,
     };
+    let incremental = matches!(mode, SyncMode::Incremental { .. });
     for row in rows {
         mapped.fetched += 1;
         match row {
             SourceRow::Ok(row) => {
-                if let SyncMode::Incremental { high_water, .. } = mode
-                    && let Some(t) = spec.mapper.instant(&row, high_water)
-                {
-                    mapped.high_water = mapped.high_water.max(Some(t));
-                }
+                let instant = match mode {
+                    SyncMode::Incremental { high_water, .. } => {
+                        spec.mapper.instant(&row, high_water)
+                    }
+                    SyncMode::Snapshot => None,
+                };
+                mapped.high_water = mapped.high_water.max(instant);
                 match spec.mapper.map(&row) {
                     Ok(item) => mapped.items.push(item),
                     Err(reason) => mapped.quarantine.push(Quarantined {
                         reason,
-                        raw: serde_json::to_string(&row).unwrap_or_default(),
+                        raw: serde_json::Value::Object(row.clone()).to_string(),
+                        key: spec.mapper.key(&row),
+                        refetch: incremental.then(|| instant.map_or(from, Refetch::From)),
                     }),
                 }
             }
-            SourceRow::Bad { reason, raw } => mapped.quarantine.push(Quarantined { reason, raw }),
+            SourceRow::Bad { reason, raw } => mapped.quarantine.push(Quarantined {
+                reason,
+                raw,
+                key: None,
+                refetch: incremental.then_some(from),
+            }),
         }
     }
     mapped
@@ -476,6 +582,14 @@ impl Writer<'_> {
 struct StreamProgress<'a> {
     spec: &'a StreamSpec,
     mode: &'a SyncMode,
+    guard: DeleteGuard,
+    accept_deletions: bool,
+    /// Where this pull started (for an incremental stream).
+    from: Refetch,
+    /// The deletions held before this run, kept unless it decides anew.
+    held: Option<Held>,
+    /// Why the first quarantined row was quarantined.
+    first_reason: Option<String>,
     report: StreamReport,
     /// The cursor to store: the high-water mark so far, or the file names.
     cursor: Option<String>,
@@ -500,19 +614,29 @@ impl<'a> StreamProgress<'a> {
         spec: &'a StreamSpec,
         mode: &'a SyncMode,
         state: Option<StreamState>,
-        batch_rows: usize,
+        adapter: &Adapter,
+        options: &SyncOptions,
+        from: Refetch,
     ) -> StreamProgress<'a> {
-        let (previous, last_complete) = state
-            .map(|s| (s.cursor, s.last_complete))
+        let (previous, last_complete, held) = state
+            .map(|s| (s.cursor, s.last_complete, s.held))
             .unwrap_or_default();
         StreamProgress {
             spec,
             mode,
+            guard: adapter.delete_guard,
+            accept_deletions: options.accept_deletions,
+            from,
+            held,
+            first_reason: None,
             report: StreamReport {
                 collection: spec.collection.to_string(),
                 fetched: 0,
                 outcome: BatchOutcome::default(),
                 complete: false,
+                unkeyed: 0,
+                held: None,
+                accepted: None,
             },
             high_water: match mode {
                 SyncMode::Incremental { .. } => previous.as_deref().and_then(parse_rfc3339),
@@ -524,7 +648,7 @@ impl<'a> StreamProgress<'a> {
             last_complete,
             pending: Vec::new(),
             pending_quarantine: Vec::new(),
-            batch_rows: batch_rows.max(1),
+            batch_rows: adapter.batch_size.max(1),
             quarantined: 0,
         }
     }
@@ -538,6 +662,10 @@ impl<'a> StreamProgress<'a> {
         self.report.fetched += mapped.fetched;
         self.high_water = self.high_water.max(mapped.high_water);
         self.quarantined += mapped.quarantine.len() as u64;
+        self.report.unkeyed += mapped.quarantine.iter().filter(|q| q.key.is_none()).count() as u64;
+        if self.first_reason.is_none() {
+            self.first_reason = mapped.quarantine.first().map(|q| q.reason.clone());
+        }
         self.pending.extend(mapped.items);
         self.pending_quarantine.extend(mapped.quarantine);
         if self.pending.len() + self.pending_quarantine.len() >= self.batch_rows {
@@ -565,6 +693,8 @@ impl<'a> StreamProgress<'a> {
             cursor: self.cursor.clone(),
             last_complete,
             run: Some(run),
+            held: self.held,
+            refetch: None,
         }
     }
 
@@ -575,30 +705,82 @@ impl<'a> StreamProgress<'a> {
         self.report
     }
 
-    /// The last batch of the stream: what is still pending, the snapshot's
-    /// deletions when it was clean, and the state marking the pull complete.
+    /// The end of the stream: what is still pending, then — for a complete
+    /// snapshot — its deletions unless a row without a readable key or the
+    /// mass-deletion guard holds them, and the state marking the pull
+    /// complete.
     async fn finish(mut self, writer: &mut Writer<'_>) -> Result<StreamReport, RunError> {
-        let clean = self.complete && self.quarantined == 0;
-        if clean && let Some(fingerprint) = self.fingerprint.take() {
+        if self.report.fetched > 0 && self.quarantined == self.report.fetched {
+            return Err(RunError::AllQuarantined {
+                stream: self.collection(),
+                rows: self.report.fetched,
+                reason: self.first_reason.take().unwrap_or_default(),
+            });
+        }
+        let snapshot = matches!(self.mode, SyncMode::Snapshot);
+        let mut delete = false;
+        if self.complete && snapshot && self.report.unkeyed == 0 {
+            // What the snapshot deletes is known once all its rows are in.
+            let batch = self.batch(writer);
+            self.report.outcome += writer.apply(&batch).await?;
+            let unseen = writer.tx.unseen(self.collection(), writer.run).await?;
+            let trips = self
+                .guard
+                .trips(unseen.unseen, unseen.live, self.report.fetched);
+            let accepted = self
+                .held
+                .filter(|h| self.accept_deletions && unseen.unseen <= h.deletions);
+            if trips && accepted.is_none() {
+                self.report.held = Some(HeldReport {
+                    deletions: unseen.unseen,
+                    live: unseen.live,
+                });
+                if self.accept_deletions {
+                    self.report.accepted = self.held.map(|h| h.deletions);
+                }
+                self.held = Some(Held {
+                    deletions: unseen.unseen,
+                    since: self.held.map_or(writer.clock.now(), |h| h.since),
+                });
+            } else {
+                delete = true;
+                self.held = None;
+            }
+        }
+        // The files' digests mark them taken only once everything in them
+        // was applied; until then they are read again at every run.
+        let applied = self.complete && (!snapshot || delete);
+        if applied && let Some(fingerprint) = self.fingerprint.take() {
             self.cursor = Some(fingerprint);
         }
         if self.complete {
             self.last_complete = Some(writer.clock.now());
         }
         let mut batch = self.batch(writer);
-        batch.complete_snapshot = matches!(self.mode, SyncMode::Snapshot) && clean;
-        let outcome = writer.apply(&batch).await?;
-        self.report.outcome += outcome;
-        self.report.complete = match self.mode {
-            SyncMode::Snapshot => clean,
-            SyncMode::Incremental { .. } => self.complete,
-        };
-        if matches!(self.mode, SyncMode::Snapshot) && !clean {
+        batch.complete_snapshot = delete;
+        if self.complete {
+            batch.covered = Some(if snapshot {
+                Covered::All
+            } else {
+                Covered::From(self.from)
+            });
+        }
+        self.report.outcome += writer.apply(&batch).await?;
+        self.report.complete = self.complete;
+        if let Some(h) = self.report.held {
+            tracing::error!(
+                stream = %self.collection(),
+                would_delete = h.deletions,
+                live = h.live,
+                "snapshot deletions HELD: too many to apply unasked; accept them with sync --adapter NAME --accept-deletions"
+            );
+        } else if snapshot && !delete {
             tracing::warn!(
                 stream = %self.collection(),
                 complete = self.complete,
                 quarantined = self.quarantined,
-                "snapshot not clean: nothing deleted this run"
+                without_key = self.report.unkeyed,
+                "snapshot not applied whole: nothing deleted this run"
             );
         }
         Ok(self.report)

@@ -270,6 +270,7 @@ pub async fn redrive(
 pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answer {
     let config = s.config.borrow().clone();
     let runs = s.store.adapter_runs().await?;
+    let held = s.store.held_deletions().await?;
     let now = s.clock.now();
     let mut out = Vec::new();
     for (name, c) in &config.adapters {
@@ -300,6 +301,17 @@ pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answ
             },
             "last_error": if confidential { Value::Null } else {
                 report.as_ref().and_then(|x| x.get("error")).cloned().unwrap_or(Value::Null)
+            },
+            // Snapshots whose deletions wait for an operator's word.
+            "held": if confidential { Value::Null } else {
+                let prefix = manifest_agency.map(|a| format!("{a}."));
+                Value::Array(held.iter()
+                    .filter(|(stream, _)| prefix.as_deref().is_some_and(|p| stream.starts_with(p)))
+                    .map(|(stream, h)| json!({
+                        "stream": stream, "deletions": h.deletions, "since": h.since,
+                        "accept": format!("liankong sync --adapter {name} --accept-deletions"),
+                    }))
+                    .collect())
             },
         }));
     }

@@ -24,6 +24,7 @@ use crate::store::{self, Store};
 
 mod alerts;
 mod bench;
+mod quarantine;
 mod sim;
 
 #[derive(Debug, Parser)]
@@ -91,6 +92,16 @@ pub enum Command {
         /// Ignore stored high-water marks and pull everything again.
         #[arg(long)]
         full: bool,
+        /// Apply the deletions that the mass-deletion guard held for this
+        /// adapter's snapshots, once, if the snapshot pulled now still
+        /// deletes no more than were held.
+        #[arg(long, requires = "adapter")]
+        accept_deletions: bool,
+    },
+    /// List the rows adapters could not map, or give up on some.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
     },
     /// Validate the config and the manifests without touching the network;
     /// with --connect, also reach each source and say what worked.
@@ -153,6 +164,45 @@ pub enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// Quarantined rows, newest first: open ones unless --all.
+    List {
+        /// Only this stream, e.g. finance.payments.
+        #[arg(long, value_parser = parse_stream)]
+        stream: Option<crate::model::Collection>,
+        /// Resolved and dropped rows too.
+        #[arg(long)]
+        all: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Show the raw rows and keys of discipline's streams too (hidden by
+        /// default: they are confidential).
+        #[arg(long)]
+        confidential: bool,
+    },
+    /// Give up on open rows: they stop holding their stream's high-water
+    /// mark back, and the next pull no longer asks for them again.
+    Drop {
+        /// One row, by the id `quarantine list` shows.
+        #[arg(conflicts_with = "stream", required_unless_present = "stream")]
+        id: Option<i64>,
+        /// Every open row of this stream.
+        #[arg(long, value_parser = parse_stream)]
+        stream: Option<crate::model::Collection>,
+    },
+}
+
+fn parse_stream(s: &str) -> Result<crate::model::Collection, String> {
+    let (agency, name) = s
+        .split_once('.')
+        .ok_or_else(|| format!("{s:?} is not a stream like finance.payments"))?;
+    let agency: crate::model::Agency = agency.parse()?;
+    crate::model::Collection::parse(agency, name)
+        .ok_or_else(|| format!("{s:?} is not a stream of {agency}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -401,15 +451,38 @@ pub fn print_reports(out: &mut dyn Write, reports: &[SyncReport]) -> std::io::Re
                 o.unchanged,
                 o.deleted,
                 o.quarantined,
-                if s.complete {
-                    "ok"
-                } else {
-                    "ok, incomplete: nothing deleted"
-                }
+                s.status(&r.adapter)
+            )?;
+        }
+    }
+    for r in reports.iter().filter(|r| r.held()) {
+        for s in r.streams.iter().filter(|s| s.held.is_some()) {
+            writeln!(
+                out,
+                "\n{}: deletions HELD. Its new and changed records landed, but the snapshot would \
+                 delete {} of its {} live records, more than the guard allows \
+                 (adapters.{}.max_delete_share and max_delete_min). Look at the source first; \
+                 if it really deleted them, apply the deletions once with:\n  \
+                 liankong sync --adapter {} --accept-deletions",
+                s.collection,
+                s.held.map_or(0, |h| h.deletions),
+                s.held.map_or(0, |h| h.live),
+                r.adapter,
+                r.adapter
             )?;
         }
     }
     Ok(())
+}
+
+/// A run's exit code: 1 when an adapter failed or a snapshot's deletions
+/// were held for an operator, 0 otherwise.
+fn sync_exit_code(reports: &[SyncReport]) -> ExitCode {
+    if reports.iter().all(|r| r.ok() && !r.held()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Runs the adapters once, concurrently (on SQLite their writes queue).
@@ -534,11 +607,7 @@ async fn run_with_store(
                 "\ndeliveries: {} sent now; outbox {} delivered, {} pending ({} retrying), {} dead",
                 sent.delivered, counts.delivered, counts.pending, counts.retrying, counts.dead
             )?;
-            if reports.iter().all(SyncReport::ok) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            sync_exit_code(&reports)
         }
         Command::Run => {
             daemon::run_daemon(
@@ -551,7 +620,11 @@ async fn run_with_store(
             .map_err(|e| anyhow::anyhow!(e))?;
             ExitCode::SUCCESS
         }
-        Command::Sync { adapter, full } => {
+        Command::Sync {
+            adapter,
+            full,
+            accept_deletions,
+        } => {
             let mut adapters = adapters(config)?;
             if let Some(name) = &adapter {
                 adapters.retain(|a| &a.name == name);
@@ -564,15 +637,15 @@ async fn run_with_store(
             }
             let options = SyncOptions {
                 full,
+                accept_deletions,
                 ..Default::default()
             };
             let reports = sync_once(store.as_ref(), &adapters, &SystemClock, &options).await;
             print_reports(&mut out, &reports)?;
-            if reports.iter().all(SyncReport::ok) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            sync_exit_code(&reports)
+        }
+        Command::Quarantine { command } => {
+            quarantine::quarantine(&mut out, store.as_ref(), command).await?
         }
         Command::Migrate => {
             writeln!(out, "store at {} is up to date", config.store_url())?;

@@ -37,6 +37,20 @@ pub struct Faults {
     pub token_ttl: Option<Duration>,
     /// Any request whose `path?query` contains one of these gets a 503.
     pub always_fail: Vec<String>,
+    /// Rows served garbled: what a source's data-entry mistake looks like.
+    pub garble: Vec<Garble>,
+}
+
+/// In every answer to a request whose `path?query` contains `path`, each
+/// row (an object in an array of the JSON body) whose field `when` is the
+/// string `equals` gets its field `set` replaced by `to`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Garble {
+    pub path: String,
+    pub when: String,
+    pub equals: String,
+    pub set: String,
+    pub to: serde_json::Value,
 }
 
 impl Default for Faults {
@@ -49,6 +63,7 @@ impl Default for Faults {
             truncate_rate: 0.0,
             token_ttl: None,
             always_fail: Vec::new(),
+            garble: Vec::new(),
         }
     }
 }
@@ -140,6 +155,23 @@ impl FaultHandle {
     /// Makes every request whose `path?query` contains `pattern` fail.
     pub fn add_always_fail(&self, pattern: &str) {
         self.update(|f| f.always_fail.push(pattern.to_owned()));
+    }
+
+    /// Serves the rows that `garble` picks garbled, until cleared.
+    pub fn add_garble(&self, garble: Garble) {
+        self.update(|f| f.garble.push(garble));
+    }
+
+    /// The garbles that apply to a request for `target`.
+    fn garbles(&self, target: &str) -> Vec<Garble> {
+        let state = self.lock();
+        state
+            .faults
+            .garble
+            .iter()
+            .filter(|g| target.contains(g.path.as_str()))
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn token_ttl(&self) -> Option<Duration> {
@@ -251,7 +283,11 @@ pub(crate) async fn guard(State(g): State<Guard>, request: Request, next: Next) 
             response
         }
         Outcome::Pass => {
-            let response = next.run(request).await;
+            let garbles = g.faults.garbles(&target);
+            let mut response = next.run(request).await;
+            if !garbles.is_empty() && response.status() == StatusCode::OK {
+                response = garble(response, &garbles).await;
+            }
             if decision.truncate && response.status() == StatusCode::OK {
                 truncate(response).await
             } else {
@@ -267,6 +303,41 @@ pub(crate) async fn guard(State(g): State<Guard>, request: Request, next: Next) 
         status: response.status().as_u16(),
     });
     response
+}
+
+/// The body with the rows the garbles pick rewritten.
+async fn garble(response: Response, garbles: &[Garble]) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes)).into_response();
+    };
+    fn walk(value: &mut serde_json::Value, garbles: &[Garble]) {
+        match value {
+            serde_json::Value::Array(rows) => {
+                for row in rows.iter_mut() {
+                    if let serde_json::Value::Object(fields) = row {
+                        for g in garbles {
+                            if fields.get(&g.when).and_then(|v| v.as_str()) == Some(&g.equals) {
+                                fields.insert(g.set.clone(), g.to.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            serde_json::Value::Object(fields) => {
+                for v in fields.values_mut() {
+                    walk(v, garbles);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(&mut value, garbles);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(value.to_string())).into_response()
 }
 
 /// The first half of the body, still with status 200.

@@ -43,7 +43,7 @@ mod tests;
 
 pub use data::{SimData, SimDataHandle};
 pub use error::SimError;
-pub use faults::{FaultHandle, Faults, RequestLog, RequestRecord};
+pub use faults::{FaultHandle, Faults, Garble, RequestLog, RequestRecord};
 pub use generate::{Dataset, GenParams, generate, grade_of};
 pub use http::{CREDENTIALS, Credentials};
 pub use pki::Pki;

@@ -123,6 +123,94 @@ pub struct Quarantined {
     pub reason: String,
     /// The row as received (JSON text, a CSV line, a worksheet row).
     pub raw: String,
+    /// The key of the record the row is about, when its key fields can be
+    /// read: that record counts as seen and keeps its last good version.
+    pub key: Option<String>,
+    /// Incremental streams: where a later pull must start so that this row
+    /// comes again; `None` for snapshots, which send every row every time.
+    pub refetch: Option<Refetch>,
+}
+
+impl Quarantined {
+    /// A row of a snapshot that names no key it can be filed under.
+    pub fn unkeyed(reason: String, raw: String) -> Quarantined {
+        Quarantined {
+            reason,
+            raw,
+            key: None,
+            refetch: None,
+        }
+    }
+}
+
+/// Where an incremental pull must start to fetch a quarantined row again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Refetch {
+    /// From the beginning: the row's place in the stream is unknown and the
+    /// run that met it asked for everything.
+    Start,
+    /// From this instant on (sources send rows updated at or after it).
+    From(DateTime<Utc>),
+}
+
+/// A quarantined row's place in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuarantineState {
+    /// Still bad at its last sighting; an incremental stream's high-water
+    /// mark does not pass it.
+    Open,
+    /// A complete pull that covered it no longer sent it bad: it landed, or
+    /// the source withdrew it.
+    Resolved,
+    /// An operator gave up on it (`liankong quarantine drop`).
+    Dropped,
+}
+
+impl QuarantineState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineState::Open => "open",
+            QuarantineState::Resolved => "resolved",
+            QuarantineState::Dropped => "dropped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<QuarantineState> {
+        [
+            QuarantineState::Open,
+            QuarantineState::Resolved,
+            QuarantineState::Dropped,
+        ]
+        .into_iter()
+        .find(|q| q.as_str() == s)
+    }
+}
+
+/// Which open quarantined rows an operator drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuarantineSelection {
+    Id(i64),
+    Stream(Collection),
+}
+
+/// What the end of a complete pull settles about the stream's quarantine:
+/// every open row it covered and did not meet again is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Covered {
+    /// A snapshot: every row of the stream.
+    All,
+    /// An incremental pull from this point: the rows it would have sent.
+    From(Refetch),
+}
+
+/// A complete snapshot's deletions before they are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Unseen {
+    /// Live records of the stream this run has not seen.
+    pub unseen: u64,
+    /// Live records of the stream, seen or not.
+    pub live: u64,
 }
 
 /// Per-stream sync bookkeeping, committed together with the batch it follows.
@@ -134,6 +222,20 @@ pub struct StreamState {
     pub last_complete: Option<DateTime<Utc>>,
     /// The run that last wrote this state.
     pub run: Option<RunId>,
+    /// Deletions the newest complete snapshot would have made and did not,
+    /// because there were too many (the mass-deletion guard), and since when.
+    pub held: Option<Held>,
+    /// Read, never written: where the next incremental pull must start so
+    /// that the stream's open quarantined rows come again.
+    #[serde(skip)]
+    pub refetch: Option<Refetch>,
+}
+
+/// A snapshot's deletions held back for an operator to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Held {
+    pub deletions: u64,
+    pub since: DateTime<Utc>,
 }
 
 /// Changes of one stream, applied atomically with its new state.
@@ -145,9 +247,13 @@ pub struct Batch {
     pub at: DateTime<Utc>,
     pub items: Vec<Item>,
     pub quarantine: Vec<Quarantined>,
-    /// This batch ends a complete snapshot: every live record of the stream that
-    /// this run has not seen is deleted.
+    /// This batch ends a complete snapshot whose deletions are to be
+    /// applied: every live record of the stream that this run has not seen
+    /// is deleted.
     pub complete_snapshot: bool,
+    /// This batch ends a complete pull: the stream's open quarantined rows
+    /// it covered and did not meet again are resolved.
+    pub covered: Option<Covered>,
     /// The stream's state after this batch; `None` leaves it as it is.
     pub state: Option<StreamState>,
 }
@@ -161,6 +267,7 @@ impl Batch {
             items: Vec::new(),
             quarantine: Vec::new(),
             complete_snapshot: false,
+            covered: None,
             state: None,
         }
     }
@@ -217,10 +324,23 @@ pub struct Version {
 pub struct QuarantineEntry {
     pub id: i64,
     pub collection: String,
+    /// The run that first met it, and the one that met it last.
     pub run: Option<i64>,
+    pub last_run: Option<i64>,
+    /// How many runs met it bad.
+    pub sightings: i64,
     pub reason: String,
     pub raw: String,
+    /// The record it is about, when its key could be read.
+    pub key: Option<String>,
+    /// The version of that record the store kept when the row was last met
+    /// (its last good version), if the store holds it.
+    pub kept_version: Option<i64>,
+    /// Whether it holds its incremental stream's high-water mark back.
+    pub holds: bool,
+    pub state: QuarantineState,
     pub received_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
 /// One finding of `verify`: where the history or the current state does not
@@ -284,6 +404,7 @@ pub struct CollectionStats {
     pub live: i64,
     pub deleted: i64,
     pub versions: i64,
+    /// Open quarantined rows (still bad at their last sighting).
     pub quarantined: i64,
 }
 
@@ -371,12 +492,24 @@ pub trait Store: facts::FactStore + alerts::AlertStore + report::ReportStore + S
     /// Every version of a record, oldest first.
     async fn history(&self, collection: Collection, key: &str) -> Result<Vec<Version>, StoreError>;
 
-    /// Quarantined rows, newest first.
+    /// Quarantined rows, newest first; only the open ones if asked.
     async fn quarantined(
         &self,
         collection: Option<Collection>,
+        open_only: bool,
         limit: i64,
     ) -> Result<Vec<QuarantineEntry>, StoreError>;
+
+    /// An operator gives up on open quarantined rows: they no longer hold
+    /// their stream's high-water mark. Returns how many were dropped.
+    async fn drop_quarantined(
+        &self,
+        which: QuarantineSelection,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Every stream whose newest complete snapshot's deletions are held.
+    async fn held_deletions(&self) -> Result<Vec<(String, Held)>, StoreError>;
 
     /// Walks every version chain and checks the current records against it.
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
@@ -394,6 +527,10 @@ pub trait Store: facts::FactStore + alerts::AlertStore + report::ReportStore + S
 pub trait SyncTx: Send {
     /// Applies one batch inside the run's transaction.
     async fn apply(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError>;
+
+    /// How many live records of the stream this run has not seen (so far):
+    /// what a complete snapshot would delete.
+    async fn unseen(&mut self, collection: Collection, run: RunId) -> Result<Unseen, StoreError>;
 
     /// The link step: resolves every audit finding's unit name to the one live
     /// finance unit whose normalised name matches, or to nothing. Whatever

@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "covering payments index",
         include_str!("migrations/postgres/0006_covering_payments_index.sql"),
     ),
+    (
+        7,
+        "quarantine lifecycle and held deletions",
+        include_str!("migrations/postgres/0007_quarantine_lifecycle_and_held_deletions.sql"),
+    ),
 ];
 
 /// One pool for reads and writes alike.

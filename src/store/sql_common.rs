@@ -22,8 +22,9 @@ use super::facts::{
 };
 use super::schema::{self, Value};
 use super::{
-    AdapterRunRow, Batch, BatchOutcome, CollectionStats, Damage, Item, QuarantineEntry, RunId,
-    Store, StoreError, StoreUrl, StoredRecord, StreamState, SyncTx, VerifyReport, Version,
+    AdapterRunRow, Batch, BatchOutcome, CollectionStats, Covered, Damage, Held, Item,
+    QuarantineEntry, QuarantineSelection, QuarantineState, Quarantined, Refetch, RunId, Store,
+    StoreError, StoreUrl, StoredRecord, StreamState, SyncTx, Unseen, VerifyReport, Version,
 };
 use crate::model::{Agency, Collection, Record};
 
@@ -325,8 +326,22 @@ async fn apply_in(tx: &mut Tx, batch: &Batch) -> Result<BatchOutcome, StoreError
             Item::Delete(k) => k.clone(),
         })
         .collect();
-    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    // Quarantined rows that name their record are looked up too: that
+    // record counts as seen and keeps its last good version.
+    let key_refs: Vec<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .chain(batch.quarantine.iter().filter_map(|q| q.key.as_deref()))
+        .collect();
     let mut current = load_current(tx, table, &key_refs).await?;
+    let mut kept: HashMap<&str, i64> = HashMap::new();
+    for q in &batch.quarantine {
+        if let Some(key) = q.key.as_deref()
+            && let Some(c) = current.get(key).filter(|c| !c.deleted)
+        {
+            kept.insert(key, c.version);
+        }
+    }
 
     // The final write per key (a key may occur more than once in a batch),
     // in the order keys first occur.
@@ -433,6 +448,11 @@ async fn apply_in(tx: &mut Tx, batch: &Batch) -> Result<BatchOutcome, StoreError
             write_tombstone(tx, table, &key, version, batch).await?;
         }
     }
+    seen.extend(
+        kept.keys()
+            .filter(|k| !write_at.contains_key(**k))
+            .map(|k| (*k).to_owned()),
+    );
     mark_seen(tx, table, &seen, batch).await?;
 
     if batch.complete_snapshot {
@@ -462,40 +482,162 @@ async fn apply_in(tx: &mut Tx, batch: &Batch) -> Result<BatchOutcome, StoreError
     append_versions(tx, &stream, versions, batch.at).await?;
 
     if !batch.quarantine.is_empty() {
-        let per_statement = rows_per_statement(5);
-        for chunk in batch.quarantine.chunks(per_statement) {
-            let mut qb = QueryBuilder::<Db>::new(
-                "INSERT INTO quarantine (stream, run, reason, raw, received_at) ",
-            );
-            qb.push_values(chunk, |mut sep, q| {
-                sep.push_bind(stream.as_str())
-                    .push_bind(batch.run.0)
-                    .push_bind(q.reason.as_str())
-                    .push_bind(q.raw.as_str())
-                    .push_bind(batch.at);
-            });
-            qb.build().execute(&mut **tx).await?;
-        }
+        write_quarantine(tx, &stream, batch, &kept).await?;
         outcome.quarantined = batch.quarantine.len() as u64;
+    }
+    if let Some(covered) = batch.covered {
+        resolve_quarantine(tx, &stream, batch, covered).await?;
     }
 
     if let Some(state) = &batch.state {
         sqlx::query(
-            "INSERT INTO stream_state (stream, cursor, last_complete, run, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO stream_state \
+             (stream, cursor, last_complete, run, updated_at, held_deletions, held_since) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor, \
              last_complete = excluded.last_complete, run = excluded.run, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, held_deletions = excluded.held_deletions, \
+             held_since = excluded.held_since",
         )
         .bind(stream.as_str())
         .bind(state.cursor.as_deref())
         .bind(state.last_complete)
         .bind(state.run.map(|r| r.0))
         .bind(batch.at)
+        .bind(state.held.map(|h| h.deletions as i64))
+        .bind(state.held.map(|h| h.since))
         .execute(&mut **tx)
         .await?;
     }
     Ok(outcome)
+}
+
+/// What identifies a quarantined row from one sighting to the next: the key
+/// of its record, or a digest of the row when it names none.
+fn quarantine_ident(q: &Quarantined) -> String {
+    match &q.key {
+        Some(key) => format!("key:{key}"),
+        None => format!("raw:{}", content_hash(&q.raw)),
+    }
+}
+
+/// An instant as the quarantine stores a hold: microseconds since the epoch,
+/// which both backends order as numbers.
+fn hold_micros(refetch: Option<Refetch>) -> (bool, Option<i64>) {
+    match refetch {
+        None => (false, None),
+        Some(Refetch::Start) => (true, None),
+        Some(Refetch::From(t)) => (true, Some(t.timestamp_micros())),
+    }
+}
+
+/// Files a batch's quarantined rows: a row met again while still open is
+/// updated (reason, raw row, hold, last run, one more sighting), any other
+/// is a new open entry.
+async fn write_quarantine(
+    tx: &mut Tx,
+    stream: &str,
+    batch: &Batch,
+    kept: &HashMap<&str, i64>,
+) -> Result<(), StoreError> {
+    // The last sighting of an ident in the batch is the one that counts.
+    let mut last: HashMap<String, &Quarantined> = HashMap::with_capacity(batch.quarantine.len());
+    for q in &batch.quarantine {
+        last.insert(quarantine_ident(q), q);
+    }
+    let mut open: HashMap<String, i64> = HashMap::new();
+    let idents: Vec<&String> = last.keys().collect();
+    for chunk in idents.chunks(rows_per_statement(1)) {
+        let mut qb = QueryBuilder::<Db>::new("SELECT ident, id FROM quarantine WHERE stream = ");
+        qb.push_bind(stream);
+        qb.push(" AND state = 'open' AND ident IN (");
+        let mut sep = qb.separated(", ");
+        for ident in chunk {
+            sep.push_bind(ident.as_str());
+        }
+        qb.push(")");
+        for row in qb.build().fetch_all(&mut **tx).await? {
+            open.insert(row.try_get("ident")?, row.try_get("id")?);
+        }
+    }
+    let mut fresh = Vec::new();
+    for (ident, q) in &last {
+        let (holds, hold_from) = hold_micros(q.refetch);
+        let kept_version = q.key.as_deref().and_then(|k| kept.get(k).copied());
+        match open.get(ident) {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE quarantine SET reason = $1, raw = $2, holds = $3, hold_from = $4, \
+                     last_run = $5, sightings = sightings + 1, kept_version = $6 WHERE id = $7",
+                )
+                .bind(q.reason.as_str())
+                .bind(q.raw.as_str())
+                .bind(holds)
+                .bind(hold_from)
+                .bind(batch.run.0)
+                .bind(kept_version)
+                .bind(*id)
+                .execute(&mut **tx)
+                .await?;
+            }
+            None => fresh.push((ident, *q, holds, hold_from, kept_version)),
+        }
+    }
+    for chunk in fresh.chunks(rows_per_statement(11)) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO quarantine (stream, run, last_run, reason, raw, received_at, key, ident, \
+             holds, hold_from, kept_version) ",
+        );
+        qb.push_values(
+            chunk,
+            |mut sep, (ident, q, holds, hold_from, kept_version)| {
+                sep.push_bind(stream)
+                    .push_bind(batch.run.0)
+                    .push_bind(batch.run.0)
+                    .push_bind(q.reason.as_str())
+                    .push_bind(q.raw.as_str())
+                    .push_bind(batch.at)
+                    .push_bind(q.key.as_deref())
+                    .push_bind(ident.as_str())
+                    .push_bind(*holds)
+                    .push_bind(*hold_from)
+                    .push_bind(*kept_version);
+            },
+        );
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// At the end of a complete pull: every open row of the stream that the pull
+/// covered and did not meet again is resolved (it landed, or the source no
+/// longer has it).
+async fn resolve_quarantine(
+    tx: &mut Tx,
+    stream: &str,
+    batch: &Batch,
+    covered: Covered,
+) -> Result<(), StoreError> {
+    let mut qb = QueryBuilder::<Db>::new("UPDATE quarantine SET state = 'resolved', closed_at = ");
+    qb.push_bind(batch.at);
+    qb.push(" WHERE stream = ");
+    qb.push_bind(stream);
+    qb.push(" AND state = 'open' AND (last_run IS NULL OR last_run <> ");
+    qb.push_bind(batch.run.0);
+    qb.push(")");
+    match covered {
+        Covered::All => {}
+        // A pull from the start covers every row that holds the stream.
+        Covered::From(Refetch::Start) => {
+            qb.push(" AND holds");
+        }
+        Covered::From(Refetch::From(t)) => {
+            qb.push(" AND holds AND hold_from IS NOT NULL AND hold_from >= ");
+            qb.push_bind(t.timestamp_micros());
+        }
+    }
+    qb.build().execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Walks one stream's chain and returns its length and its first broken link.
@@ -679,6 +821,21 @@ impl SyncTx for SqlSyncTx {
     async fn apply(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
         check_collections(batch)?;
         apply_in(&mut self.tx, batch).await
+    }
+
+    async fn unseen(&mut self, collection: Collection, run: RunId) -> Result<Unseen, StoreError> {
+        let (unseen, live): (i64, i64) = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT COALESCE(SUM(CASE WHEN seen_run IS NULL OR seen_run <> $1 THEN 1 ELSE 0 END), 0), \
+             COUNT(*) FROM {} WHERE deleted = FALSE",
+            schema::table(collection)
+        )))
+        .bind(run.0)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(Unseen {
+            unseen: unseen as u64,
+            live: live as u64,
+        })
     }
 
     async fn relink_units(&mut self) -> Result<u64, StoreError> {
@@ -917,19 +1074,101 @@ impl Store for SqlStore {
         &self,
         collection: Collection,
     ) -> Result<Option<StreamState>, StoreError> {
-        let row =
-            sqlx::query("SELECT cursor, last_complete, run FROM stream_state WHERE stream = $1")
-                .bind(collection.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|row| {
-            Ok(StreamState {
-                cursor: row.try_get("cursor")?,
-                last_complete: row.try_get("last_complete")?,
-                run: row.try_get::<Option<i64>, _>("run")?.map(RunId),
+        let stream = collection.to_string();
+        let row = sqlx::query(
+            "SELECT cursor, last_complete, run, held_deletions, held_since \
+             FROM stream_state WHERE stream = $1",
+        )
+        .bind(stream.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        // The earliest place an open quarantined row must be fetched from.
+        let (holding, from_start, earliest): (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN hold_from IS NULL THEN 1 ELSE 0 END), 0), \
+             MIN(hold_from) FROM quarantine WHERE stream = $1 AND state = 'open' AND holds",
+        )
+        .bind(stream.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        let refetch = match (holding, from_start, earliest) {
+            (0, _, _) => None,
+            (_, 0, Some(micros)) => Some(Refetch::From(
+                DateTime::from_timestamp_micros(micros)
+                    .ok_or_else(|| StoreError::Corrupt(format!("hold_from {micros}")))?,
+            )),
+            _ => Some(Refetch::Start),
+        };
+        let held = match (
+            row.try_get::<Option<i64>, _>("held_deletions")?,
+            row.try_get::<Option<DateTime<Utc>>, _>("held_since")?,
+        ) {
+            (Some(deletions), Some(since)) => Some(Held {
+                deletions: deletions as u64,
+                since,
+            }),
+            _ => None,
+        };
+        Ok(Some(StreamState {
+            cursor: row.try_get("cursor")?,
+            last_complete: row.try_get("last_complete")?,
+            run: row.try_get::<Option<i64>, _>("run")?.map(RunId),
+            held,
+            refetch,
+        }))
+    }
+
+    async fn held_deletions(&self) -> Result<Vec<(String, Held)>, StoreError> {
+        let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT stream, held_deletions, held_since FROM stream_state \
+             WHERE held_deletions IS NOT NULL AND held_since IS NOT NULL ORDER BY stream",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(stream, deletions, since)| {
+                (
+                    stream,
+                    Held {
+                        deletions: deletions as u64,
+                        since,
+                    },
+                )
             })
-        })
-        .transpose()
+            .collect())
+    }
+
+    async fn drop_quarantined(
+        &self,
+        which: QuarantineSelection,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let _guard = if SERIALIZE_WRITERS {
+            Some(self.write_lock.clone().lock_owned().await)
+        } else {
+            None
+        };
+        let mut tx = begin_write(&self.writer).await?;
+        let mut qb =
+            QueryBuilder::<Db>::new("UPDATE quarantine SET state = 'dropped', closed_at = ");
+        qb.push_bind(at);
+        qb.push(" WHERE state = 'open' AND ");
+        match which {
+            QuarantineSelection::Id(id) => {
+                qb.push("id = ");
+                qb.push_bind(id);
+            }
+            QuarantineSelection::Stream(c) => {
+                qb.push("stream = ");
+                qb.push_bind(c.to_string());
+            }
+        }
+        let dropped = qb.build().execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(dropped)
     }
 
     async fn get(
@@ -996,25 +1235,42 @@ impl Store for SqlStore {
     async fn quarantined(
         &self,
         collection: Option<Collection>,
+        open_only: bool,
         limit: i64,
     ) -> Result<Vec<QuarantineEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, stream, run, reason, raw, received_at FROM quarantine \
-             WHERE ($1 IS NULL OR stream = $1) ORDER BY id DESC LIMIT $2",
-        )
-        .bind(collection.map(|c| c.to_string()))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT id, stream, run, last_run, sightings, reason, raw, key, kept_version, holds, \
+             state, received_at, closed_at FROM quarantine WHERE TRUE",
+        );
+        if let Some(c) = collection {
+            qb.push(" AND stream = ");
+            qb.push_bind(c.to_string());
+        }
+        if open_only {
+            qb.push(" AND state = 'open'");
+        }
+        qb.push(" ORDER BY id DESC LIMIT ");
+        qb.push_bind(limit);
+        let rows = qb.build().fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|row| {
+                let state: String = row.try_get("state")?;
                 Ok(QuarantineEntry {
                     id: row.try_get("id")?,
                     collection: row.try_get("stream")?,
                     run: row.try_get("run")?,
+                    last_run: row.try_get("last_run")?,
+                    sightings: row.try_get("sightings")?,
                     reason: row.try_get("reason")?,
                     raw: row.try_get("raw")?,
+                    key: row.try_get("key")?,
+                    kept_version: row.try_get("kept_version")?,
+                    holds: row.try_get("holds")?,
+                    state: QuarantineState::parse(&state).ok_or_else(|| {
+                        StoreError::Corrupt(format!("quarantine state {state:?}"))
+                    })?,
                     received_at: row.try_get("received_at")?,
+                    closed_at: row.try_get("closed_at")?,
                 })
             })
             .collect()
@@ -1046,9 +1302,11 @@ impl Store for SqlStore {
                 .await?,
         );
         let quarantined = sum_by_stream(
-            sqlx::query_as("SELECT stream, COUNT(*) FROM quarantine GROUP BY stream")
-                .fetch_all(&self.pool)
-                .await?,
+            sqlx::query_as(
+                "SELECT stream, COUNT(*) FROM quarantine WHERE state = 'open' GROUP BY stream",
+            )
+            .fetch_all(&self.pool)
+            .await?,
         );
         let mut stats = Vec::with_capacity(Collection::ALL.len());
         for collection in Collection::ALL {

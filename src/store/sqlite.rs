@@ -51,6 +51,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "covering payments index",
         include_str!("migrations/sqlite/0006_covering_payments_index.sql"),
     ),
+    (
+        7,
+        "quarantine lifecycle and held deletions",
+        include_str!("migrations/sqlite/0007_quarantine_lifecycle_and_held_deletions.sql"),
+    ),
 ];
 
 /// Readers share a pool; writes run on one connection of their own, the only
