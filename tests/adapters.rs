@@ -2013,6 +2013,31 @@ async fn the_high_water_mark_never_passes_a_quarantined_row() {
         );
         let (_, out) = cli(&config, &["quarantine", "list"]).await;
         assert!(out.contains("no open quarantined rows"), "{out}");
+
+        // The newest row garbled: pulled again alone, it is one bad row,
+        // not a manifest that reads nothing right, and the run is fine.
+        let mut newest = ds.payments[4].clone();
+        newest.updated_at = at("2021-10-05T09:00:00+08:00");
+        env.sim.data().upsert(Record::Payment(newest.clone()));
+        env.sim.faults().add_garble(liankong::sim::Garble {
+            path: "/api/v1/payments".into(),
+            when: "payment_id".into(),
+            equals: newest.payment_id.clone(),
+            set: "amount".into(),
+            to: serde_json::json!(""),
+        });
+        for _ in 0..2 {
+            let r = sync(&t, &env, "finance").await;
+            assert!(r.ok(), "{:?}", r.error);
+            assert_eq!(
+                stream(&r, "finance.payments").status("finance"),
+                "ok, complete with 1 quarantined"
+            );
+        }
+        assert_eq!(
+            payments_since(&env).as_deref(),
+            Some("2021-10-05T01:00:00Z")
+        );
         env.sim.shutdown().await;
     })
     .await;

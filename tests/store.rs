@@ -427,6 +427,7 @@ async fn bad_rows_are_quarantined_and_the_rest_lands_with_its_state() {
         // The stream is pulled again from the open row's instant.
         let mut state = b.state.clone().unwrap();
         state.refetch = Some(Refetch::From(at("2021-06-30T08:00:00Z")));
+        state.open_quarantined = 1;
         assert_eq!(
             s.stream_state(Collection::Payments).await.unwrap(),
             Some(state)

@@ -590,6 +590,9 @@ struct StreamProgress<'a> {
     held: Option<Held>,
     /// Why the first quarantined row was quarantined.
     first_reason: Option<String>,
+    /// Rows of the stream still quarantined before this run: pulled again
+    /// alone, they are no sign that the manifest is wrong.
+    open_quarantined: u64,
     report: StreamReport,
     /// The cursor to store: the high-water mark so far, or the file names.
     cursor: Option<String>,
@@ -618,8 +621,8 @@ impl<'a> StreamProgress<'a> {
         options: &SyncOptions,
         from: Refetch,
     ) -> StreamProgress<'a> {
-        let (previous, last_complete, held) = state
-            .map(|s| (s.cursor, s.last_complete, s.held))
+        let (previous, last_complete, held, open_quarantined) = state
+            .map(|s| (s.cursor, s.last_complete, s.held, s.open_quarantined))
             .unwrap_or_default();
         StreamProgress {
             spec,
@@ -629,6 +632,7 @@ impl<'a> StreamProgress<'a> {
             from,
             held,
             first_reason: None,
+            open_quarantined,
             report: StreamReport {
                 collection: spec.collection.to_string(),
                 fetched: 0,
@@ -695,6 +699,7 @@ impl<'a> StreamProgress<'a> {
             run: Some(run),
             held: self.held,
             refetch: None,
+            open_quarantined: 0,
         }
     }
 
@@ -710,7 +715,9 @@ impl<'a> StreamProgress<'a> {
     /// mass-deletion guard holds them, and the state marking the pull
     /// complete.
     async fn finish(mut self, writer: &mut Writer<'_>) -> Result<StreamReport, RunError> {
-        if self.report.fetched > 0 && self.quarantined == self.report.fetched {
+        // Every row bad, and more rows than were bad already: a manifest
+        // that reads the wrong fields, not a row or two the source garbled.
+        if self.report.fetched > self.open_quarantined && self.quarantined == self.report.fetched {
             return Err(RunError::AllQuarantined {
                 stream: self.collection(),
                 rows: self.report.fetched,

@@ -229,6 +229,9 @@ pub struct StreamState {
     /// that the stream's open quarantined rows come again.
     #[serde(skip)]
     pub refetch: Option<Refetch>,
+    /// Read, never written: the stream's open quarantined rows.
+    #[serde(skip)]
+    pub open_quarantined: u64,
 }
 
 /// A snapshot's deletions held back for an operator to accept.

@@ -540,13 +540,22 @@ async fn write_quarantine(
     batch: &Batch,
     kept: &HashMap<&str, i64>,
 ) -> Result<(), StoreError> {
-    // The last sighting of an ident in the batch is the one that counts.
-    let mut last: HashMap<String, &Quarantined> = HashMap::with_capacity(batch.quarantine.len());
+    // The last sighting of an ident in the batch is the one that counts;
+    // new entries are filed in the order they came.
+    let mut last: Vec<(String, &Quarantined)> = Vec::with_capacity(batch.quarantine.len());
+    let mut at: HashMap<String, usize> = HashMap::with_capacity(batch.quarantine.len());
     for q in &batch.quarantine {
-        last.insert(quarantine_ident(q), q);
+        let ident = quarantine_ident(q);
+        match at.get(&ident) {
+            Some(&i) => last[i].1 = q,
+            None => {
+                at.insert(ident.clone(), last.len());
+                last.push((ident, q));
+            }
+        }
     }
     let mut open: HashMap<String, i64> = HashMap::new();
-    let idents: Vec<&String> = last.keys().collect();
+    let idents: Vec<&String> = last.iter().map(|(ident, _)| ident).collect();
     for chunk in idents.chunks(rows_per_statement(1)) {
         let mut qb = QueryBuilder::<Db>::new("SELECT ident, id FROM quarantine WHERE stream = ");
         qb.push_bind(stream);
@@ -1086,13 +1095,16 @@ impl Store for SqlStore {
             return Ok(None);
         };
         // The earliest place an open quarantined row must be fetched from.
-        let (holding, from_start, earliest): (i64, i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN hold_from IS NULL THEN 1 ELSE 0 END), 0), \
-             MIN(hold_from) FROM quarantine WHERE stream = $1 AND state = 'open' AND holds",
-        )
-        .bind(stream.as_str())
-        .fetch_one(&self.pool)
-        .await?;
+        let (open, holding, from_start, earliest): (i64, i64, i64, Option<i64>) =
+            sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN holds THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN holds AND hold_from IS NULL THEN 1 ELSE 0 END), 0), \
+                 MIN(CASE WHEN holds THEN hold_from END) \
+                 FROM quarantine WHERE stream = $1 AND state = 'open'",
+            )
+            .bind(stream.as_str())
+            .fetch_one(&self.pool)
+            .await?;
         let refetch = match (holding, from_start, earliest) {
             (0, _, _) => None,
             (_, 0, Some(micros)) => Some(Refetch::From(
@@ -1117,6 +1129,7 @@ impl Store for SqlStore {
             run: row.try_get::<Option<i64>, _>("run")?.map(RunId),
             held,
             refetch,
+            open_quarantined: open as u64,
         }))
     }
 
