@@ -516,6 +516,108 @@ async fn discipline_mutual_tls_is_required_and_the_ca_is_checked() {
     .await;
 }
 
+/// A relay on loopback to `target` that counts the TCP connections it
+/// accepts: what a client tried, whether or not its handshake got through.
+async fn counting_relay(
+    target: std::net::SocketAddr,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+/// A CA certificate of another name than the simulator's CA.
+fn unrelated_ca_pem() -> String {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "some other CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[tokio::test]
+async fn tls_refusals_are_tried_once_and_named() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (port, connections) = counting_relay(env.sim.discipline_addr()).await;
+        let relayed = |ca: Option<&str>| {
+            let mut c = env.config.adapters["discipline"].clone();
+            c.base_url = Some(format!("https://localhost:{port}"));
+            if let Some(pem) = ca {
+                let path = dir.path().join(format!("ca-{}.pem", pem.len()));
+                std::fs::write(&path, pem).unwrap();
+                c.tls.ca = Some(path);
+            }
+            Adapter::build("discipline", &c, &env.config).unwrap()
+        };
+        // Through the relay with the right CA, the run lands: the relay is
+        // transparent.
+        let r = sync_with(&t, &relayed(None), &SyncOptions::default()).await;
+        assert!(r.ok(), "{:?}", r.error);
+        let clean = connections.swap(0, std::sync::atomic::Ordering::SeqCst);
+        assert!(clean >= 1);
+
+        // Another simulator's CA carries the same name as this one's, with
+        // another key: the server's certificate does not verify under it.
+        let impostor = liankong::sim::Pki::generate().unwrap().ca_cert_pem;
+        let unknown = unrelated_ca_pem();
+        for (ca, words) in [(unknown, "UnknownIssuer"), (impostor, "BadSignature")] {
+            let r = sync_with(&t, &relayed(Some(&ca)), &SyncOptions::default()).await;
+            let e = r.error.unwrap();
+            assert!(e.contains("TLS failure") && e.contains(words), "{e}");
+            assert_eq!(
+                connections.swap(0, std::sync::atomic::Ordering::SeqCst),
+                1,
+                "a TLS refusal is final: one attempt ({e})"
+            );
+        }
+        // A client certificate the commission did not issue is refused by
+        // the server, as finally.
+        let other = liankong::sim::Pki::generate().unwrap();
+        let cert = dir.path().join("other-client.pem");
+        let key = dir.path().join("other-client.key");
+        std::fs::write(&cert, &other.client_cert_pem).unwrap();
+        std::fs::write(&key, &other.client_key_pem).unwrap();
+        let mut c = env.config.adapters["discipline"].clone();
+        c.base_url = Some(format!("https://localhost:{port}"));
+        c.tls.client_cert = Some(cert);
+        c.tls.client_key = Some(format!("file:{}", key.display()).try_into().unwrap());
+        let a = Adapter::build("discipline", &c, &env.config).unwrap();
+        let e = sync_with(&t, &a, &SyncOptions::default())
+            .await
+            .error
+            .unwrap();
+        assert!(
+            e.contains("TLS failure") && e.contains("received fatal alert"),
+            "{e}"
+        );
+        assert_eq!(
+            connections.swap(0, std::sync::atomic::Ordering::SeqCst),
+            1,
+            "a refused client certificate is final: one attempt ({e})"
+        );
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_run_stopped_between_batches_leaves_nothing_and_the_next_lands_all() {
     on_both(|t| async move {

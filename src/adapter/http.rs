@@ -69,18 +69,25 @@ impl FetchError {
     }
 }
 
+/// Whether `e` is a rustls error, perhaps inside I/O errors: hyper's
+/// connector wraps the handshake's error in an `io::Error` (twice, as of
+/// reqwest 0.13), and an `io::Error`'s `source` skips what it wraps.
+fn is_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    e.downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        .is_some_and(|inner| is_rustls(inner))
+}
+
 /// A reqwest error with its causes, classified: a TLS refusal is final.
 fn classify(e: reqwest::Error) -> FetchError {
     let mut text = e.to_string();
     let mut tls = false;
     let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
-        let is_tls = cause.downcast_ref::<rustls::Error>().is_some()
-            || cause
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
-        tls |= is_tls;
+        tls |= is_rustls(cause);
         let part = cause.to_string();
         if !text.contains(&part) {
             text.push_str(": ");
