@@ -138,7 +138,8 @@ pub struct DeliveryConfig {
     /// Timeout of one POST.
     pub timeout_secs: u64,
     /// The first retry comes after about this long; each later one waits
-    /// twice as long, with full jitter…
+    /// twice as long, with equal jitter (at least half of it, so a receiver
+    /// that is down is never hammered)…
     pub min_delay_secs: u64,
     /// …but never longer than this.
     pub max_delay_secs: u64,
@@ -181,8 +182,9 @@ pub struct SyncConfig {
     /// No retry waits longer than this, whatever the exponent says.
     #[serde(default = "default_max_delay")]
     pub retry_max_delay_ms: u64,
-    /// A `Retry-After` longer than this fails the run instead of waiting; the
-    /// next scheduled run tries again.
+    /// A `Retry-After` (seconds or an HTTP date) longer than this fails the
+    /// run at once, saying so, instead of waiting; the next scheduled run
+    /// tries again.
     #[serde(default = "default_max_retry_after")]
     pub max_retry_after_secs: u64,
     /// An adapter run holds a lease so that one replica pulls a source at a

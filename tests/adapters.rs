@@ -619,6 +619,80 @@ async fn tls_refusals_are_tried_once_and_named() {
 }
 
 #[tokio::test]
+async fn refused_credentials_and_long_retry_afters_say_what_they_are_at_once() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let dir = tempfile::tempdir().unwrap();
+        let wrong = dir.path().join("wrong");
+        std::fs::write(&wrong, "not-the-key").unwrap();
+        let with_wrong = |name: &str, secret: &str| {
+            let mut c = env.config.adapters[name].clone();
+            c.secrets.insert(
+                secret.to_owned(),
+                liankong::config::SecretRef::File(wrong.clone()),
+            );
+            Adapter::build(name, &c, &env.config).unwrap()
+        };
+        let requests = |system: &str| {
+            let log = env.sim.requests();
+            env.sim.clear_requests();
+            log.iter()
+                .filter(|r| r.system == system)
+                .map(|r| r.status)
+                .collect::<Vec<_>>()
+        };
+
+        // A wrong API key is a refused key, not an expired token, and one
+        // request says so.
+        env.sim.clear_requests();
+        let e = sync_with(&t, &with_wrong("npc", "api_key"), &SyncOptions::default())
+            .await
+            .error
+            .unwrap();
+        assert!(
+            e.ends_with(
+                ": HTTP 401: the source refused the API key sent in X-Api-Key (secret \"api_key\")"
+            ),
+            "{e}"
+        );
+        assert_eq!(requests("npc"), [401]);
+
+        // The token endpoint refusing the client secret names both secrets.
+        let e = sync_with(
+            &t,
+            &with_wrong("finance", "client_secret"),
+            &SyncOptions::default(),
+        )
+        .await
+        .error
+        .unwrap();
+        assert!(
+            e.ends_with(
+                "/oauth/token: HTTP 401: the token endpoint refused the client credentials \
+                 (secrets \"client_id\" and \"client_secret\")"
+            ),
+            "{e}"
+        );
+        assert_eq!(requests("finance"), [401]);
+
+        // A Retry-After beyond sync.max_retry_after_secs (300 by default)
+        // is not waited for, and the error says why.
+        env.sim.faults().set_rate_limit(1.0, 600);
+        let e = sync(&t, &env, "finance").await.error.unwrap();
+        assert!(
+            e.ends_with(
+                ": HTTP 429 with Retry-After 600 s, longer than sync.max_retry_after_secs \
+                 (300 s): not waiting; the next run tries again"
+            ),
+            "{e}"
+        );
+        assert_eq!(requests("finance"), [429]);
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_run_stopped_between_batches_leaves_nothing_and_the_next_lands_all() {
     on_both(|t| async move {
         let env = start(&t).await;

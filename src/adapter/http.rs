@@ -9,13 +9,14 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use backon::Retryable;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Certificate, Identity, StatusCode};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::manifest::{Auth, Paging, Transport};
 use super::retry::RetryPolicy;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{AdapterConfig, Secret};
 
 /// Why a request failed.
@@ -37,8 +38,19 @@ pub enum FetchError {
     TooLarge { url: String, limit: u64 },
     #[error("{url}: the paging never ends ({reason}); nothing of this run is kept")]
     Endless { url: String, reason: String },
-    #[error("{url}: unauthorized even with a fresh token")]
-    Unauthorized { url: String },
+    /// HTTP 401 that a retry cannot mend; `refused` names the credential.
+    #[error("{url}: HTTP 401: {refused}")]
+    Unauthorized { url: String, refused: String },
+    #[error(
+        "{url}: HTTP {status} with Retry-After {wait_secs} s, longer than \
+         sync.max_retry_after_secs ({max_secs} s): not waiting; the next run tries again"
+    )]
+    WaitTooLong {
+        url: String,
+        status: u16,
+        wait_secs: u64,
+        max_secs: u64,
+    },
     #[error("{0}")]
     File(String),
 }
@@ -57,6 +69,7 @@ impl FetchError {
             | FetchError::TooLarge { .. }
             | FetchError::Endless { .. }
             | FetchError::Unauthorized { .. }
+            | FetchError::WaitTooLong { .. }
             | FetchError::File(_) => false,
         }
     }
@@ -115,6 +128,8 @@ enum Authenticator {
         client_id: Secret,
         client_secret: Secret,
         token: Mutex<Option<Token>>,
+        /// What the token endpoint's 401 means, for the operator.
+        credentials_refused: String,
     },
 }
 
@@ -123,6 +138,8 @@ pub struct HttpSource {
     client: reqwest::Client,
     base: String,
     auth: Authenticator,
+    /// What a 401 means with this auth, for the operator.
+    refused: String,
     max_response: u64,
     retry: RetryPolicy,
 }
@@ -196,6 +213,7 @@ impl HttpSource {
                 })?
                 .read()
         };
+        let refused = refusal(auth);
         let auth = match auth {
             Auth::None => Authenticator::None,
             Auth::ApiKey { header, secret: s } => Authenticator::Header(
@@ -216,12 +234,16 @@ impl HttpSource {
                 client_id: secret(client_id)?,
                 client_secret: secret(client_secret)?,
                 token: Mutex::new(None),
+                credentials_refused: format!(
+                    "the token endpoint refused the client credentials (secrets {client_id:?} and {client_secret:?})"
+                ),
             },
         };
         Ok(HttpSource {
             client: builder.build().map_err(|e| classify(e).to_string())?,
             base,
             auth,
+            refused,
             max_response: *max_response_bytes,
             retry,
         })
@@ -271,6 +293,7 @@ impl HttpSource {
                 }
                 return Err(FetchError::Unauthorized {
                     url: url.to_owned(),
+                    refused: self.refused.clone(),
                 });
             }
             return self.read_json(url, response).await;
@@ -284,10 +307,20 @@ impl HttpSource {
     ) -> Result<Value, FetchError> {
         let status = response.status();
         if !status.is_success() {
+            let retry_after = crate::backoff::retry_after(response.headers(), SystemClock.now());
+            let max = self.retry.max_retry_after;
+            if let Some(wait) = retry_after.filter(|w| *w > max) {
+                return Err(FetchError::WaitTooLong {
+                    url: url.to_owned(),
+                    status: status.as_u16(),
+                    wait_secs: wait.as_secs(),
+                    max_secs: max.as_secs(),
+                });
+            }
             return Err(FetchError::Status {
                 url: url.to_owned(),
                 status: status.as_u16(),
-                retry_after: retry_after(response.headers()),
+                retry_after,
             });
         }
         let too_large = || FetchError::TooLarge {
@@ -317,6 +350,7 @@ impl HttpSource {
             client_id,
             client_secret,
             token,
+            credentials_refused,
         } = &self.auth
         else {
             return Err(FetchError::Transport("no OAuth2 configured".into()));
@@ -337,6 +371,12 @@ impl HttpSource {
             .send()
             .await
             .map_err(classify)?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(FetchError::Unauthorized {
+                url: token_url.clone(),
+                refused: credentials_refused.clone(),
+            });
+        }
         let answer = self.read_json(token_url, response).await?;
         let value = answer
             .get("access_token")
@@ -375,15 +415,20 @@ fn decode_body(url: &str, body: &[u8]) -> Result<Value, FetchError> {
     })
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+/// What a 401 says about the credential `auth` sends.
+fn refusal(auth: &Auth) -> String {
+    match auth {
+        Auth::None => "the source wants credentials; the manifest's auth sends none".into(),
+        Auth::ApiKey { header, secret } => {
+            format!("the source refused the API key sent in {header} (secret {secret:?})")
+        }
+        Auth::Bearer { secret } => {
+            format!("the source refused the bearer token (secret {secret:?})")
+        }
+        Auth::Oauth2ClientCredentials { .. } => {
+            "the source refused a fresh OAuth2 token from its own token endpoint".into()
+        }
+    }
 }
 
 /// Walks the pages of one stream.
