@@ -478,7 +478,8 @@ pub struct LogConfig {
     #[serde(default)]
     pub format: LogFormat,
     /// A `tracing` filter such as `info` or `liankong=debug,sqlx=warn`;
-    /// `RUST_LOG` overrides it.
+    /// `RUST_LOG` overrides it. Statements slower than 1 s are logged at
+    /// debug (`info,sqlx::query=debug` shows them).
     #[serde(default = "default_log_level")]
     pub level: String,
 }

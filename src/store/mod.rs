@@ -50,7 +50,19 @@ pub enum StoreError {
     Corrupt(String),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("no answer from the database within {0:?}")]
+    NoAnswer(std::time::Duration),
 }
+
+/// How long opening a PostgreSQL store waits for the server's first answer
+/// (a refusal comes at once; this bounds a server that never answers).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// sqlx reports statements slower than this, with their whole SQL. At the
+/// default WARN a large sync floods the log with them; at DEBUG they are
+/// there for whoever asks (`RUST_LOG=info,sqlx::query=debug`).
+const SLOW_STATEMENT: std::time::Duration = std::time::Duration::from_secs(1);
+const SLOW_STATEMENT_LOG: log::LevelFilter = log::LevelFilter::Debug;
 
 /// A store URL. Its `Debug` and `Display` hide any password it carries.
 #[derive(Clone, PartialEq, Eq)]
