@@ -777,3 +777,38 @@ async fn slow_statements_are_logged_at_debug_not_warn() {
     assert!(slow[0].contains("DEBUG sqlx::query"), "{}", slow[0]);
     assert!(!text.contains(" WARN "), "{text}");
 }
+
+#[tokio::test]
+async fn run_refuses_an_address_in_use_before_it_touches_the_store() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    let config = dir.path().join("liankong.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"sqlite:{}\"\n\n[api]\nlisten = \"{addr}\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"));
+    command
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env_remove("RUST_LOG");
+    let mut daemon = Spawned::start(command, dir.path().join("run.log"));
+    let status = daemon.exit_status(std::time::Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(2), "{}", daemon.log());
+    assert_eq!(
+        daemon.log().trim_end(),
+        format!("liankong: cannot listen on {addr}: Address already in use (os error 98)")
+    );
+    assert!(
+        !db.exists(),
+        "the store was not created, let alone migrated"
+    );
+    drop(taken);
+}

@@ -310,8 +310,18 @@ pub async fn run(
         _ => {}
     }
     drop(out);
+    // The daemon's address is taken before the store is opened: one in use
+    // stops the start before anything is migrated.
+    let api = match &command {
+        Command::Run if config.api.enabled => Some(
+            crate::api::bind(&config)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.api.listen))?,
+        ),
+        _ => None,
+    };
     let store = open_store(&config).await?;
-    let code = run_with_store(command, &config, config_path, store.clone()).await;
+    let code = run_with_store(command, &config, config_path, store.clone(), api).await;
     // Closing waits for every connection to come back; one held by work
     // abandoned at the shutdown deadline must not keep the process alive.
     if tokio::time::timeout(EXIT_GRACE, store.close())
@@ -471,6 +481,7 @@ async fn run_with_store(
     config: &Config,
     config_path: &std::path::Path,
     store: Arc<dyn Store>,
+    api: Option<tokio::net::TcpListener>,
 ) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let code = match command {
@@ -545,6 +556,7 @@ async fn run_with_store(
                 config_path.to_owned(),
                 config.clone(),
                 store.clone(),
+                api,
                 daemon::SHUTDOWN_DEADLINE,
             )
             .await
