@@ -180,8 +180,9 @@ impl HttpSource {
             .user_agent(concat!("liankong/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &config.tls.ca {
             let pem = std::fs::read(ca).map_err(|e| format!("tls.ca {}: {e}", ca.display()))?;
+            check_ca_bundle(&pem).map_err(|e| format!("tls.ca {}: {e}", ca.display()))?;
             let certs = Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("tls.ca {}: {e}", ca.display()))?;
+                .map_err(|e| format!("tls.ca {}: {}", ca.display(), classify(e)))?;
             builder = builder.tls_certs_only(certs);
         } else if *private_ca {
             return Err("the system uses a private CA: set tls.ca".into());
@@ -192,8 +193,13 @@ impl HttpSource {
                     .map_err(|e| format!("tls.client_cert {}: {e}", cert.display()))?;
                 pem.push(b'\n');
                 pem.extend_from_slice(key.read()?.expose().as_bytes());
-                let identity =
-                    Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?;
+                let identity = Identity::from_pem(&pem).map_err(|e| {
+                    format!(
+                        "tls.client_cert {} with tls.client_key {key}: {}",
+                        cert.display(),
+                        classify(e)
+                    )
+                })?;
                 builder = builder.identity(identity);
             }
             (None, None) if *client_certificate => {
@@ -239,8 +245,12 @@ impl HttpSource {
                 ),
             },
         };
+        let tls = config.tls.ca.is_some() || config.tls.client_cert.is_some();
         Ok(HttpSource {
-            client: builder.build().map_err(|e| classify(e).to_string())?,
+            client: builder.build().map_err(|e| match tls {
+                true => format!("the tls settings do not go together: {}", classify(e)),
+                false => classify(e).to_string(),
+            })?,
             base,
             auth,
             refused,
@@ -413,6 +423,26 @@ fn decode_body(url: &str, body: &[u8]) -> Result<Value, FetchError> {
         url: url.to_owned(),
         reason: e.to_string(),
     })
+}
+
+/// Parses every certificate of a CA bundle as the client will, so that
+/// `check` refuses what every run would: a bundle with no certificate (a
+/// client that trusts nobody) or one that is not a certificate at all.
+fn check_ca_bundle(pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, der) in CertificateDer::pem_slice_iter(pem).enumerate() {
+        let n = i + 1;
+        let der = der.map_err(|e| format!("certificate {n}: {e}"))?;
+        roots
+            .add(der)
+            .map_err(|e| format!("certificate {n}: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(())
 }
 
 /// What a 401 says about the credential `auth` sends.
