@@ -334,10 +334,7 @@ pub async fn run(
     drop(out);
     let config_path = config_path.context("this command needs a config file")?;
     // What `check` refuses stops these before they open the store.
-    if matches!(
-        command,
-        Command::Once { .. } | Command::Run | Command::Reconcile { .. }
-    ) {
+    if matches!(command, Command::Once { .. } | Command::Run) {
         refuse(&config_problems(&config).2)?;
     }
     // The daemon's address is taken before the store is opened: one in use
