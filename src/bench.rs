@@ -111,9 +111,9 @@ pub struct BenchOptions {
     pub dir: PathBuf,
     /// The `liankong` binary that runs the simulator (normally this one).
     pub exe: PathBuf,
-    /// The config file the simulator child is started with (it reads none
-    /// of it but its log settings).
-    pub config: PathBuf,
+    /// The config file the simulator child is started with, if any (it
+    /// reads none of it but its log settings).
+    pub config: Option<PathBuf>,
     /// The `sqlite3` shell of the baseline.
     pub sqlite3: PathBuf,
     /// The simulated today and the reconciliation date.
@@ -233,9 +233,10 @@ async fn start_simulator(
     let log_path = dir.join("sim.log");
     let log = std::fs::File::create(&log_path).map_err(io(log_path.display()))?;
     let mut command = Command::new(&options.exe);
+    if let Some(config) = &options.config {
+        command.arg("--config").arg(config);
+    }
     command
-        .arg("--config")
-        .arg(&options.config)
         .arg("sim")
         .arg("--dir")
         .arg(dir.join("sim"))

@@ -1,9 +1,18 @@
-//! The daemon's configuration file (`config/liankong.toml` by default).
+//! The daemon's configuration file: `--config PATH` or `$LIANKONG_CONFIG`,
+//! else the first of [`DEFAULT_PATHS`] that exists.
 //!
 //! Every key has a default, so an empty file is a valid configuration; unknown
 //! keys are errors, so a typo never silently falls back to a default. The
 //! comments on these fields are the operator's manual, and the shipped
 //! `config/liankong.toml` shows every key with its default.
+//!
+//! The files a config names (manifests, exchange directories, TLS files,
+//! `file:` secrets) are found relative to the config file's own directory
+//! when their paths are relative, so a config means the same whoever reads
+//! it from wherever: `check` run by hand and the daemon under systemd see
+//! the same files. The store's `sqlite:PATH` is the exception: it is where
+//! the daemon keeps its state, relative to the working directory (the unit's
+//! `StateDirectory`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,9 +29,33 @@ use crate::store::StoreUrl;
 /// systemd units can point at a database without editing the file.
 pub const STORE_URL_ENV: &str = "LIANKONG_STORE_URL";
 
+/// Where a config is looked for when neither `--config` nor
+/// `$LIANKONG_CONFIG` names one, in this order: a checkout's (relative to
+/// the working directory), then an installation's.
+pub const DEFAULT_PATHS: [&str; 2] = ["config/liankong.toml", "/etc/liankong/liankong.toml"];
+
+/// The config file to read: `given` when there is one, else the first of
+/// `candidates` that is a file.
+pub fn locate(given: Option<&Path>, candidates: &[&str]) -> Result<PathBuf, ConfigError> {
+    if let Some(path) = given {
+        return Ok(path.to_owned());
+    }
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| ConfigError::NotFound {
+            looked: candidates.join(" nor "),
+        })
+}
+
 /// A configuration that cannot be used, with the file it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error(
+        "no config file: neither {looked} exists (give one with --config PATH or LIANKONG_CONFIG)"
+    )]
+    NotFound { looked: String },
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -138,7 +171,8 @@ pub struct DeliveryConfig {
     /// Timeout of one POST.
     pub timeout_secs: u64,
     /// The first retry comes after about this long; each later one waits
-    /// twice as long, with full jitter…
+    /// twice as long, with equal jitter (at least half of it, so a receiver
+    /// that is down is never hammered)…
     pub min_delay_secs: u64,
     /// …but never longer than this.
     pub max_delay_secs: u64,
@@ -181,8 +215,9 @@ pub struct SyncConfig {
     /// No retry waits longer than this, whatever the exponent says.
     #[serde(default = "default_max_delay")]
     pub retry_max_delay_ms: u64,
-    /// A `Retry-After` longer than this fails the run instead of waiting; the
-    /// next scheduled run tries again.
+    /// A `Retry-After` (seconds or an HTTP date) longer than this fails the
+    /// run at once, saying so, instead of waiting; the next scheduled run
+    /// tries again.
     #[serde(default = "default_max_retry_after")]
     pub max_retry_after_secs: u64,
     /// An adapter run holds a lease so that one replica pulls a source at a
@@ -232,7 +267,8 @@ impl Default for SyncConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdapterConfig {
-    /// The manifest file (relative paths are relative to the working directory).
+    /// The manifest file (a relative path is relative to the config file's
+    /// directory).
     pub manifest: PathBuf,
     /// A disabled adapter is checked but never run.
     #[serde(default = "yes")]
@@ -244,12 +280,14 @@ pub struct AdapterConfig {
     /// Base URL of an HTTP system, e.g. `https://czj.example.gov.cn`.
     #[serde(default)]
     pub base_url: Option<String>,
-    /// Exchange directory of a file system.
+    /// Exchange directory of a file system (relative: to the config file's
+    /// directory).
     #[serde(default)]
     pub dir: Option<PathBuf>,
     /// Secret name (as the manifest's auth names it) → where to read it:
-    /// `env:VAR`, `file:/path`, or `credential:NAME` (a systemd credential,
-    /// read from `$CREDENTIALS_DIRECTORY/NAME`). Never the secret itself.
+    /// `env:VAR`, `file:/path` (a relative path is relative to the config
+    /// file's directory), or `credential:NAME` (a systemd credential, read
+    /// from `$CREDENTIALS_DIRECTORY/NAME`). Never the secret itself.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretRef>,
     /// TLS material for systems with a private CA or mutual TLS.
@@ -287,7 +325,8 @@ fn default_max_delete_min() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM bundle of the CA(s) that sign the server's certificate; when set,
-    /// no other root is trusted.
+    /// no other root is trusted. (Relative paths here and in `client_cert`
+    /// are relative to the config file's directory.)
     #[serde(default)]
     pub ca: Option<PathBuf>,
     /// PEM client certificate (chain) for mutual TLS.
@@ -498,7 +537,8 @@ pub struct LogConfig {
     #[serde(default)]
     pub format: LogFormat,
     /// A `tracing` filter such as `info` or `liankong=debug,sqlx=warn`;
-    /// `RUST_LOG` overrides it.
+    /// `RUST_LOG` overrides it. Statements slower than 1 s are logged at
+    /// debug (`info,sqlx::query=debug` shows them).
     #[serde(default = "default_log_level")]
     pub level: String,
 }
@@ -517,7 +557,9 @@ impl Default for LogConfig {
 }
 
 impl Config {
-    /// Reads and validates a config file, then applies environment overrides.
+    /// Reads and validates a config file, resolves the relative paths of the
+    /// files it names against its own directory, then applies environment
+    /// overrides.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -527,6 +569,9 @@ impl Config {
             path: path.to_owned(),
             message,
         })?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            config.resolve_paths(dir);
+        }
         if let Ok(url) = std::env::var(STORE_URL_ENV)
             && !url.is_empty()
         {
@@ -588,6 +633,32 @@ impl Config {
     pub fn store_url(&self) -> StoreUrl {
         StoreUrl::new(self.store.url.clone())
     }
+
+    /// Makes every relative path of a file the config names relative to
+    /// `dir` (the config file's directory). The store URL is left alone.
+    fn resolve_paths(&mut self, dir: &Path) {
+        let path = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        let secret = |s: &mut SecretRef| {
+            if let SecretRef::File(p) = s {
+                path(p);
+            }
+        };
+        for a in self.adapters.values_mut() {
+            path(&mut a.manifest);
+            a.dir.iter_mut().for_each(path);
+            a.tls.ca.iter_mut().for_each(path);
+            a.tls.client_cert.iter_mut().for_each(path);
+            a.tls.client_key.iter_mut().for_each(secret);
+            a.secrets.values_mut().for_each(secret);
+        }
+        for s in self.subscribers.values_mut() {
+            s.secrets.iter_mut().for_each(secret);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -613,6 +684,108 @@ mod tests {
     fn the_shipped_config_parses() {
         let text = include_str!("../config/liankong.toml");
         Config::parse(text).unwrap();
+    }
+
+    #[test]
+    fn the_shipped_config_shows_every_section_and_names_only_files_that_exist() {
+        let text = include_str!("../config/liankong.toml");
+        for section in [
+            "[store]",
+            "[log]",
+            "[sync]",
+            "[adapters.",
+            "[rules.",
+            "[alerts]",
+            "[subscribers.",
+            "[delivery]",
+            "[api]",
+            "[[api.tokens]]",
+        ] {
+            assert!(text.contains(section), "{section} is not shown");
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/liankong.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.adapters.len(), 5);
+        for (name, a) in &c.adapters {
+            assert!(a.manifest.is_file(), "{name}: {}", a.manifest.display());
+            let files = a.tls.ca.iter().chain(&a.tls.client_cert).cloned();
+            let secrets = a.secrets.values().chain(&a.tls.client_key);
+            let secret_files = secrets.filter_map(|s| match s {
+                SecretRef::File(p) => Some(p.clone()),
+                _ => None,
+            });
+            for f in files.chain(secret_files) {
+                assert!(f.is_file(), "{name} names {}", f.display());
+            }
+        }
+        // Installed as deploy/README.md says: the manifests beside the config.
+        let etc = tempfile::tempdir().unwrap();
+        std::fs::create_dir(etc.path().join("adapters")).unwrap();
+        for (name, manifest) in crate::demo::MANIFESTS {
+            std::fs::write(etc.path().join(format!("adapters/{name}.toml")), manifest).unwrap();
+        }
+        let installed = etc.path().join("liankong.toml");
+        std::fs::write(&installed, text.replace("\"../adapters/", "\"adapters/")).unwrap();
+        for (name, a) in &Config::load(&installed).unwrap().adapters {
+            assert_eq!(a.manifest, etc.path().join(format!("adapters/{name}.toml")));
+        }
+    }
+
+    #[test]
+    fn a_config_is_found_where_it_is_given_or_else_at_the_first_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let there = dir.path().join("there.toml");
+        std::fs::write(&there, "").unwrap();
+        let missing = dir.path().join("missing.toml");
+        let (there_s, missing_s) = (there.to_str().unwrap(), missing.to_str().unwrap());
+        assert_eq!(locate(Some(&missing), &[there_s]).unwrap(), missing);
+        assert_eq!(locate(None, &[missing_s, there_s]).unwrap(), there);
+        let e = locate(None, &[missing_s, "/nonexistent/liankong.toml"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "no config file: neither {missing_s} nor /nonexistent/liankong.toml exists \
+                 (give one with --config PATH or LIANKONG_CONFIG)"
+            )
+        );
+    }
+
+    #[test]
+    fn relative_paths_are_the_config_files_own_and_the_store_stays_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("liankong.toml");
+        std::fs::write(
+            &path,
+            "[store]\nurl = \"sqlite:state/liankong.db\"\n\
+             [adapters.a]\nmanifest = \"adapters/a.toml\"\nschedule = \"* * * * *\"\n\
+             dir = \"../drop\"\nsecrets = { token = \"file:secrets/token\", key = \"env:K\" }\n\
+             tls = { ca = \"/etc/ca.pem\", client_cert = \"client.pem\", client_key = \"file:client.key\" }\n\
+             [subscribers.s]\nagency = \"npc\"\nurl = \"http://x\"\nsecrets = [\"file:whsec\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        let d = dir.path();
+        let a = &c.adapters["a"];
+        assert_eq!(a.manifest, d.join("adapters/a.toml"));
+        assert_eq!(a.dir.as_deref(), Some(d.join("../drop").as_path()));
+        assert_eq!(a.secrets["token"], SecretRef::File(d.join("secrets/token")));
+        assert_eq!(a.secrets["key"], SecretRef::Env("K".into()));
+        assert_eq!(a.tls.ca.as_deref(), Some(Path::new("/etc/ca.pem")));
+        assert_eq!(
+            a.tls.client_cert.as_deref(),
+            Some(d.join("client.pem").as_path())
+        );
+        assert_eq!(
+            a.tls.client_key,
+            Some(SecretRef::File(d.join("client.key")))
+        );
+        assert_eq!(
+            c.subscribers["s"].secrets,
+            [SecretRef::File(d.join("whsec"))]
+        );
+        if std::env::var_os(STORE_URL_ENV).is_none() {
+            assert_eq!(c.store.url, "sqlite:state/liankong.db");
+        }
     }
 
     #[test]

@@ -280,11 +280,14 @@ fn build_generation(config: Config) -> Result<Generation, String> {
 /// are good, pets the watchdog at half its interval, reloads config and
 /// manifests on SIGHUP (a bad new config is rejected and the old one kept),
 /// and on SIGTERM or Ctrl-C says `STOPPING=1` and lets the work in hand
-/// finish within `deadline`.
+/// finish within `deadline`. `api` is the API's listener, bound by the
+/// caller before it opened the store, so that an address in use stops the
+/// start before anything is migrated; `None` serves no API.
 pub async fn run_daemon(
     config_path: std::path::PathBuf,
     config: Config,
     store: Arc<dyn Store>,
+    api: Option<tokio::net::TcpListener>,
     deadline: Duration,
 ) -> Result<(), String> {
     let mut current = build_generation(config)?;
@@ -294,10 +297,7 @@ pub async fn run_daemon(
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
 
-    if current.config.api.enabled {
-        let listener = crate::api::bind(&current.config)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", current.config.api.listen))?;
+    if let Some(listener) = api {
         let state = crate::api::ApiState {
             store: store.clone(),
             config: config_rx.clone(),

@@ -17,9 +17,29 @@ pub struct SimConfigOptions {
     pub quick_retries: bool,
 }
 
-/// The repository's `adapters/` directory, as built.
+/// The repository's `adapters/` directory, as built (for tests: an
+/// installed binary may run where it does not exist, see [`MANIFESTS`]).
 pub fn shipped_manifests() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters")
+}
+
+/// The five shipped manifests (name, text), built into the binary so that
+/// `demo` and `sim` run wherever it is installed.
+pub const MANIFESTS: [(&str, &str); 5] = [
+    ("audit", include_str!("../adapters/audit.toml")),
+    ("discipline", include_str!("../adapters/discipline.toml")),
+    ("finance", include_str!("../adapters/finance.toml")),
+    ("npc", include_str!("../adapters/npc.toml")),
+    ("orgdept", include_str!("../adapters/orgdept.toml")),
+];
+
+/// Writes [`MANIFESTS`] as `dir/NAME.toml` and returns `dir`.
+pub fn write_manifests(dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    for (name, text) in MANIFESTS {
+        std::fs::write(dir.join(format!("{name}.toml")), text)?;
+    }
+    Ok(dir.to_owned())
 }
 
 fn toml_str(s: &str) -> String {

@@ -11,6 +11,7 @@
 pub mod adapter;
 pub mod alert;
 pub mod api;
+pub mod backoff;
 pub mod bench;
 pub mod cli;
 pub mod clock;

@@ -24,13 +24,7 @@ pub fn config(cases: u32) -> Config {
 }
 
 /// The five shipped manifests, by agency name.
-pub const SHIPPED_MANIFESTS: [(&str, &str); 5] = [
-    ("audit", include_str!("../adapters/audit.toml")),
-    ("discipline", include_str!("../adapters/discipline.toml")),
-    ("finance", include_str!("../adapters/finance.toml")),
-    ("npc", include_str!("../adapters/npc.toml")),
-    ("orgdept", include_str!("../adapters/orgdept.toml")),
-];
+pub use crate::demo::MANIFESTS as SHIPPED_MANIFESTS;
 
 /// Any JSON number: integers of both signs and beyond `i64`, and finite floats.
 pub fn json_number() -> impl Strategy<Value = Number> {

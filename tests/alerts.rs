@@ -2367,3 +2367,67 @@ async fn findings_are_the_same_whatever_the_project_slice() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn listing_filters_outside_their_words_are_errors_not_empty_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("store.db").display());
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_liankong"))
+            .args([
+                "--config",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/config/liankong.toml"),
+            ])
+            .args(args)
+            .env("LIANKONG_STORE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[
+        "alerts", "list", "--agency", "finance", "--state", "resolved",
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    for (args, wanted) in [
+        (
+            &["alerts", "list", "--agency", "finance", "--state", "bogus"][..],
+            "invalid value 'bogus' for '--state <STATE>'\n  [possible values: firing, escalated, resolved, active]",
+        ),
+        (
+            &[
+                "alerts",
+                "list",
+                "--agency",
+                "finance",
+                "--severity",
+                "high",
+            ][..],
+            "invalid value 'high' for '--severity <SEVERITY>'\n  [possible values: warning, critical]",
+        ),
+        (
+            &["deliveries", "list", "--state", "retrying"][..],
+            "invalid value 'retrying' for '--state <STATE>'\n  [possible values: pending, delivered, dead]",
+        ),
+        (
+            &[
+                "alerts",
+                "list",
+                "--agency",
+                "finance",
+                "--rule",
+                "payment.overquota",
+            ][..],
+            "liankong: unknown rule \"payment.overquota\"",
+        ),
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(wanted), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: no listing");
+    }
+}

@@ -696,3 +696,138 @@ async fn bad_store_urls_and_configs_are_clear_errors() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_postgresql_is_named_within_seconds() {
+    let stats = |url: String| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"));
+        command
+            .args([
+                "--config",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/config/liankong.toml"),
+                "store",
+                "stats",
+            ])
+            .env("LIANKONG_STORE_URL", url);
+        async move {
+            let started = std::time::Instant::now();
+            let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            (out, started.elapsed())
+        }
+    };
+    // Nobody listens: refused at once, and said so (not a pool timeout 30 s
+    // later).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (out, took) = stats(format!("postgres://postgres@127.0.0.1:{port}/x")).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "liankong: cannot open the store at postgres://postgres@127.0.0.1:{port}/x: \
+             database error: error communicating with database: Connection refused (os error 111)"
+        )
+    );
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+
+    // Something accepts the connection and never answers: bounded.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (out, took) = stats(format!("postgres://postgres@127.0.0.1:{port}/x")).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no answer from the database within 10s"),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    drop(silent);
+}
+
+/// Everything logged while it is the thread's subscriber, as text.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn slow_statements_are_logged_at_debug_not_warn() {
+    if skip_pg() {
+        eprintln!("SKIPPED PostgreSQL: {SKIP_PG_ENV}=1");
+        return;
+    }
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test's runtime has one thread, on which PostgreSQL's statements
+    // run and are logged.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let url = liankong::store::StoreUrl::new(pg_admin_url());
+    let store = liankong::store::postgres::SqlStore::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_sleep(1.2), 'lk-slow-marker'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.pool().close().await;
+    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    let slow: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("slow statement"))
+        .collect();
+    assert_eq!(slow.len(), 1, "{text}");
+    assert!(slow[0].contains("DEBUG sqlx::query"), "{}", slow[0]);
+    assert!(!text.contains(" WARN "), "{text}");
+}
+
+#[tokio::test]
+async fn run_refuses_an_address_in_use_before_it_touches_the_store() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    let config = dir.path().join("liankong.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"sqlite:{}\"\n\n[api]\nlisten = \"{addr}\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"));
+    command
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env_remove("RUST_LOG");
+    let mut daemon = Spawned::start(command, dir.path().join("run.log"));
+    let status = daemon.exit_status(std::time::Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(2), "{}", daemon.log());
+    assert_eq!(
+        daemon.log().trim_end(),
+        format!("liankong: cannot listen on {addr}: Address already in use (os error 98)")
+    );
+    assert!(
+        !db.exists(),
+        "the store was not created, let alone migrated"
+    );
+    drop(taken);
+}

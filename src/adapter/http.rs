@@ -9,13 +9,14 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use backon::Retryable;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Certificate, Identity, StatusCode};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::manifest::{Auth, Paging, Transport};
 use super::retry::RetryPolicy;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{AdapterConfig, Secret};
 
 /// Why a request failed.
@@ -37,8 +38,19 @@ pub enum FetchError {
     TooLarge { url: String, limit: u64 },
     #[error("{url}: the paging never ends ({reason}); nothing of this run is kept")]
     Endless { url: String, reason: String },
-    #[error("{url}: unauthorized even with a fresh token")]
-    Unauthorized { url: String },
+    /// HTTP 401 that a retry cannot mend; `refused` names the credential.
+    #[error("{url}: HTTP 401: {refused}")]
+    Unauthorized { url: String, refused: String },
+    #[error(
+        "{url}: HTTP {status} with Retry-After {wait_secs} s, longer than \
+         sync.max_retry_after_secs ({max_secs} s): not waiting; the next run tries again"
+    )]
+    WaitTooLong {
+        url: String,
+        status: u16,
+        wait_secs: u64,
+        max_secs: u64,
+    },
     #[error("{0}")]
     File(String),
 }
@@ -57,6 +69,7 @@ impl FetchError {
             | FetchError::TooLarge { .. }
             | FetchError::Endless { .. }
             | FetchError::Unauthorized { .. }
+            | FetchError::WaitTooLong { .. }
             | FetchError::File(_) => false,
         }
     }
@@ -69,18 +82,25 @@ impl FetchError {
     }
 }
 
+/// Whether `e` is a rustls error, perhaps inside I/O errors: hyper's
+/// connector wraps the handshake's error in an `io::Error` (twice, as of
+/// reqwest 0.13), and an `io::Error`'s `source` skips what it wraps.
+fn is_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    e.downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        .is_some_and(|inner| is_rustls(inner))
+}
+
 /// A reqwest error with its causes, classified: a TLS refusal is final.
 fn classify(e: reqwest::Error) -> FetchError {
     let mut text = e.to_string();
     let mut tls = false;
     let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
-        let is_tls = cause.downcast_ref::<rustls::Error>().is_some()
-            || cause
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
-        tls |= is_tls;
+        tls |= is_rustls(cause);
         let part = cause.to_string();
         if !text.contains(&part) {
             text.push_str(": ");
@@ -108,6 +128,8 @@ enum Authenticator {
         client_id: Secret,
         client_secret: Secret,
         token: Mutex<Option<Token>>,
+        /// What the token endpoint's 401 means, for the operator.
+        credentials_refused: String,
     },
 }
 
@@ -116,6 +138,8 @@ pub struct HttpSource {
     client: reqwest::Client,
     base: String,
     auth: Authenticator,
+    /// What a 401 means with this auth, for the operator.
+    refused: String,
     max_response: u64,
     retry: RetryPolicy,
 }
@@ -156,8 +180,9 @@ impl HttpSource {
             .user_agent(concat!("liankong/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &config.tls.ca {
             let pem = std::fs::read(ca).map_err(|e| format!("tls.ca {}: {e}", ca.display()))?;
+            check_ca_bundle(&pem).map_err(|e| format!("tls.ca {}: {e}", ca.display()))?;
             let certs = Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("tls.ca {}: {e}", ca.display()))?;
+                .map_err(|e| format!("tls.ca {}: {}", ca.display(), classify(e)))?;
             builder = builder.tls_certs_only(certs);
         } else if *private_ca {
             return Err("the system uses a private CA: set tls.ca".into());
@@ -168,8 +193,13 @@ impl HttpSource {
                     .map_err(|e| format!("tls.client_cert {}: {e}", cert.display()))?;
                 pem.push(b'\n');
                 pem.extend_from_slice(key.read()?.expose().as_bytes());
-                let identity =
-                    Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?;
+                let identity = Identity::from_pem(&pem).map_err(|e| {
+                    format!(
+                        "tls.client_cert {} with tls.client_key {key}: {}",
+                        cert.display(),
+                        classify(e)
+                    )
+                })?;
                 builder = builder.identity(identity);
             }
             (None, None) if *client_certificate => {
@@ -189,6 +219,7 @@ impl HttpSource {
                 })?
                 .read()
         };
+        let refused = refusal(auth);
         let auth = match auth {
             Auth::None => Authenticator::None,
             Auth::ApiKey { header, secret: s } => Authenticator::Header(
@@ -209,12 +240,20 @@ impl HttpSource {
                 client_id: secret(client_id)?,
                 client_secret: secret(client_secret)?,
                 token: Mutex::new(None),
+                credentials_refused: format!(
+                    "the token endpoint refused the client credentials (secrets {client_id:?} and {client_secret:?})"
+                ),
             },
         };
+        let tls = config.tls.ca.is_some() || config.tls.client_cert.is_some();
         Ok(HttpSource {
-            client: builder.build().map_err(|e| classify(e).to_string())?,
+            client: builder.build().map_err(|e| match tls {
+                true => format!("the tls settings do not go together: {}", classify(e)),
+                false => classify(e).to_string(),
+            })?,
             base,
             auth,
+            refused,
             max_response: *max_response_bytes,
             retry,
         })
@@ -264,6 +303,7 @@ impl HttpSource {
                 }
                 return Err(FetchError::Unauthorized {
                     url: url.to_owned(),
+                    refused: self.refused.clone(),
                 });
             }
             return self.read_json(url, response).await;
@@ -277,10 +317,20 @@ impl HttpSource {
     ) -> Result<Value, FetchError> {
         let status = response.status();
         if !status.is_success() {
+            let retry_after = crate::backoff::retry_after(response.headers(), SystemClock.now());
+            let max = self.retry.max_retry_after;
+            if let Some(wait) = retry_after.filter(|w| *w > max) {
+                return Err(FetchError::WaitTooLong {
+                    url: url.to_owned(),
+                    status: status.as_u16(),
+                    wait_secs: wait.as_secs(),
+                    max_secs: max.as_secs(),
+                });
+            }
             return Err(FetchError::Status {
                 url: url.to_owned(),
                 status: status.as_u16(),
-                retry_after: retry_after(response.headers()),
+                retry_after,
             });
         }
         let too_large = || FetchError::TooLarge {
@@ -310,6 +360,7 @@ impl HttpSource {
             client_id,
             client_secret,
             token,
+            credentials_refused,
         } = &self.auth
         else {
             return Err(FetchError::Transport("no OAuth2 configured".into()));
@@ -330,6 +381,12 @@ impl HttpSource {
             .send()
             .await
             .map_err(classify)?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(FetchError::Unauthorized {
+                url: token_url.clone(),
+                refused: credentials_refused.clone(),
+            });
+        }
         let answer = self.read_json(token_url, response).await?;
         let value = answer
             .get("access_token")
@@ -368,15 +425,40 @@ fn decode_body(url: &str, body: &[u8]) -> Result<Value, FetchError> {
     })
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+/// Parses every certificate of a CA bundle as the client will, so that
+/// `check` refuses what every run would: a bundle with no certificate (a
+/// client that trusts nobody) or one that is not a certificate at all.
+fn check_ca_bundle(pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, der) in CertificateDer::pem_slice_iter(pem).enumerate() {
+        let n = i + 1;
+        let der = der.map_err(|e| format!("certificate {n}: {e}"))?;
+        roots
+            .add(der)
+            .map_err(|e| format!("certificate {n}: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(())
+}
+
+/// What a 401 says about the credential `auth` sends.
+fn refusal(auth: &Auth) -> String {
+    match auth {
+        Auth::None => "the source wants credentials; the manifest's auth sends none".into(),
+        Auth::ApiKey { header, secret } => {
+            format!("the source refused the API key sent in {header} (secret {secret:?})")
+        }
+        Auth::Bearer { secret } => {
+            format!("the source refused the bearer token (secret {secret:?})")
+        }
+        Auth::Oauth2ClientCredentials { .. } => {
+            "the source refused a fresh OAuth2 token from its own token endpoint".into()
+        }
+    }
 }
 
 /// Walks the pages of one stream.

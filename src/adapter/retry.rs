@@ -1,12 +1,12 @@
 //! When to retry a failed request. Whether an error is worth retrying is the
 //! error's business ([`super::http::FetchError::is_retriable`]); this module
-//! owns only the schedule: capped exponential delays with full jitter, and
-//! `Retry-After` honoured when the server sends one.
+//! holds the adapters' policy: how many attempts, the bounds of the shared
+//! schedule ([`crate::backoff`], full jitter) and how long a `Retry-After`
+//! may ask us to wait.
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-
+use crate::backoff::{Backoff, FullJitterWaits};
 use crate::config::SyncConfig;
 
 #[derive(Debug, Clone, Copy)]
@@ -30,14 +30,12 @@ impl RetryPolicy {
     }
 
     /// The delays between attempts.
-    pub fn backoff(&self) -> FullJitterBuilder {
-        FullJitterBuilder(
-            ExponentialBuilder::default()
-                .with_min_delay(self.min_delay)
-                .with_max_delay(self.max_delay)
-                .with_factor(2.0)
-                .with_max_times(self.attempts.saturating_sub(1)),
-        )
+    pub fn backoff(&self) -> FullJitterWaits {
+        Backoff {
+            min: self.min_delay,
+            max: self.max_delay,
+        }
+        .full_jitter_waits(self.attempts.saturating_sub(1))
     }
 
     /// The delay before the next attempt given the server's `Retry-After`:
@@ -57,40 +55,10 @@ impl RetryPolicy {
     }
 }
 
-/// Exponential backoff with *full* jitter: each delay is drawn uniformly
-/// from zero to the capped exponential value, which spreads retrying
-/// clients best (backon's own jitter only adds to the delay).
-#[derive(Debug, Clone, Copy)]
-pub struct FullJitterBuilder(ExponentialBuilder);
-
-impl BackoffBuilder for FullJitterBuilder {
-    type Backoff = FullJitter;
-
-    fn build(self) -> FullJitter {
-        FullJitter {
-            inner: self.0.build(),
-            rng: fastrand::Rng::new(),
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct FullJitter {
-    inner: <ExponentialBuilder as BackoffBuilder>::Backoff,
-    rng: fastrand::Rng,
-}
-
-impl Iterator for FullJitter {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        self.inner.next().map(|d| d.mul_f64(self.rng.f64()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backon::BackoffBuilder;
 
     #[test]
     fn delays_are_capped_jittered_and_counted() {

@@ -25,11 +25,13 @@ pub enum AlertsCommand {
         #[arg(long)]
         agency: Agency,
         /// firing, escalated, resolved, or active (firing or escalated; the default).
-        #[arg(long, default_value = "active")]
+        // A word outside these is refused: it would match no alert, and an
+        // empty list would read as "all clear".
+        #[arg(long, default_value = "active", value_parser = ["firing", "escalated", "resolved", "active"])]
         state: String,
         #[arg(long)]
         rule: Option<String>,
-        #[arg(long)]
+        #[arg(long, value_parser = ["warning", "critical"])]
         severity: Option<String>,
         #[arg(long)]
         unit: Option<String>,
@@ -79,7 +81,7 @@ pub enum DeliveriesCommand {
     /// Webhook events, newest first.
     List {
         /// pending, delivered or dead.
-        #[arg(long)]
+        #[arg(long, value_parser = ["pending", "delivered", "dead"])]
         state: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
@@ -141,6 +143,9 @@ pub async fn alerts(
             unit,
             project,
         } => {
+            if let Some(r) = rule.as_deref().filter(|r| !alert::known_rule(r)) {
+                anyhow::bail!("unknown rule {r:?}");
+            }
             let filter = alert::AlertFilter {
                 state: Some(state),
                 rule,

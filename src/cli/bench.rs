@@ -39,14 +39,14 @@ pub struct BenchArgs {
 pub async fn bench(
     out: &mut dyn Write,
     args: BenchArgs,
-    config_path: &Path,
+    config_path: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe()?;
     let dir = args.dir.clone().unwrap_or_else(default_dir);
     let options = BenchOptions {
         dir: dir.clone(),
         exe,
-        config: std::path::absolute(config_path)?,
+        config: config_path.map(std::path::absolute).transpose()?,
         sqlite3: args.sqlite3.clone(),
         as_of: args.as_of,
         manifests: None,

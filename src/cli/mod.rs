@@ -34,14 +34,11 @@ mod sim;
     about = "Five-party joint supervision of public budgets"
 )]
 pub struct Cli {
-    /// The daemon's config file.
-    #[arg(
-        long,
-        global = true,
-        env = "LIANKONG_CONFIG",
-        default_value = "config/liankong.toml"
-    )]
-    pub config: PathBuf,
+    /// The daemon's config file [default: config/liankong.toml when it
+    /// exists, else /etc/liankong/liankong.toml]. demo, sim, token and bench
+    /// read none unless one is given, and then only its [log].
+    #[arg(long, global = true, env = "LIANKONG_CONFIG")]
+    pub config: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -211,6 +208,30 @@ pub enum StoreCommand {
     Stats,
 }
 
+impl Command {
+    /// Whether the command works on the deployment the config describes.
+    /// The others (the simulator, the demo, the benchmark, making a token)
+    /// run anywhere the binary is, with no config file at all.
+    fn needs_config(&self) -> bool {
+        !matches!(
+            self,
+            Command::Demo { .. }
+                | Command::Sim { .. }
+                | Command::Bench { .. }
+                | Command::Token { .. }
+        )
+    }
+}
+
+/// The config a command runs with, and the file it came from.
+fn load_config(cli: &Cli) -> Result<(Config, Option<PathBuf>), crate::config::ConfigError> {
+    if !cli.command.needs_config() && cli.config.is_none() {
+        return Ok((Config::default(), None));
+    }
+    let path = crate::config::locate(cli.config.as_deref(), &crate::config::DEFAULT_PATHS)?;
+    Ok((Config::load(&path)?, Some(path)))
+}
+
 fn parse_month(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
         .map_err(|_| format!("{s:?} is not a month like 2021-09"))
@@ -218,7 +239,7 @@ fn parse_month(s: &str) -> Result<NaiveDate, String> {
 
 /// Runs the command line to completion and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
-    let config = match Config::load(&cli.config) {
+    let (config, config_path) = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("liankong: {e}");
@@ -236,7 +257,7 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let code = match runtime.block_on(run(cli.command, config, &cli.config)) {
+    let code = match runtime.block_on(run(cli.command, config, config_path.as_deref())) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("liankong: {}", error_chain(&e));
@@ -313,11 +334,12 @@ fn adapters(config: &Config) -> anyhow::Result<Vec<Adapter>> {
     })
 }
 
-/// Runs one command.
+/// Runs one command with the config read from `config_path` (`None` for the
+/// commands that need none and were given none).
 pub async fn run(
     command: Command,
     config: Config,
-    config_path: &std::path::Path,
+    config_path: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
@@ -360,8 +382,23 @@ pub async fn run(
         _ => {}
     }
     drop(out);
+    let config_path = config_path.context("this command needs a config file")?;
+    // What `check` refuses stops these before they open the store.
+    if matches!(command, Command::Once { .. } | Command::Run) {
+        refuse(&config_problems(&config).2)?;
+    }
+    // The daemon's address is taken before the store is opened: one in use
+    // stops the start before anything is migrated.
+    let api = match &command {
+        Command::Run if config.api.enabled => Some(
+            crate::api::bind(&config)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.api.listen))?,
+        ),
+        _ => None,
+    };
     let store = open_store(&config).await?;
-    let code = run_with_store(command, &config, config_path, store.clone()).await;
+    let code = run_with_store(command, &config, config_path, store.clone(), api).await;
     // Closing waits for every connection to come back; one held by work
     // abandoned at the shutdown deadline must not keep the process alive.
     if tokio::time::timeout(EXIT_GRACE, store.close())
@@ -373,14 +410,47 @@ pub async fn run(
     code
 }
 
+/// Everything `once` and `run` would refuse before doing any work, all of
+/// it rather than the first: the adapters (manifests, secrets, TLS files),
+/// the subscribers (their secrets read and decoded) and the store URL.
+fn config_problems(config: &Config) -> (Vec<Adapter>, Vec<crate::alert::Subscriber>, Vec<String>) {
+    let mut problems = Vec::new();
+    let adapters = adapter::build_all(config).unwrap_or_else(|errors| {
+        problems.extend(errors.iter().map(ToString::to_string));
+        Vec::new()
+    });
+    let mut subscribers = Vec::new();
+    for (name, c) in &config.subscribers {
+        match crate::alert::Subscriber::build(name, c) {
+            Ok(s) => subscribers.push(s),
+            Err(e) => problems.push(e),
+        }
+    }
+    let url = config.store_url();
+    if let Err(e) = store::check_url(&url) {
+        problems.push(format!("store.url {url}: {e}"));
+    }
+    (adapters, subscribers, problems)
+}
+
+/// Fails with every problem, one per line.
+fn refuse(problems: &[String]) -> anyhow::Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("the config has errors:\n  {}", problems.join("\n  "))
+}
+
 async fn check(config: &Config, connect: bool) -> anyhow::Result<ExitCode> {
+    let (adapters, subscribers, problems) = config_problems(config);
+    refuse(&problems)?;
     let mut out = std::io::stdout().lock();
-    let adapters = adapters(config)?;
     writeln!(
         out,
-        "config: ok ({} adapters enabled, {} disabled)",
+        "config: ok ({} adapters enabled, {} disabled; {} subscribers)",
         adapters.len(),
-        config.adapters.len() - adapters.len()
+        config.adapters.len() - adapters.len(),
+        subscribers.len()
     )?;
     let mut failed = false;
     for (name, c) in config.adapters.iter().filter(|(_, c)| !c.enabled) {
@@ -411,11 +481,56 @@ async fn check(config: &Config, connect: bool) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    for s in &subscribers {
+        writeln!(out, "subscriber {}: {} at {}", s.name, s.agency, s.url)?;
+    }
+    if config.api.enabled {
+        writeln!(
+            out,
+            "api: {} ({} tokens)",
+            config.api.listen,
+            config.api.tokens.len()
+        )?;
+    } else {
+        writeln!(out, "api: disabled")?;
+    }
+    let url = config.store_url();
+    writeln!(out, "store: {url}")?;
+    if connect {
+        match reach_store(&url).await {
+            Ok(text) => writeln!(out, "  ok     {text}")?,
+            Err(text) => {
+                failed = true;
+                writeln!(out, "  FAILED {text}")?
+            }
+        }
+    }
     Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Opens the store without migrating it, and says how its schema stands.
+/// A SQLite file that does not exist yet is not created here.
+async fn reach_store(url: &store::StoreUrl) -> Result<String, String> {
+    if url.is_sqlite() {
+        let file = store::sqlite_file(url).map_err(|e| e.to_string())?;
+        if !file.exists() {
+            return Ok(format!(
+                "{} does not exist yet: the first command that opens the store creates it",
+                file.display()
+            ));
+        }
+    }
+    let store = store::open(url).await.map_err(|e| e.to_string())?;
+    let schema = match store.readiness().await {
+        Ok(()) => "every migration applied".to_owned(),
+        Err(e) => format!("not ready ({e}); run and migrate apply the migrations"),
+    };
+    store.close().await;
+    Ok(format!("reached, {schema}"))
 }
 
 /// Prints the reports of adapter runs as a table.
@@ -544,6 +659,7 @@ async fn run_with_store(
     config: &Config,
     config_path: &std::path::Path,
     store: Arc<dyn Store>,
+    api: Option<tokio::net::TcpListener>,
 ) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let code = match command {
@@ -614,6 +730,7 @@ async fn run_with_store(
                 config_path.to_owned(),
                 config.clone(),
                 store.clone(),
+                api,
                 daemon::SHUTDOWN_DEADLINE,
             )
             .await

@@ -15,7 +15,7 @@ use crate::alert::Subscriber;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::daemon::Context;
-use crate::demo::{SimConfigOptions, plant_anomalies, shipped_manifests, sim_config};
+use crate::demo::{SimConfigOptions, plant_anomalies, sim_config, write_manifests};
 use crate::model::Agency;
 use crate::sim::{GenParams, SimOptions, Simulator};
 
@@ -71,17 +71,19 @@ impl SimArgs {
         }
     }
 
-    /// `adapters/` in the working directory when it exists, else the one
-    /// this binary was built from.
-    fn manifests(&self) -> PathBuf {
-        self.manifests.clone().unwrap_or_else(|| {
-            let local = PathBuf::from("adapters");
-            if local.join("finance.toml").is_file() {
-                local
-            } else {
-                shipped_manifests()
-            }
-        })
+    /// `--manifests`, else `adapters/` in the working directory when it
+    /// holds them (a checkout, whose manifests may be being edited), else
+    /// the copies built into this binary, written to `dir/adapters`: an
+    /// installed binary has no checkout beside it.
+    fn manifests(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        if let Some(given) = &self.manifests {
+            return Ok(given.clone());
+        }
+        let local = PathBuf::from("adapters");
+        if local.join("finance.toml").is_file() {
+            return Ok(local);
+        }
+        write_manifests(&dir.join("adapters"))
     }
 }
 
@@ -115,7 +117,7 @@ fn write_config(
         sim,
         &SimConfigOptions {
             store_url: store,
-            manifests: std::path::absolute(args.manifests())?,
+            manifests: std::path::absolute(args.manifests(dir)?)?,
             quick_retries: false,
         },
     )?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -84,14 +84,16 @@ impl Deliverer {
         self
     }
 
-    /// The wait before attempt `n + 1` after `n` failed attempts: doubling
-    /// from `min_delay_secs`, capped at `max_delay_secs`, with equal jitter
-    /// (half fixed, half random) so that retries neither stampede nor spin.
+    /// The wait before attempt `n + 1` after `n` failed attempts: the shared
+    /// schedule from `min_delay_secs` to `max_delay_secs`, with equal jitter
+    /// so that retries neither stampede nor spin.
     fn backoff(&self, failed: i64) -> Duration {
-        let min = self.config.min_delay_secs.max(1) as f64;
-        let max = self.config.max_delay_secs.max(1) as f64;
-        let exp = (min * 2f64.powi((failed - 1).clamp(0, 30) as i32)).min(max);
-        Duration::from_secs_f64(exp / 2.0 + fastrand::f64() * exp / 2.0)
+        let schedule = crate::backoff::Backoff {
+            min: Duration::from_secs(self.config.min_delay_secs.max(1)),
+            max: Duration::from_secs(self.config.max_delay_secs.max(1)),
+        };
+        let n = u32::try_from(failed.max(0)).unwrap_or(u32::MAX);
+        schedule.equal_jitter(n, &mut fastrand::Rng::new())
     }
 
     /// When a failed event is tried next, or `None` when it is dead.
@@ -137,12 +139,7 @@ impl Deliverer {
             Ok(r) if r.status().is_success() => Attempt::Delivered,
             Ok(r) => Attempt::Failed {
                 error: format!("HTTP {}", r.status().as_u16()),
-                retry_after: r
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs),
+                retry_after: crate::backoff::retry_after(r.headers(), now),
             },
             Err(e) => Attempt::Failed {
                 error: if e.is_timeout() {

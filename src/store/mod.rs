@@ -50,7 +50,21 @@ pub enum StoreError {
     Corrupt(String),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("no answer from the database within {0:?}")]
+    NoAnswer(std::time::Duration),
+    #[error("the directory {0} does not exist (SQLite creates the file, not its directory)")]
+    NoDirectory(std::path::PathBuf),
 }
+
+/// How long opening a PostgreSQL store waits for the server's first answer
+/// (a refusal comes at once; this bounds a server that never answers).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// sqlx reports statements slower than this, with their whole SQL. At the
+/// default WARN a large sync floods the log with them; at DEBUG they are
+/// there for whoever asks (`RUST_LOG=info,sqlx::query=debug`).
+const SLOW_STATEMENT: std::time::Duration = std::time::Duration::from_secs(1);
+const SLOW_STATEMENT_LOG: log::LevelFilter = log::LevelFilter::Debug;
 
 /// A store URL. Its `Debug` and `Display` hide any password it carries.
 #[derive(Clone, PartialEq, Eq)]
@@ -567,9 +581,45 @@ pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
+/// Checks what can be checked of a store URL without connecting: that the
+/// backend can read it, and for SQLite that the file's directory exists.
+pub fn check_url(url: &StoreUrl) -> Result<(), StoreError> {
+    if url.is_postgres() {
+        postgres::connect_options(url)?;
+        return Ok(());
+    }
+    let file = sqlite_file(url)?;
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            Err(StoreError::NoDirectory(dir.to_owned()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The file a `sqlite:` URL names.
+pub fn sqlite_file(url: &StoreUrl) -> Result<std::path::PathBuf, StoreError> {
+    if !url.is_sqlite() {
+        return Err(StoreError::UnsupportedUrl(url.clone()));
+    }
+    Ok(sqlite::connect_options(url)?.get_filename().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_checked_without_connecting() {
+        assert!(check_url(&StoreUrl::new("sqlite:liankong.db")).is_ok());
+        let e = check_url(&StoreUrl::new("sqlite:/nonexistent/dir/liankong.db")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the directory /nonexistent/dir does not exist (SQLite creates the file, not its directory)"
+        );
+        assert!(check_url(&StoreUrl::new("postgres://u@db.example:5432/liankong")).is_ok());
+        assert!(check_url(&StoreUrl::new("postgres://u@db.example:notaport/liankong")).is_err());
+    }
 
     #[test]
     fn urls_hide_passwords() {

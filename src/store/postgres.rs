@@ -1,6 +1,9 @@
 //! The PostgreSQL backend, for production and for several daemon replicas.
 
-use sqlx::postgres::PgPoolOptions;
+use std::str::FromStr;
+
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 type Db = sqlx::Postgres;
 
@@ -50,11 +53,29 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The URL's connection settings, without connecting.
+pub fn connect_options(url: &StoreUrl) -> Result<PgConnectOptions, StoreError> {
+    Ok(PgConnectOptions::from_str(url.expose())?
+        .log_slow_statements(super::SLOW_STATEMENT_LOG, super::SLOW_STATEMENT))
+}
+
 /// One pool for reads and writes alike.
+///
+/// One connection is made first, on its own: a pool retries a failing
+/// connect until its acquire timeout (30 s) and then reports only that it
+/// timed out, where this says at once what went wrong ("Connection
+/// refused", a wrong password, an unknown database).
 async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreError> {
+    let options = connect_options(url)?;
+    let first = tokio::time::timeout(super::CONNECT_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| StoreError::NoAnswer(super::CONNECT_TIMEOUT))??;
+    // The probe has done its work; a failure to say goodbye is not the
+    // store's problem.
+    let _ = sqlx::Connection::close(first).await;
     let pool = PgPoolOptions::new()
         .max_connections(8)
-        .connect(url.expose())
+        .connect_with(options)
         .await?;
     Ok((pool.clone(), pool))
 }

@@ -7,6 +7,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 type Db = sqlx::Sqlite;
@@ -58,10 +59,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The URL's connection settings, without opening the file.
+pub fn connect_options(url: &StoreUrl) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url.expose())?
+        .log_slow_statements(super::SLOW_STATEMENT_LOG, super::SLOW_STATEMENT))
+}
+
 /// Readers share a pool; writes run on one connection of their own, the only
 /// one with a large page cache (`WRITER_CACHE_KIB`).
 async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreError> {
-    let options = SqliteConnectOptions::from_str(url.expose())?
+    let options = connect_options(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         // In WAL mode NORMAL loses no committed transaction on a process
