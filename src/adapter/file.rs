@@ -5,13 +5,22 @@
 //! A row that cannot be read (wrong number of cells, bytes that are not valid
 //! in the file's encoding) comes out as a bad row with its reason, to be
 //! quarantined; the rest of the file still lands.
+//!
+//! A file that cannot be read faithfully is refused whole, with an error that
+//! fails the run (which keeps nothing of it): a column name given twice, whose
+//! last column would win over the first (and re-key every row if that column
+//! is the key); a JSON object naming a key twice; a cell given
+//! twice or rows out of order in a sheet.
 
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::fs::File;
 use std::io::BufReader;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
-use calamine::{DataRef, Xlsx};
+use calamine::{DataRef, Reader, Xlsx};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use tokio::sync::mpsc;
 
@@ -166,7 +175,10 @@ impl FileSource {
         out: &mpsc::Sender<Result<Vec<SourceRow>, FetchError>>,
     ) -> Result<(), FetchError> {
         let fail = |e: &dyn std::fmt::Display| FetchError::File(format!("{}: {e}", path.display()));
-        let size = std::fs::metadata(path).map_err(|e| fail(&e))?.len();
+        // One handle from the size check to the last row: a file replaced
+        // meanwhile is not read half old, half new.
+        let file = File::open(path).map_err(|e| fail(&e))?;
+        let size = file.metadata().map_err(|e| fail(&e))?.len();
         if size > self.max_file_bytes {
             return Err(fail(&format!(
                 "{size} bytes is over the limit of {}",
@@ -184,9 +196,9 @@ impl FileSource {
             Ok(())
         };
         match self.format {
-            FileFormat::Csv => self.read_csv(path, &mut emit)?,
-            FileFormat::Xlsx => self.read_xlsx(path, &mut emit)?,
-            FileFormat::Json => read_json(path, &mut emit)?,
+            FileFormat::Csv => self.read_csv(path, file, &mut emit)?,
+            FileFormat::Xlsx => self.read_xlsx(path, file, &mut emit)?,
+            FileFormat::Json => read_json(path, file, &mut emit)?,
         }
         if !buffer.is_empty() {
             out.blocking_send(Ok(buffer))
@@ -198,10 +210,10 @@ impl FileSource {
     fn read_csv(
         &self,
         path: &Path,
+        file: File,
         emit: &mut dyn FnMut(SourceRow) -> Result<(), FetchError>,
     ) -> Result<(), FetchError> {
         let fail = |e: &dyn std::fmt::Display| FetchError::File(format!("{}: {e}", path.display()));
-        let file = File::open(path).map_err(|e| fail(&e))?;
         // A byte order mark names the encoding, whatever the manifest says:
         // a GBK source re-saved as "CSV UTF-8" starts with one, and decoding
         // it as GBK would land garbled text without a single bad byte.
@@ -219,6 +231,14 @@ impl FileSource {
             .iter()
             .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
             .collect();
+        if let Some((name, first, again)) =
+            first_duplicate((1usize..).zip(headers.iter().map(String::as_str)))
+        {
+            return Err(fail(&format!(
+                "column {name:?} appears twice in the header (columns {first} and {again}); \
+                 the file is refused whole"
+            )));
+        }
         let mut record = csv::StringRecord::new();
         loop {
             let line = reader.position().line();
@@ -272,16 +292,30 @@ impl FileSource {
     fn read_xlsx(
         &self,
         path: &Path,
+        file: File,
         emit: &mut dyn FnMut(SourceRow) -> Result<(), FetchError>,
     ) -> Result<(), FetchError> {
         let fail = |e: &dyn std::fmt::Display| FetchError::File(format!("{}: {e}", path.display()));
+        let refuse = |what: String| fail(&format!("{what}; the file is refused whole"));
         let sheet = self.sheet.as_deref().unwrap_or_default();
-        let mut workbook: Xlsx<_> = calamine::open_workbook(path).map_err(|e| fail(&e))?;
+        let mut workbook: Xlsx<_> = Xlsx::new(BufReader::new(file)).map_err(|e| fail(&e))?;
         let mut cells = workbook
             .worksheet_cells_reader(sheet)
             .map_err(|e| fail(&format!("sheet {sheet:?}: {e}")))?;
-        let mut headers: Vec<(u32, String)> = Vec::new();
+        let mut headers: BTreeMap<u32, String> = BTreeMap::new();
         let mut header_row: Option<u32> = None;
+        let mut header_checked = false;
+        let check_header = |headers: &BTreeMap<u32, String>| match first_duplicate(
+            headers.iter().map(|(c, name)| (*c, name.as_str())),
+        ) {
+            Some((name, first, again)) => Err(refuse(format!(
+                "column {name:?} appears twice in the header (columns {} and {})",
+                column_letters(first),
+                column_letters(again)
+            ))),
+            None => Ok(()),
+        };
+        let mut last_row: Option<u32> = None;
         let mut current: Option<(u32, Row)> = None;
         loop {
             let cell = cells.next_cell().map_err(|e| fail(&e))?;
@@ -293,6 +327,18 @@ impl FileSource {
             let Some(value) = cell_value(cell.get_value()) else {
                 continue;
             };
+            // A row that comes back after another would be read as two
+            // rows, each with part of its cells.
+            if let Some(last) = last_row
+                && r < last
+            {
+                return Err(refuse(format!(
+                    "row {} comes after row {}",
+                    r + 1,
+                    last + 1
+                )));
+            }
+            last_row = Some(r);
             if header_row.is_none() {
                 header_row = Some(r);
             }
@@ -301,8 +347,14 @@ impl FileSource {
                     Value::String(name) => name.trim().to_owned(),
                     other => other.to_string(),
                 };
-                headers.push((c, name));
+                if headers.insert(c, name).is_some() {
+                    return Err(refuse(format!("cell {} appears twice", cell_name(r, c))));
+                }
                 continue;
+            }
+            if !header_checked {
+                check_header(&headers)?;
+                header_checked = true;
             }
             if current.as_ref().is_some_and(|(row, _)| *row != r)
                 && let Some((_, row)) = current.take()
@@ -310,15 +362,58 @@ impl FileSource {
                 emit(SourceRow::Ok(row))?;
             }
             let (_, row) = current.get_or_insert_with(|| (r, Map::new()));
-            if let Some((_, name)) = headers.iter().find(|(hc, _)| *hc == c) {
-                row.insert(name.clone(), value);
+            if let Some(name) = headers.get(&c)
+                && row.insert(name.clone(), value).is_some()
+            {
+                return Err(refuse(format!("cell {} appears twice", cell_name(r, c))));
             }
+        }
+        // A header alone is an empty snapshot, which deletes every record:
+        // it must be as readable as one with rows.
+        if !header_checked {
+            check_header(&headers)?;
         }
         if let Some((_, row)) = current.take() {
             emit(SourceRow::Ok(row))?;
         }
         Ok(())
     }
+}
+
+/// The first name given to two columns, with both places. A blank name
+/// names no column (a trailing comma, a header cell of spaces), and no
+/// manifest field can read one, so blanks may repeat.
+fn first_duplicate<'a, P: Copy>(
+    columns: impl IntoIterator<Item = (P, &'a str)>,
+) -> Option<(&'a str, P, P)> {
+    let mut seen: HashMap<&str, P> = HashMap::new();
+    for (at, name) in columns {
+        if name.is_empty() {
+            continue;
+        }
+        if let Some(&first) = seen.get(name) {
+            return Some((name, first, at));
+        }
+        seen.insert(name, at);
+    }
+    None
+}
+
+/// A sheet's column as a clerk reads it: 0 is `A`, 26 is `AA`.
+fn column_letters(column: u32) -> String {
+    let mut n = u64::from(column) + 1;
+    let mut letters = Vec::new();
+    while n > 0 {
+        n -= 1;
+        letters.push(char::from(b'A' + (n % 26) as u8));
+        n /= 26;
+    }
+    letters.iter().rev().collect()
+}
+
+/// A cell's place as a clerk reads it: (0, 0) is `A1`.
+fn cell_name(row: u32, column: u32) -> String {
+    format!("{}{}", column_letters(column), u64::from(row) + 1)
 }
 
 /// A cell as JSON: text as a string, numbers as numbers (whole ones as
@@ -341,13 +436,22 @@ fn cell_value(cell: &DataRef<'_>) -> Option<Value> {
 
 fn read_json(
     path: &Path,
+    file: File,
     emit: &mut dyn FnMut(SourceRow) -> Result<(), FetchError>,
 ) -> Result<(), FetchError> {
     let fail = |e: &dyn std::fmt::Display| FetchError::File(format!("{}: {e}", path.display()));
-    let reader = BufReader::new(File::open(path).map_err(|e| fail(&e))?);
+    let reader = BufReader::new(file);
     // One object per line, or one array of objects.
-    for value in serde_json::Deserializer::from_reader(reader).into_iter::<Value>() {
-        let value = value.map_err(|e| fail(&e))?;
+    for value in serde_json::Deserializer::from_reader(reader).into_iter::<UniqueKeys>() {
+        // A key given twice is a data error; a syntax error is not, and is
+        // worded by serde_json alone, as before.
+        let UniqueKeys(value) = value.map_err(|e| {
+            if e.is_data() {
+                fail(&format!("{e}; the file is refused whole"))
+            } else {
+                fail(&e)
+            }
+        })?;
         let values = match value {
             Value::Array(values) => values,
             other => vec![other],
@@ -357,6 +461,87 @@ fn read_json(
         }
     }
     Ok(())
+}
+
+/// A JSON value none of whose objects names a key twice. serde_json's own
+/// map keeps the last of the two, which would re-key a row without a word;
+/// this one is an error naming the key, at any depth.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<UniqueKeys, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::from(v)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(
+            Number::from_f64(v).map_or(Value::Null, Value::Number),
+        ))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::String(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::String(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::Null))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<UniqueKeys, D::Error> {
+        UniqueKeys::deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        let mut values = Vec::new();
+        while let Some(UniqueKeys(v)) = seq.next_element()? {
+            values.push(v);
+        }
+        Ok(UniqueKeys(Value::Array(values)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format!(
+                    "key {key:?} appears twice in one object"
+                )));
+            }
+            let UniqueKeys(v) = map.next_value()?;
+            object.insert(key, v);
+        }
+        Ok(UniqueKeys(Value::Object(object)))
+    }
 }
 
 #[cfg(test)]
@@ -474,6 +659,165 @@ mod tests {
         }
     }
 
+    /// The error of the file at `path`, as the run reports it.
+    fn refused(path: &Path, why: &str) -> Option<String> {
+        Some(format!("{}: {why}", path.display()))
+    }
+
+    #[test]
+    fn a_column_named_twice_refuses_the_csv_whole() {
+        use super::props::{read_all, source_with};
+        // The second 问题编号 (spaces trimmed, as every header is) used to
+        // win: SJ-1 landed as SJ-9.
+        let text = "问题编号,被审计单位, 问题编号 \r\nSJ-1,市教育局（本级）,SJ-9\r\n";
+        let (gbk, _, _) = encoding_rs::GBK.encode(text);
+        let (_dir, src, path) = source_with(FileFormat::Csv, Some("gbk"), "a.csv", &gbk);
+        let (rows, error) = read_all(&src, &path, 2).unwrap();
+        assert_eq!(rows, vec![]);
+        assert_eq!(
+            error,
+            refused(
+                &path,
+                "column \"问题编号\" appears twice in the header (columns 1 and 3); \
+                 the file is refused whole"
+            )
+        );
+        // Blank names name no column: a trailing comma may repeat.
+        let (_dir, src, path) = source_with(FileFormat::Csv, None, "b.csv", b"a,,b,\n1,,2,\n");
+        let (rows, error) = read_all(&src, &path, 2).unwrap();
+        assert_eq!(error, None);
+        let expected = serde_json::json!({"a": "1", "": "", "b": "2"});
+        assert_eq!(
+            rows,
+            vec![SourceRow::Ok(expected.as_object().unwrap().clone())]
+        );
+    }
+
+    #[test]
+    fn a_column_named_twice_refuses_the_workbook_whole() {
+        use super::props::{XCell, read_all, source_with, workbook};
+        let text = |s: &str| XCell::Text(s.into());
+        let grid = [
+            ((0, 0), text("问题编号")),
+            ((0, 1), text("被审计单位")),
+            ((0, 2), text(" 问题编号")),
+            ((1, 0), text("SJ-1")),
+            ((1, 2), text("SJ-9")),
+        ];
+        let bytes = workbook(&grid.into_iter().collect(), "部门考评");
+        let (_dir, src, path) = source_with(FileFormat::Xlsx, None, "k.xlsx", &bytes);
+        let (rows, error) = read_all(&src, &path, 1).unwrap();
+        assert_eq!(rows, vec![]);
+        assert_eq!(
+            error,
+            refused(
+                &path,
+                "column \"问题编号\" appears twice in the header (columns A and C); \
+                 the file is refused whole"
+            )
+        );
+        // A header alone would be an empty snapshot, deleting everything; a
+        // number and a text naming one column are the same name.
+        let grid = [((0, 0), XCell::Number(2021.0)), ((0, 27), text("2021"))];
+        let bytes = workbook(&grid.into_iter().collect(), "部门考评");
+        let (_dir, src, path) = source_with(FileFormat::Xlsx, None, "k.xlsx", &bytes);
+        assert_eq!(
+            read_all(&src, &path, 1).unwrap(),
+            (
+                vec![],
+                refused(
+                    &path,
+                    "column \"2021\" appears twice in the header (columns A and AB); \
+                     the file is refused whole"
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn a_cell_given_twice_or_rows_out_of_order_refuse_the_workbook() {
+        use super::props::{XCell, read_all, rezip, source_with, workbook};
+        let grid = [
+            ((0, 0), XCell::Text("单位编码".into())),
+            ((0, 1), XCell::Text("等级".into())),
+            ((1, 0), XCell::Number(370101.0)),
+            ((1, 1), XCell::Text("优".into())),
+            ((2, 0), XCell::Number(370102.0)),
+        ];
+        let valid = workbook(&grid.into_iter().collect(), "部门考评");
+        /// A change to the sheet's XML.
+        type Edit = fn(String) -> String;
+        let edited = |edit: Edit| {
+            rezip(valid.clone(), |parts| {
+                for (_, xml) in parts.iter_mut().filter(|(n, _)| n.ends_with("sheet2.xml")) {
+                    let text = String::from_utf8(std::mem::take(xml)).unwrap();
+                    *xml = edit(text).into_bytes();
+                }
+            })
+        };
+        let cases: [(Edit, &str); 2] = [
+            // Row 2's code given again after its grade: the last one won.
+            (
+                |x| {
+                    let again = "<c r=\"A2\"><v>370199</v></c></row><row r=\"3\"";
+                    let edited = x.replacen("</row><row r=\"3\"", again, 1);
+                    assert_ne!(edited, x);
+                    edited
+                },
+                "cell A2 appears twice; the file is refused whole",
+            ),
+            // Row 3 before row 2: read as it came, row 2 would have been
+            // two rows, each with part of its cells.
+            (
+                |x| {
+                    let row2 = "<row r=\"2\" spans=\"1:2\"><c r=\"A2\"><v>370101</v></c>\
+                                <c r=\"B2\" t=\"s\"><v>2</v></c></row>";
+                    let row3 = "<row r=\"3\" spans=\"1:2\"><c r=\"A3\"><v>370102</v></c></row>";
+                    assert!(x.contains(&format!("{row2}{row3}")), "{x}");
+                    x.replace(&format!("{row2}{row3}"), &format!("{row3}{row2}"))
+                },
+                "row 2 comes after row 3; the file is refused whole",
+            ),
+        ];
+        for (edit, why) in cases {
+            let (_dir, src, path) = source_with(FileFormat::Xlsx, None, "k.xlsx", &edited(edit));
+            let (_, error) = read_all(&src, &path, 10).unwrap();
+            assert_eq!(error, refused(&path, why));
+        }
+    }
+
+    #[test]
+    fn a_json_key_given_twice_refuses_the_file() {
+        use super::props::{read_all, source_with};
+        let text = "[{\"问题编号\": \"SJ-1\", \"问题编号\": \"SJ-9\"}]";
+        let (_dir, src, path) = source_with(FileFormat::Json, None, "a.json", text.as_bytes());
+        assert_eq!(
+            read_all(&src, &path, 2).unwrap(),
+            (
+                vec![],
+                refused(
+                    &path,
+                    "key \"问题编号\" appears twice in one object at line 1 column 41; \
+                     the file is refused whole"
+                )
+            )
+        );
+        // At any depth, on any line; the rows before it are sent, and the
+        // run that receives the error keeps none of them.
+        let text = "{\"a\": 1}\n{\"b\": {\"c\": 1, \"c\": 2}}\n";
+        let (_dir, src, path) = source_with(FileFormat::Json, None, "b.json", text.as_bytes());
+        let (rows, error) = read_all(&src, &path, 1).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            error,
+            refused(
+                &path,
+                "key \"c\" appears twice in one object at line 2 column 19; \
+                 the file is refused whole"
+            )
+        );
+    }
+
     #[test]
     fn formatted_blank_cells_above_the_header_are_nothing() {
         // Found by `props::valid_workbooks_read_as_written`: a formatted blank
@@ -589,6 +933,13 @@ mod props {
         },
         /// The audit header, then anything.
         HeaderThen { crlf: bool, rest: Vec<u8> },
+        /// The audit header with one of its names again (spaced or not)
+        /// at the end, then anything.
+        NameTwice {
+            name: usize,
+            spaced: bool,
+            rest: Vec<u8>,
+        },
     }
 
     fn csv_text() -> impl Strategy<Value = String> {
@@ -626,6 +977,16 @@ mod props {
                 ]
             )
                 .prop_map(|(crlf, rest)| CsvFile::HeaderThen { crlf, rest }),
+            (
+                any::<usize>(),
+                any::<bool>(),
+                csv_text().prop_map(String::into_bytes)
+            )
+                .prop_map(|(name, spaced, rest)| CsvFile::NameTwice {
+                    name,
+                    spaced,
+                    rest
+                }),
         ]
     }
 
@@ -657,22 +1018,44 @@ mod props {
                 b.extend(rest);
                 b
             }
+            CsvFile::NameTwice { name, spaced, rest } => {
+                let names: Vec<&str> = AUDIT_HEADER.split(',').collect();
+                let again = names[name % names.len()];
+                let pad = if *spaced { " " } else { "" };
+                let header = format!("{AUDIT_HEADER},{pad}{again}{pad}\r\n");
+                let mut b = encode(encoding, &header);
+                b.extend(encode(encoding, &String::from_utf8_lossy(rest)));
+                b
+            }
         }
     }
 
-    /// The header as the whole file decoded at once says it is.
-    fn header_of(text: &str) -> Option<BTreeSet<String>> {
+    /// The header as the whole file decoded at once says it is: its names,
+    /// or the first non-blank name that comes twice.
+    fn header_of(text: &str) -> Option<Result<BTreeSet<String>, String>> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
             .from_reader(text.as_bytes());
         let headers = reader.headers().ok()?;
-        Some(
-            headers
-                .iter()
-                .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
-                .collect(),
-        )
+        let mut names = BTreeSet::new();
+        for name in headers
+            .iter()
+            .map(|h| h.trim().trim_start_matches('\u{feff}'))
+        {
+            if !names.insert(name.to_owned()) && !name.is_empty() {
+                return Some(Err(name.to_owned()));
+            }
+        }
+        Some(Ok(names))
+    }
+
+    /// Whether `error` is the refusal of a header naming `name` twice.
+    fn names_twice(error: Option<&str>, name: &str) -> bool {
+        error.is_some_and(|e| {
+            e.contains(&format!("column {name:?} appears twice in the header"))
+                && e.ends_with("; the file is refused whole")
+        })
     }
 
     /// A row with the encoding's name taken out of its reason.
@@ -764,8 +1147,9 @@ mod props {
 
     /// The rows a person reading the sheet would expect: the first row with
     /// anything in it names the columns; each later row with anything in it
-    /// is one row of the cells under a named column.
-    fn expected_rows(grid: &BTreeMap<(u32, u16), XCell>) -> Vec<SourceRow> {
+    /// is one row of the cells under a named column. A name given to two
+    /// columns (the first found left to right) refuses the sheet.
+    fn expected_rows(grid: &BTreeMap<(u32, u16), XCell>) -> Result<Vec<SourceRow>, String> {
         let value = |cell: &XCell| match cell {
             XCell::Number(n) => number(*n),
             // An empty string is written as an empty cell.
@@ -782,7 +1166,7 @@ mod props {
         }
         let mut rows = rows.into_values();
         let Some(header) = rows.next() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let names: BTreeMap<u16, String> = header
             .into_iter()
@@ -791,16 +1175,23 @@ mod props {
                 other => (c, other.to_string()),
             })
             .collect();
-        rows.map(|cells| {
-            let mut row = Map::new();
-            for (c, v) in cells {
-                if let Some(name) = names.get(&c) {
-                    row.insert(name.clone(), v);
-                }
+        let mut seen = BTreeSet::new();
+        for name in names.values().filter(|n| !n.is_empty()) {
+            if !seen.insert(name) {
+                return Err(name.clone());
             }
-            SourceRow::Ok(row)
-        })
-        .collect()
+        }
+        Ok(rows
+            .map(|cells| {
+                let mut row = Map::new();
+                for (c, v) in cells {
+                    if let Some(name) = names.get(&c) {
+                        row.insert(name.clone(), v);
+                    }
+                }
+                SourceRow::Ok(row)
+            })
+            .collect())
     }
 
     /// One change to the bytes of an XML part of a workbook.
@@ -947,7 +1338,14 @@ mod props {
 
             // The whole file decoded at once, BOM sniffing included.
             let (text, _, _) = encoding.decode(&bytes);
-            let header = header_of(&text);
+            let header = match header_of(&text) {
+                Some(Err(name)) => {
+                    prop_assert!(rows.is_empty());
+                    prop_assert!(names_twice(error.as_deref(), &name), "{:?} {:?}", error, name);
+                    return Ok(());
+                }
+                header => header.map(Result::unwrap_or_default),
+            };
             prop_assert_eq!(error.is_some(), header.is_none(), "{:?}", error);
             let breaks = text.matches(['\n', '\r']).count();
             prop_assert!(rows.len() <= breaks + 1, "{} rows from {} line breaks", rows.len(), breaks);
@@ -1004,8 +1402,16 @@ mod props {
             let (_dir, src, path) = source_with(FileFormat::Xlsx, None, "k.xlsx", &bytes);
             let (rows, error) = read_all(&src, &path, chunk)?;
             if sheet == SHEET {
-                prop_assert_eq!(error, None);
-                prop_assert_eq!(rows, expected_rows(&grid));
+                match expected_rows(&grid) {
+                    Ok(expected) => {
+                        prop_assert_eq!(error, None);
+                        prop_assert_eq!(rows, expected);
+                    }
+                    Err(name) => {
+                        prop_assert!(rows.is_empty());
+                        prop_assert!(names_twice(error.as_deref(), &name), "{:?} {:?}", error, name);
+                    }
+                }
             } else {
                 prop_assert!(rows.is_empty());
                 prop_assert!(error.is_some_and(|e| e.contains("sheet \"部门考评\"")));

@@ -315,6 +315,11 @@ impl Manifest {
                 _ => {}
             }
             for (name, f) in &s.fields {
+                // A blank header names no column, and blanks may repeat
+                // (src/adapter/file.rs): no field may read one.
+                if f.from.trim().is_empty() {
+                    return Err(format!("field {name}: from names no source field"));
+                }
                 if f.kind == FieldType::Enum && f.values.is_empty() {
                     return Err(format!("field {name}: an enum needs values"));
                 }
@@ -393,6 +398,18 @@ mode = "snapshot"
         ))
         .unwrap_err();
         assert!(e.contains("unknown variant `money`"), "{e}");
+    }
+
+    #[test]
+    fn blank_sources_are_refused() {
+        let e = Manifest::parse(
+            "agency = \"audit\"\n[transport]\nkind = \"file\"\npattern = \"*.csv\"\n\
+             take = \"newest\"\nformat = \"csv\"\n[sync]\nmode = \"snapshot\"\n\
+             [[stream]]\ncollection = \"findings\"\n[stream.fields]\n\
+             finding_no = { from = \" \", type = \"code\" }\n",
+        )
+        .unwrap_err();
+        assert_eq!(e, "field finding_no: from names no source field");
     }
 }
 
