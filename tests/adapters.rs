@@ -456,6 +456,112 @@ async fn a_column_named_twice_refuses_the_whole_file_and_keeps_the_store() {
     .await;
 }
 
+/// The orgdept manifest with `max_inflated_bytes` set.
+fn orgdept_limited(env: &Env, dir: &Path, limit: u64) -> Adapter {
+    let text = std::fs::read_to_string(shipped_manifests().join("orgdept.toml"))
+        .unwrap()
+        .replace(
+            "sheet = \"部门考评\"",
+            &format!("sheet = \"部门考评\"\nmax_inflated_bytes = {limit}"),
+        );
+    assert!(text.contains("max_inflated_bytes"));
+    let path = dir.join("orgdept-limited.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut c = env.config.adapters["orgdept"].clone();
+    c.manifest = path;
+    Adapter::build("orgdept", &c, &env.config).unwrap()
+}
+
+/// What the parts of a workbook declare uncompressed: in all, and its
+/// biggest part's name and size.
+fn declared(path: &Path) -> (u64, String, u64) {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let sizes: Vec<(String, u64)> = (0..archive.len())
+        .map(|i| {
+            let f = archive.by_index(i).unwrap();
+            (f.name().unwrap().into_owned(), f.size())
+        })
+        .collect();
+    let (name, biggest) = sizes.iter().max_by_key(|(_, s)| *s).unwrap().clone();
+    (sizes.iter().map(|(_, s)| s).sum(), name, biggest)
+}
+
+#[tokio::test]
+async fn a_workbook_past_max_inflated_bytes_fails_its_adapter_alone() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let ds = env.sim.data().snapshot();
+        // The limit is the largest of the quarters' workbooks: they are read.
+        let mut quarters: Vec<_> = std::fs::read_dir(env.sim.orgdept_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        quarters.sort();
+        assert!(quarters.len() > 1);
+        let limit = quarters.iter().map(|q| declared(q).0).max().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let orgdept = orgdept_limited(&env, dir.path(), limit);
+        let r = sync_with(&t, &orgdept, &SyncOptions::default()).await;
+        assert!(r.ok(), "{:?}", r.error);
+        let m = ds.orgdept.len() as i64;
+        assert_eq!(r.totals().1.new, m as u64);
+        let state = t
+            .store
+            .stream_state(Collection::OrgdeptEvaluations)
+            .await
+            .unwrap();
+
+        // A workbook of shared strings that inflate past it: a bomb at the
+        // scale of a test, which calamine would have held whole.
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.set_name(liankong::sim::files::ORGDEPT_SHEET).unwrap();
+        for (c, title) in (0u16..).zip(liankong::sim::files::ORGDEPT_HEADER) {
+            sheet.write_string(0, c, title).unwrap();
+        }
+        let filler = "考".repeat(10_000);
+        for r in 1..=(limit / 30_000 + 2) as u32 {
+            sheet.write_string(r, 1, format!("{r}{filler}")).unwrap();
+        }
+        let bomb = env.sim.orgdept_dir().join("kaoping_2099Q4.xlsx");
+        std::fs::write(&bomb, workbook.save_to_buffer().unwrap()).unwrap();
+        let (total, part, size) = declared(&bomb);
+        assert!(total > limit && std::fs::metadata(&bomb).unwrap().len() < limit);
+        let r = sync_with(&t, &orgdept, &SyncOptions::default()).await;
+        assert_eq!(
+            r.error,
+            Some(format!(
+                "{}: its parts declare {total} bytes uncompressed ({part}: {size}), over the \
+                 limit of {limit} (max_inflated_bytes); the file is refused whole",
+                bomb.display()
+            ))
+        );
+        assert_eq!(part, "xl/sharedStrings.xml");
+        let stats = t.store.stats().await.unwrap();
+        assert_eq!(live(&stats, Collection::OrgdeptEvaluations), m);
+        assert_eq!(
+            t.store
+                .stream_state(Collection::OrgdeptEvaluations)
+                .await
+                .unwrap(),
+            state
+        );
+
+        // The other adapters of this process run on, and so does this one
+        // once the bomb is gone.
+        let r = sync(&t, &env, "audit").await;
+        assert!(r.ok(), "{:?}", r.error);
+        assert_eq!(r.totals().1.new, ds.findings.len() as u64);
+        std::fs::remove_file(&bomb).unwrap();
+        let r = sync_with(&t, &orgdept, &SyncOptions::default()).await;
+        assert!(r.ok(), "{:?}", r.error);
+        let stats = t.store.stats().await.unwrap();
+        assert_eq!(live(&stats, Collection::OrgdeptEvaluations), m);
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
 /// The npc manifest with small pages, so the snapshot spans several.
 fn npc_small_pages(env: &Env, dir: &Path) -> Adapter {
     let text = std::fs::read_to_string(shipped_manifests().join("npc.toml"))

@@ -10,12 +10,14 @@
 //! fails the run (which keeps nothing of it): a column name given twice, whose
 //! last column would win over the first (and re-key every row if that column
 //! is the key); a JSON object naming a key twice; a cell given
-//! twice or rows out of order in a sheet.
+//! twice or rows out of order in a sheet; a workbook whose parts would inflate
+//! past `max_inflated_bytes`. None of these may cost the process: the daemon
+//! runs every adapter in it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
@@ -57,6 +59,7 @@ pub struct FileSource {
     encoding: &'static encoding_rs::Encoding,
     sheet: Option<String>,
     max_file_bytes: u64,
+    max_inflated_bytes: u64,
 }
 
 /// Does `name` match `pattern`, where `*` matches any run of characters?
@@ -90,6 +93,7 @@ impl FileSource {
             encoding,
             sheet,
             max_file_bytes,
+            max_inflated_bytes,
         } = transport
         else {
             return Err("not a file transport".into());
@@ -107,6 +111,7 @@ impl FileSource {
             encoding,
             sheet: sheet.clone(),
             max_file_bytes: *max_file_bytes,
+            max_inflated_bytes: *max_inflated_bytes,
         })
     }
 
@@ -298,7 +303,13 @@ impl FileSource {
         let fail = |e: &dyn std::fmt::Display| FetchError::File(format!("{}: {e}", path.display()));
         let refuse = |what: String| fail(&format!("{what}; the file is refused whole"));
         let sheet = self.sheet.as_deref().unwrap_or_default();
-        let mut workbook: Xlsx<_> = Xlsx::new(BufReader::new(file)).map_err(|e| fail(&e))?;
+        let mut reader = BufReader::new(file);
+        // calamine inflates and holds the shared strings whole as it opens
+        // the workbook, so the sizes are checked before it sees the file,
+        // on the very handle it then reads.
+        check_inflation(&mut reader, self.max_inflated_bytes).map_err(|e| fail(&e))?;
+        reader.rewind().map_err(|e| fail(&e))?;
+        let mut workbook: Xlsx<_> = Xlsx::new(reader).map_err(|e| fail(&e))?;
         let mut cells = workbook
             .worksheet_cells_reader(sheet)
             .map_err(|e| fail(&format!("sheet {sheet:?}: {e}")))?;
@@ -414,6 +425,204 @@ fn column_letters(column: u32) -> String {
 /// A cell's place as a clerk reads it: (0, 0) is `A1`.
 fn cell_name(row: u32, column: u32) -> String {
     format!("{}{}", column_letters(column), u64::from(row) + 1)
+}
+
+/// Why a workbook is refused before it is parsed.
+#[derive(Debug, thiserror::Error)]
+enum Inflation {
+    #[error(
+        "its parts declare {declared} bytes uncompressed ({part}: {part_bytes}), over the \
+         limit of {limit} (max_inflated_bytes); the file is refused whole"
+    )]
+    Declared {
+        declared: u64,
+        part: String,
+        part_bytes: u64,
+        limit: u64,
+    },
+    #[error(
+        "{part} inflates past the limit of {limit} (max_inflated_bytes) though the parts \
+         declare {declared} bytes in all; the file is refused whole"
+    )]
+    Inflated {
+        part: String,
+        limit: u64,
+        declared: u64,
+    },
+    #[error(
+        "{part} claims {claimed} shared strings, more than its {bytes} bytes can hold; \
+         the file is refused whole"
+    )]
+    SharedStrings {
+        part: String,
+        claimed: u128,
+        bytes: u64,
+    },
+    #[error("two parts are named {0:?} (letter case and slashes aside); the file is refused whole")]
+    SameName(String),
+    #[error("two parts have one name; the file is refused whole")]
+    RepeatedName,
+    #[error("{part} cannot be inflated ({reason}); the file is refused whole")]
+    Unreadable { part: String, reason: String },
+}
+
+/// The shortest shared string there is: `<si/>`.
+const SHORTEST_SHARED_STRING: u128 = 5;
+
+/// Checks that a workbook can be parsed in bounded memory: what its parts
+/// declare, then what they really inflate to (each one streamed through a
+/// counting sink that stops at the limit), and that the shared strings do
+/// not claim more strings than their bytes can hold, which calamine 0.38
+/// reserves room for up front (a 6 KB workbook claiming 4294967295 aborted
+/// the process). Part names are compared as calamine looks them up, so that
+/// the part checked is the part parsed.
+fn check_inflation<R: Read + Seek>(reader: R, limit: u64) -> Result<(), Inflation> {
+    // What the zip crate cannot open calamine cannot open either (it reads
+    // through the same crate), and it says better why: a password, say.
+    let Ok(mut archive) = zip::ZipArchive::new(reader) else {
+        return Ok(());
+    };
+    if archive.has_duplicate_names() {
+        return Err(Inflation::RepeatedName);
+    }
+    let mut names = Vec::with_capacity(archive.len());
+    let mut lookups = HashSet::new();
+    let mut declared = 0u64;
+    let mut biggest = (String::new(), 0u64);
+    for i in 0..archive.len() {
+        let entry = archive
+            .by_index_data(i)
+            .map_err(|e| Inflation::Unreadable {
+                part: format!("part {i}"),
+                reason: e.to_string(),
+            })?;
+        let name = entry
+            .name()
+            .map(std::borrow::Cow::into_owned)
+            .unwrap_or_else(|_| String::from_utf8_lossy(entry.name_raw()).into_owned());
+        let lookup = name.replace('\\', "/").to_ascii_lowercase();
+        if !lookups.insert(lookup.clone()) {
+            return Err(Inflation::SameName(name));
+        }
+        declared = declared.saturating_add(entry.size());
+        if entry.size() > biggest.1 {
+            biggest = (name.clone(), entry.size());
+        }
+        names.push((name, lookup));
+    }
+    if declared > limit {
+        return Err(Inflation::Declared {
+            declared,
+            part: biggest.0,
+            part_bytes: biggest.1,
+            limit,
+        });
+    }
+    let mut left = limit;
+    for (i, (name, lookup)) in names.into_iter().enumerate() {
+        let unreadable = |e: &dyn fmt::Display| Inflation::Unreadable {
+            part: name.clone(),
+            reason: e.to_string(),
+        };
+        let mut part = archive.by_index(i).map_err(|e| unreadable(&e))?;
+        let (inflated, claimed) = if lookup.ends_with("sharedstrings.xml") {
+            let mut claimed = None;
+            let inflated = inflate_within(&mut part, left, |head| {
+                claimed = claimed_strings(head);
+            });
+            (inflated, claimed)
+        } else {
+            (inflate_within(&mut part, left, |_| {}), None)
+        };
+        let Some(inflated) = inflated.map_err(|e| unreadable(&e))? else {
+            return Err(Inflation::Inflated {
+                part: name,
+                limit,
+                declared,
+            });
+        };
+        left -= inflated;
+        if let Some(claimed) = claimed
+            && claimed.saturating_mul(SHORTEST_SHARED_STRING) > u128::from(inflated)
+        {
+            return Err(Inflation::SharedStrings {
+                part: name,
+                claimed,
+                bytes: inflated,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads `part` to its end into nothing, or stops once it gives more than
+/// `limit` bytes: `Some(bytes)`, or `None` past the limit. `look` sees the
+/// bytes first, through the same count, and may leave any of them unread.
+fn inflate_within(
+    part: &mut dyn Read,
+    limit: u64,
+    look: impl FnOnce(&mut dyn Read),
+) -> std::io::Result<Option<u64>> {
+    let budget = limit.saturating_add(1);
+    let mut counted = part.take(budget);
+    look(&mut counted);
+    std::io::copy(&mut counted, &mut std::io::sink())?;
+    let inflated = budget - counted.limit();
+    Ok((inflated <= limit).then_some(inflated))
+}
+
+/// The number of strings a shared strings part claims, read from the same
+/// element calamine reads it from (the first `sst`, by the same parser and
+/// settings), as the largest number any `uniqueCount` there could be taken
+/// to say: a count this reading misses must not be one calamine finds.
+fn claimed_strings(part: &mut dyn Read) -> Option<u128> {
+    let mut xml = quick_xml::Reader::from_reader(BufReader::new(part));
+    let config = xml.config_mut();
+    config.check_end_names = false;
+    config.trim_text(false);
+    config.check_comments = false;
+    config.expand_empty_elements = true;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match xml.read_event_into(&mut buf) {
+            Ok(quick_xml::events::Event::Start(e)) if e.local_name().as_ref() == "sst" => {
+                return Some(largest_count(e.attributes_raw().as_bytes()));
+            }
+            // calamine stops at the same place, with an error: it reserves
+            // nothing.
+            Ok(quick_xml::events::Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The largest run of digits in any `uniqueCount="…"` of raw attributes.
+fn largest_count(attributes: &[u8]) -> u128 {
+    const KEY: &[u8] = b"uniqueCount";
+    let mut most = 0;
+    let mut rest = attributes;
+    while let Some(at) = rest.windows(KEY.len()).position(|w| w == KEY) {
+        rest = &rest[at + KEY.len()..];
+        let Some(value) = rest.trim_ascii_start().strip_prefix(b"=") else {
+            continue;
+        };
+        let value = value.trim_ascii_start();
+        let Some((&quote, value)) = value.split_first() else {
+            continue;
+        };
+        if quote != b'"' && quote != b'\'' {
+            continue;
+        }
+        let value = value.split(|&b| b == quote).next().unwrap_or_default();
+        for digits in value.split(|b| !b.is_ascii_digit()) {
+            let n = digits.iter().fold(0u128, |n, d| {
+                n.saturating_mul(10).saturating_add(u128::from(d - b'0'))
+            });
+            most = most.max(n);
+        }
+    }
+    most
 }
 
 /// A cell as JSON: text as a string, numbers as numbers (whole ones as
@@ -578,6 +787,7 @@ mod tests {
             encoding: Some("gbk".into()),
             sheet: None,
             max_file_bytes: 1 << 20,
+            max_inflated_bytes: 1 << 24,
         };
         let src = FileSource::new(&t, Some(dir.path())).unwrap();
         let files = src.select().unwrap();
@@ -819,6 +1029,232 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_strings_bomb_is_refused_before_it_inflates() {
+        use super::bombs::{MIB, bomb_workbook, peak_rss};
+        use super::props::{read_all, source_limited};
+        // The report's workbook: shared strings that say they inflate to
+        // 4 GiB, which used to abort the process after a minute at 4.2 GB.
+        // The default limit refuses it from its headers alone (this one
+        // holds far less than it says, so that no build of this test can
+        // inflate gigabytes).
+        let (bytes, declared, bomb) = bomb_workbook(MIB, Some(4 << 30));
+        let limit = 256 * MIB;
+        let (_dir, src, path) =
+            source_limited(FileFormat::Xlsx, None, "k.xlsx", &bytes, (1 << 30, limit));
+        let refusal = |declared, bomb, limit| {
+            refused(
+                &path,
+                &format!(
+                    "its parts declare {declared} bytes uncompressed \
+                     (xl/sharedStrings.xml: {bomb}), over the limit of {limit} \
+                     (max_inflated_bytes); the file is refused whole"
+                ),
+            )
+        };
+        assert_eq!(bomb, 4 << 30);
+        assert_eq!(
+            read_all(&src, &path, 10).unwrap(),
+            (vec![], refusal(declared, bomb, limit))
+        );
+
+        // One that does inflate to 64 MiB from 400 KB, under a test's limit
+        // of 1 MiB: refused before a byte is inflated, the process's peak
+        // memory no higher than before.
+        let (bytes, declared, bomb) = bomb_workbook(64 * MIB, None);
+        assert!(bytes.len() < 512 << 10, "{}", bytes.len());
+        let (_dir, src, path) =
+            source_limited(FileFormat::Xlsx, None, "k.xlsx", &bytes, (1 << 20, MIB));
+        let refusal = |declared, bomb, limit| {
+            refused(
+                &path,
+                &format!(
+                    "its parts declare {declared} bytes uncompressed \
+                     (xl/sharedStrings.xml: {bomb}), over the limit of {limit} \
+                     (max_inflated_bytes); the file is refused whole"
+                ),
+            )
+        };
+        let before = peak_rss();
+        assert_eq!(
+            read_all(&src, &path, 10).unwrap(),
+            (vec![], refusal(declared, bomb, MIB))
+        );
+        let grown = peak_rss() - before;
+        assert!(grown < 32 << 20, "the peak grew by {grown} bytes");
+    }
+
+    #[test]
+    fn a_bomb_whose_headers_understate_it_is_stopped_while_inflating() {
+        use super::bombs::{MIB, bomb_workbook, peak_rss};
+        use super::props::{read_all, source_limited};
+        // The same 64 MiB, its headers saying 1,000 bytes: the declared
+        // sizes pass, and inflating is what must stop it.
+        let (bytes, declared, bomb) = bomb_workbook(64 * MIB, Some(1000));
+        assert_eq!(bomb, 1000);
+        assert!(declared < 16 << 10);
+        let (_dir, src, path) =
+            source_limited(FileFormat::Xlsx, None, "k.xlsx", &bytes, (1 << 20, MIB));
+        let before = peak_rss();
+        let (rows, error) = read_all(&src, &path, 10).unwrap();
+        assert_eq!(rows, vec![]);
+        // The zip crate (9.4) stops a part at the size it declares, before
+        // the counting sink under the limit would (see the next test).
+        assert_eq!(
+            error,
+            refused(
+                &path,
+                "xl/sharedStrings.xml cannot be inflated (File is larger than its declared \
+                 uncompressed size); the file is refused whole"
+            )
+        );
+        let grown = peak_rss() - before;
+        assert!(grown < 32 << 20, "the peak grew by {grown} bytes");
+    }
+
+    #[test]
+    fn inflation_is_counted_not_taken_on_trust() {
+        // Whatever a part declares, reading it stops one byte past the limit.
+        let mut endless = std::io::repeat(b'a');
+        assert_eq!(inflate_within(&mut endless, 1 << 20, |_| {}).unwrap(), None);
+        assert_eq!(
+            inflate_within(&mut &b"abc"[..], 3, |_| {}).unwrap(),
+            Some(3)
+        );
+        assert_eq!(inflate_within(&mut &b"abc"[..], 2, |_| {}).unwrap(), None);
+        // What looks at the head of a part is counted too.
+        let mut part = std::io::Read::chain(&b"<sst uniqueCount=\"7\">"[..], std::io::repeat(b' '));
+        let mut claimed = None;
+        let inflated = inflate_within(&mut part, 1 << 16, |head| {
+            claimed = claimed_strings(head);
+        });
+        assert_eq!((inflated.unwrap(), claimed), (None, Some(7)));
+    }
+
+    #[test]
+    fn shared_strings_that_claim_more_than_their_bytes_hold_are_refused() {
+        use super::props::{XCell, read_all, rezip, source_with, workbook};
+        // calamine reserves a String for each string the part claims: this
+        // 6 KB workbook aborted the process asking for 96 GiB.
+        let grid = [
+            ((0, 0), XCell::Text("单位编码".into())),
+            ((1, 0), XCell::Text("x".into())),
+        ];
+        let mut part_bytes = 0;
+        let bytes = rezip(
+            workbook(&grid.into_iter().collect(), "部门考评"),
+            |parts| {
+                for (_, xml) in parts
+                    .iter_mut()
+                    .filter(|(n, _)| n.contains("sharedStrings"))
+                {
+                    let text = String::from_utf8(std::mem::take(xml)).unwrap();
+                    *xml = text
+                        .replacen("uniqueCount=\"2\"", "uniqueCount=\"4294967295\"", 1)
+                        .into_bytes();
+                    part_bytes = xml.len();
+                }
+            },
+        );
+        assert!(part_bytes > 0);
+        let (_dir, src, path) = source_with(FileFormat::Xlsx, None, "k.xlsx", &bytes);
+        assert_eq!(
+            read_all(&src, &path, 1).unwrap(),
+            (
+                vec![],
+                refused(
+                    &path,
+                    &format!(
+                        "xl/sharedStrings.xml claims 4294967295 shared strings, more than \
+                         its {part_bytes} bytes can hold; the file is refused whole"
+                    )
+                )
+            )
+        );
+        // Any spelling of the count calamine might read is read here too.
+        assert_eq!(
+            largest_count(b"count=\"9\" uniqueCount = '0012' x:uniqueCount=\"99\""),
+            99
+        );
+        assert_eq!(largest_count(b"count=\"123456\""), 0);
+        assert_eq!(
+            largest_count(b"uniqueCount=\"99999999999999999999999999999999999999999\""),
+            u128::MAX
+        );
+    }
+
+    #[test]
+    fn two_parts_of_one_name_refuse_the_workbook() {
+        use super::bombs::same_named;
+        use super::props::{XCell, read_all, rezip, source_with, workbook};
+        // calamine looks parts up by name without letter case, so one of
+        // two such parts would be read and the other never.
+        let grid = [((0, 0), XCell::Text("单位编码".into()))];
+        let valid = workbook(&grid.into_iter().collect(), "部门考评");
+        let bytes = rezip(valid.clone(), |parts| {
+            let other = parts
+                .iter_mut()
+                .find(|(n, _)| n == "docProps/app.xml")
+                .unwrap();
+            other.0 = "XL/SharedStrings.xml".into();
+        });
+        let (_dir, src, path) = source_with(FileFormat::Xlsx, None, "k.xlsx", &bytes);
+        assert_eq!(
+            read_all(&src, &path, 1).unwrap().1,
+            refused(
+                &path,
+                "two parts are named \"XL/SharedStrings.xml\" (letter case and slashes \
+                 aside); the file is refused whole"
+            )
+        );
+        let (_dir, src, path) = source_with(FileFormat::Xlsx, None, "k.xlsx", &same_named(valid));
+        assert_eq!(
+            read_all(&src, &path, 1).unwrap().1,
+            refused(&path, "two parts have one name; the file is refused whole")
+        );
+    }
+
+    #[test]
+    fn a_workbook_is_read_up_to_its_limit_exactly() {
+        use super::props::{XCell, read_all, source_limited, workbook};
+        let mut grid: BTreeMap<(u32, u16), XCell> = BTreeMap::new();
+        grid.insert((0, 0), XCell::Text("单位名称".into()));
+        for r in 1..200 {
+            grid.insert(
+                (r, 0),
+                XCell::Text(format!("单位{r:04}{}", "名".repeat(40))),
+            );
+        }
+        let bytes = workbook(&grid, "部门考评");
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.clone())).unwrap();
+        let declared: u64 = (0..archive.len())
+            .map(|i| archive.by_index(i).unwrap().size())
+            .sum();
+        let strings = archive.by_name("xl/sharedStrings.xml").unwrap().size();
+        let read = |limit| {
+            let (_dir, src, path) =
+                source_limited(FileFormat::Xlsx, None, "k.xlsx", &bytes, (1 << 20, limit));
+            let (rows, error) = read_all(&src, &path, 50).unwrap();
+            (
+                rows.len(),
+                error.map(|e| e.replace(&format!("{}: ", path.display()), "")),
+            )
+        };
+        assert_eq!(read(declared), (199, None));
+        assert_eq!(
+            read(declared - 1),
+            (
+                0,
+                Some(format!(
+                    "its parts declare {declared} bytes uncompressed (xl/sharedStrings.xml: \
+                     {strings}), over the limit of {} (max_inflated_bytes); the file is \
+                     refused whole",
+                    declared - 1
+                ))
+            )
+        );
+    }
+
+    #[test]
     fn formatted_blank_cells_above_the_header_are_nothing() {
         // Found by `props::valid_workbooks_read_as_written`: a formatted blank
         // cell made its row the header, so the real header was read as data
@@ -875,6 +1311,17 @@ mod props {
         name: &str,
         bytes: &[u8],
     ) -> (tempfile::TempDir, FileSource, PathBuf) {
+        source_limited(format, encoding, name, bytes, (1 << 20, 1 << 24))
+    }
+
+    /// `source_with` under (`max_file_bytes`, `max_inflated_bytes`).
+    pub(super) fn source_limited(
+        format: FileFormat,
+        encoding: Option<&str>,
+        name: &str,
+        bytes: &[u8],
+        (max_file_bytes, max_inflated_bytes): (u64, u64),
+    ) -> (tempfile::TempDir, FileSource, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
@@ -884,7 +1331,8 @@ mod props {
             format,
             encoding: encoding.map(str::to_owned),
             sheet: Some(SHEET.into()),
-            max_file_bytes: 1 << 20,
+            max_file_bytes,
+            max_inflated_bytes,
         };
         let src = FileSource::new(&t, Some(dir.path())).unwrap();
         (dir, src, path)
@@ -1441,5 +1889,268 @@ mod props {
             prop_assert!(rows.is_empty());
             prop_assert!(error.is_some());
         }
+    }
+}
+
+/// Workbooks that inflate far past what they weigh, written by hand so that
+/// their headers say what a test wants them to.
+#[cfg(test)]
+mod bombs {
+    use std::io::Read;
+
+    pub(super) const MIB: u64 = 1 << 20;
+
+    /// A workbook whose shared strings are one string of `run` letters,
+    /// inflating to `run` and more bytes from a few MiB. The zip headers
+    /// declare the part's true size, or `declared_part` when given. Returns
+    /// the bytes, what all parts declare, and what the strings declare.
+    pub(super) fn bomb_workbook(run: u64, declared_part: Option<u64>) -> (Vec<u8>, u64, u64) {
+        use super::props::{XCell, workbook};
+        let grid = [
+            ((0, 0), XCell::Text("单位编码".into())),
+            ((1, 0), XCell::Number(370101.0)),
+        ];
+        let valid = workbook(&grid.into_iter().collect(), "部门考评");
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(valid)).unwrap();
+        let prefix = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<sst \
+                      xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" \
+                      count=\"1\" uniqueCount=\"1\"><si><t>";
+        let suffix = "</t></si></sst>";
+        let mut parts = Vec::new();
+        for i in 0..archive.len() {
+            let mut f = archive.by_index(i).unwrap();
+            let name = f.name().unwrap().into_owned();
+            if name == "xl/sharedStrings.xml" {
+                let size = prefix.len() as u64 + run + suffix.len() as u64;
+                parts.push(Part {
+                    name,
+                    deflated: true,
+                    data: deflate_run(prefix.as_bytes(), b'a', run, suffix.as_bytes()),
+                    // Never read to its end: any checksum will do.
+                    crc: 0,
+                    size: declared_part.unwrap_or(size),
+                });
+            } else {
+                let mut data = Vec::new();
+                f.read_to_end(&mut data).unwrap();
+                parts.push(Part {
+                    name,
+                    deflated: false,
+                    crc: crc32(&data),
+                    size: data.len() as u64,
+                    data,
+                });
+            }
+        }
+        let declared = parts.iter().map(|p| p.size).sum();
+        let strings = parts
+            .iter()
+            .find(|p| p.name.contains("sharedStrings"))
+            .unwrap()
+            .size;
+        (zip_of(&parts), declared, strings)
+    }
+
+    /// The workbook with its shared strings stored twice under one name.
+    pub(super) fn same_named(workbook: Vec<u8>) -> Vec<u8> {
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(workbook)).unwrap();
+        let mut parts = Vec::new();
+        for i in 0..archive.len() {
+            let mut f = archive.by_index(i).unwrap();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            let name = f.name().unwrap().into_owned();
+            let copies = if name == "xl/sharedStrings.xml" { 2 } else { 1 };
+            for _ in 0..copies {
+                parts.push(Part {
+                    name: name.clone(),
+                    deflated: false,
+                    crc: crc32(&data),
+                    size: data.len() as u64,
+                    data: data.clone(),
+                });
+            }
+        }
+        zip_of(&parts)
+    }
+
+    /// The test's own process's peak resident memory, bytes.
+    pub(super) fn peak_rss() -> i64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: i64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+
+    struct Part {
+        name: String,
+        deflated: bool,
+        data: Vec<u8>,
+        crc: u32,
+        size: u64,
+    }
+
+    /// A zip archive of `parts`, zip64 where a size needs it.
+    fn zip_of(parts: &[Part]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for p in parts {
+            let offset = out.len() as u32;
+            let name = p.name.as_bytes();
+            let zip64 = p.size >= u64::from(u32::MAX);
+            // The zip64 sizes: uncompressed, then compressed.
+            let mut extra = Vec::new();
+            if zip64 {
+                extra.extend(1u16.to_le_bytes());
+                extra.extend(16u16.to_le_bytes());
+                extra.extend(p.size.to_le_bytes());
+                extra.extend((p.data.len() as u64).to_le_bytes());
+            }
+            let (size, compressed) = if zip64 {
+                (u32::MAX, u32::MAX)
+            } else {
+                (p.size as u32, p.data.len() as u32)
+            };
+            let version: u16 = if zip64 { 45 } else { 20 };
+            let method: u16 = if p.deflated { 8 } else { 0 };
+            let common = |v: &mut Vec<u8>| {
+                v.extend(version.to_le_bytes());
+                v.extend(0u16.to_le_bytes()); // flags
+                v.extend(method.to_le_bytes());
+                v.extend(0u16.to_le_bytes()); // time
+                v.extend(0x21u16.to_le_bytes()); // 1980-01-01
+                v.extend(p.crc.to_le_bytes());
+                v.extend(compressed.to_le_bytes());
+                v.extend(size.to_le_bytes());
+                v.extend((name.len() as u16).to_le_bytes());
+                v.extend((extra.len() as u16).to_le_bytes());
+            };
+            out.extend(0x0403_4b50u32.to_le_bytes());
+            common(&mut out);
+            out.extend(name);
+            out.extend(&extra);
+            out.extend(&p.data);
+            central.extend(0x0201_4b50u32.to_le_bytes());
+            central.extend(version.to_le_bytes()); // made by
+            common(&mut central);
+            central.extend(0u16.to_le_bytes()); // comment
+            central.extend(0u16.to_le_bytes()); // disk
+            central.extend(0u16.to_le_bytes()); // internal attributes
+            central.extend(0u32.to_le_bytes()); // external attributes
+            central.extend(offset.to_le_bytes());
+            central.extend(name);
+            central.extend(&extra);
+        }
+        let at = out.len() as u32;
+        out.extend(&central);
+        out.extend(0x0605_4b50u32.to_le_bytes());
+        out.extend([0u8; 4]); // disks
+        out.extend((parts.len() as u16).to_le_bytes());
+        out.extend((parts.len() as u16).to_le_bytes());
+        out.extend((central.len() as u32).to_le_bytes());
+        out.extend(at.to_le_bytes());
+        out.extend(0u16.to_le_bytes());
+        out
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// Bits in deflate's order: values from their least significant bit.
+    #[derive(Default)]
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+
+    impl Bits {
+        fn put(&mut self, value: u64, len: u32) {
+            self.acc |= value << self.n;
+            self.n += len;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+
+        /// A Huffman code, which deflate packs from its most significant bit.
+        fn code(&mut self, code: u32, len: u32) {
+            self.put(u64::from(code.reverse_bits() >> (32 - len)), len);
+        }
+
+        /// A literal byte in the fixed code.
+        fn literal(&mut self, b: u8) {
+            match b {
+                0..=143 => self.code(0x30 + u32::from(b), 8),
+                _ => self.code(0x190 + u32::from(b) - 144, 9),
+            }
+        }
+    }
+
+    /// Raw deflate of `prefix`, `run` times `byte`, `suffix`: one block of
+    /// the fixed code whose run is copies of 258 bytes at distance 1, 13
+    /// bits each (deflate's best ratio, about 1:1000).
+    fn deflate_run(prefix: &[u8], byte: u8, run: u64, suffix: &[u8]) -> Vec<u8> {
+        assert!(run > 0);
+        let mut bits = Bits::default();
+        bits.put(1, 1); // the last block
+        bits.put(1, 2); // of the fixed code
+        prefix.iter().for_each(|&b| bits.literal(b));
+        bits.literal(byte);
+        // Length 258 is symbol 285 (8 bits, no extra); distance 1 is code 0
+        // (5 bits).
+        let copy = u64::from(0xC5u32.reverse_bits() >> 24);
+        for _ in 0..(run - 1) / 258 {
+            bits.put(copy, 13);
+        }
+        for _ in 0..(run - 1) % 258 {
+            bits.literal(byte);
+        }
+        suffix.iter().for_each(|&b| bits.literal(b));
+        bits.code(0, 7); // end of block
+        if bits.n > 0 {
+            bits.out.push(bits.acc as u8);
+        }
+        bits.out
+    }
+
+    #[test]
+    fn a_hand_made_bomb_inflates_to_what_it_says() {
+        // The bombs above are only as good as their deflate: a small one,
+        // with honest headers and checksum, read back by the zip crate.
+        let (prefix, suffix) = (b"<a>\xe5\x90\x8d".as_slice(), b"</a>".as_slice());
+        let run = 258 * 3 + 100;
+        let mut expected = prefix.to_vec();
+        expected.extend(std::iter::repeat_n(b'a', run as usize));
+        expected.extend(suffix);
+        let bytes = zip_of(&[Part {
+            name: "x.xml".into(),
+            deflated: true,
+            data: deflate_run(prefix, b'a', run, suffix),
+            crc: crc32(&expected),
+            size: expected.len() as u64,
+        }]);
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut inflated = Vec::new();
+        archive
+            .by_index(0)
+            .unwrap()
+            .read_to_end(&mut inflated)
+            .unwrap();
+        assert_eq!(inflated, expected);
     }
 }
