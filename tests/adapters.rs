@@ -342,6 +342,232 @@ async fn orgdept_workbooks_read_number_and_text_rate_cells() {
     .await;
 }
 
+#[tokio::test]
+async fn a_column_named_twice_refuses_the_whole_file_and_keeps_the_store() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let ds = env.sim.data().snapshot();
+        let n = ds.findings.len() as i64;
+        let live_findings = "SELECT COUNT(*) FROM audit_findings WHERE deleted = FALSE";
+        let r = sync(&t, &env, "audit").await;
+        assert!(r.ok(), "{:?}", r.error);
+        assert_eq!(t.raw.count(live_findings).await, n);
+        let cursor = t.store.stream_state(Collection::Findings).await.unwrap();
+
+        // A newer snapshot whose export grew a second 问题编号 column with
+        // other numbers in it. The second one used to win: every row landed
+        // under a key of its own, and the clean snapshot deleted all n real
+        // findings.
+        let csv = liankong::sim::files::audit_csv(&ds.findings[1..]).unwrap();
+        let (text, _, _) = encoding_rs::GBK.decode(&csv);
+        let mut doubled = String::new();
+        for (i, line) in text.split_terminator("\r\n").enumerate() {
+            let again = match i {
+                0 => "问题编号".to_owned(),
+                i => format!("SJ-X-{i:05}"),
+            };
+            doubled.push_str(&format!("{line},{again}\r\n"));
+        }
+        let (gbk, _, _) = encoding_rs::GBK.encode(&doubled);
+        let path = env.sim.audit_dir().join("audit_findings_20991231.csv");
+        std::fs::write(&path, &gbk).unwrap();
+        let r = sync(&t, &env, "audit").await;
+        assert_eq!(t.raw.count(live_findings).await, n, "{:?}", r.totals());
+        assert_eq!(t.raw.count("SELECT COUNT(*) FROM audit_findings").await, n);
+        assert_eq!(
+            r.error,
+            Some(format!(
+                "{}: column \"问题编号\" appears twice in the header (columns 1 and 9); \
+                 the file is refused whole",
+                path.display()
+            ))
+        );
+        assert!(
+            r.streams.is_empty(),
+            "nothing of the run is reported as kept"
+        );
+        assert!(
+            t.store
+                .get(Collection::Findings, "SJ-X-00001")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let first = t
+            .store
+            .get(Collection::Findings, &ds.findings[0].finding_no)
+            .await;
+        assert!(!first.unwrap().unwrap().deleted);
+        assert_eq!(
+            t.store.stream_state(Collection::Findings).await.unwrap(),
+            cursor
+        );
+        assert!(
+            t.store
+                .quarantined(Some(Collection::Findings), 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // A workbook whose header names 单位编码 twice, beside the
+        // quarters already read: refused, and the quarters stay.
+        let r = sync(&t, &env, "orgdept").await;
+        assert!(r.ok(), "{:?}", r.error);
+        let m = ds.orgdept.len() as i64;
+        let stats = t.store.stats().await.unwrap();
+        assert_eq!(live(&stats, Collection::OrgdeptEvaluations), m);
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.set_name(liankong::sim::files::ORGDEPT_SHEET).unwrap();
+        for (c, title) in (0u16..).zip(liankong::sim::files::ORGDEPT_HEADER) {
+            sheet.write_string(0, c, title).unwrap();
+        }
+        sheet.write_string(0, 7, "单位编码").unwrap();
+        let e = &ds.orgdept[0];
+        sheet.write_string(1, 0, e.unit_code.as_str()).unwrap();
+        sheet.write_string(1, 1, &e.unit_name).unwrap();
+        sheet.write_number(1, 2, 2099).unwrap();
+        sheet.write_number(1, 3, 4).unwrap();
+        sheet.write_string(1, 4, "47.50").unwrap();
+        sheet.write_number(1, 5, 90).unwrap();
+        sheet.write_string(1, 6, "优").unwrap();
+        sheet.write_string(1, 7, "999999").unwrap();
+        let path = env.sim.orgdept_dir().join("kaoping_2099Q4.xlsx");
+        std::fs::write(&path, workbook.save_to_buffer().unwrap()).unwrap();
+        let r = sync(&t, &env, "orgdept").await;
+        assert_eq!(
+            r.error,
+            Some(format!(
+                "{}: column \"单位编码\" appears twice in the header (columns A and H); \
+                 the file is refused whole",
+                path.display()
+            ))
+        );
+        let stats = t.store.stats().await.unwrap();
+        assert_eq!(live(&stats, Collection::OrgdeptEvaluations), m);
+        assert_eq!(live(&stats, Collection::Findings), n);
+
+        // Once the files are fixed, the next runs go on from where the last
+        // good ones left off.
+        std::fs::remove_file(env.sim.audit_dir().join("audit_findings_20991231.csv")).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        for name in ["audit", "orgdept"] {
+            let r = sync(&t, &env, name).await;
+            assert!(r.ok(), "{name}: {:?}", r.error);
+            assert_eq!(r.totals().0, 0, "{name}: the files the store holds whole");
+        }
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+/// The orgdept manifest with `max_inflated_bytes` set.
+fn orgdept_limited(env: &Env, dir: &Path, limit: u64) -> Adapter {
+    let text = std::fs::read_to_string(shipped_manifests().join("orgdept.toml"))
+        .unwrap()
+        .replace(
+            "sheet = \"部门考评\"",
+            &format!("sheet = \"部门考评\"\nmax_inflated_bytes = {limit}"),
+        );
+    assert!(text.contains("max_inflated_bytes"));
+    let path = dir.join("orgdept-limited.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut c = env.config.adapters["orgdept"].clone();
+    c.manifest = path;
+    Adapter::build("orgdept", &c, &env.config).unwrap()
+}
+
+/// What the parts of a workbook declare uncompressed: in all, and its
+/// biggest part's name and size.
+fn declared(path: &Path) -> (u64, String, u64) {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let sizes: Vec<(String, u64)> = (0..archive.len())
+        .map(|i| {
+            let f = archive.by_index(i).unwrap();
+            (f.name().unwrap().into_owned(), f.size())
+        })
+        .collect();
+    let (name, biggest) = sizes.iter().max_by_key(|(_, s)| *s).unwrap().clone();
+    (sizes.iter().map(|(_, s)| s).sum(), name, biggest)
+}
+
+#[tokio::test]
+async fn a_workbook_past_max_inflated_bytes_fails_its_adapter_alone() {
+    on_both(|t| async move {
+        let env = start(&t).await;
+        let ds = env.sim.data().snapshot();
+        // The limit is the largest of the quarters' workbooks: they are read.
+        let mut quarters: Vec<_> = std::fs::read_dir(env.sim.orgdept_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        quarters.sort();
+        assert!(quarters.len() > 1);
+        let limit = quarters.iter().map(|q| declared(q).0).max().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let orgdept = orgdept_limited(&env, dir.path(), limit);
+        let r = sync_with(&t, &orgdept, &SyncOptions::default()).await;
+        assert!(r.ok(), "{:?}", r.error);
+        let m = ds.orgdept.len() as i64;
+        assert_eq!(r.totals().1.new, m as u64);
+        let state = t
+            .store
+            .stream_state(Collection::OrgdeptEvaluations)
+            .await
+            .unwrap();
+
+        // A workbook of shared strings that inflate past it: a bomb at the
+        // scale of a test, which calamine would have held whole.
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.set_name(liankong::sim::files::ORGDEPT_SHEET).unwrap();
+        for (c, title) in (0u16..).zip(liankong::sim::files::ORGDEPT_HEADER) {
+            sheet.write_string(0, c, title).unwrap();
+        }
+        let filler = "考".repeat(10_000);
+        for r in 1..=(limit / 30_000 + 2) as u32 {
+            sheet.write_string(r, 1, format!("{r}{filler}")).unwrap();
+        }
+        let bomb = env.sim.orgdept_dir().join("kaoping_2099Q4.xlsx");
+        std::fs::write(&bomb, workbook.save_to_buffer().unwrap()).unwrap();
+        let (total, part, size) = declared(&bomb);
+        assert!(total > limit && std::fs::metadata(&bomb).unwrap().len() < limit);
+        let r = sync_with(&t, &orgdept, &SyncOptions::default()).await;
+        assert_eq!(
+            r.error,
+            Some(format!(
+                "{}: its parts declare {total} bytes uncompressed ({part}: {size}), over the \
+                 limit of {limit} (max_inflated_bytes); the file is refused whole",
+                bomb.display()
+            ))
+        );
+        assert_eq!(part, "xl/sharedStrings.xml");
+        let stats = t.store.stats().await.unwrap();
+        assert_eq!(live(&stats, Collection::OrgdeptEvaluations), m);
+        assert_eq!(
+            t.store
+                .stream_state(Collection::OrgdeptEvaluations)
+                .await
+                .unwrap(),
+            state
+        );
+
+        // The other adapters of this process run on, and so does this one
+        // once the bomb is gone.
+        let r = sync(&t, &env, "audit").await;
+        assert!(r.ok(), "{:?}", r.error);
+        assert_eq!(r.totals().1.new, ds.findings.len() as u64);
+        std::fs::remove_file(&bomb).unwrap();
+        let r = sync_with(&t, &orgdept, &SyncOptions::default()).await;
+        assert!(r.ok(), "{:?}", r.error);
+        let stats = t.store.stats().await.unwrap();
+        assert_eq!(live(&stats, Collection::OrgdeptEvaluations), m);
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
 /// The npc manifest with small pages, so the snapshot spans several.
 fn npc_small_pages(env: &Env, dir: &Path) -> Adapter {
     let text = std::fs::read_to_string(shipped_manifests().join("npc.toml"))

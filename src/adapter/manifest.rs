@@ -78,6 +78,12 @@ pub enum Transport {
         /// Largest file accepted, bytes.
         #[serde(default = "default_max_file")]
         max_file_bytes: u64,
+        /// Largest total an XLSX workbook may inflate to, bytes: the sizes
+        /// its parts declare and, since those can lie, the bytes they really
+        /// inflate to, counted before the workbook is parsed. CSV and JSON
+        /// files are not compressed and ignore it.
+        #[serde(default = "default_max_inflated")]
+        max_inflated_bytes: u64,
     },
 }
 
@@ -92,6 +98,13 @@ fn default_max_response() -> u64 {
 }
 fn default_max_file() -> u64 {
     1024 * 1024 * 1024
+}
+/// calamine holds a workbook's shared strings whole, at up to about five
+/// times their XML size (measured: 155 MiB for 32 MiB of empty strings), so
+/// 256 MiB bounds a hostile workbook near 1.3 GiB; a quarter's workbook for
+/// 10,000 units inflates to 3.1 MiB, and 256 MiB is some five million cells.
+fn default_max_inflated() -> u64 {
+    256 * 1024 * 1024
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -315,6 +328,11 @@ impl Manifest {
                 _ => {}
             }
             for (name, f) in &s.fields {
+                // A blank header names no column, and blanks may repeat
+                // (src/adapter/file.rs): no field may read one.
+                if f.from.trim().is_empty() {
+                    return Err(format!("field {name}: from names no source field"));
+                }
                 if f.kind == FieldType::Enum && f.values.is_empty() {
                     return Err(format!("field {name}: an enum needs values"));
                 }
@@ -394,6 +412,38 @@ mode = "snapshot"
         .unwrap_err();
         assert!(e.contains("unknown variant `money`"), "{e}");
     }
+
+    #[test]
+    fn file_limits_default_and_blank_sources_are_refused() {
+        let manifest = |limit: &str, from: &str| {
+            Manifest::parse(&format!(
+                "agency = \"audit\"\n[transport]\nkind = \"file\"\npattern = \"*.csv\"\n\
+                 take = \"newest\"\nformat = \"csv\"\n{limit}\n[sync]\nmode = \"snapshot\"\n\
+                 [[stream]]\ncollection = \"findings\"\n[stream.fields]\n\
+                 finding_no = {{ from = \"{from}\", type = \"code\" }}\n"
+            ))
+        };
+        let limits = |m: Manifest| match m.transport {
+            Transport::File {
+                max_file_bytes,
+                max_inflated_bytes,
+                ..
+            } => (max_file_bytes, max_inflated_bytes),
+            Transport::Http { .. } => unreachable!(),
+        };
+        assert_eq!(
+            limits(manifest("", "问题编号").unwrap()),
+            (1 << 30, 256 << 20)
+        );
+        assert_eq!(
+            limits(manifest("max_inflated_bytes = 4096", "问题编号").unwrap()),
+            (1 << 30, 4096)
+        );
+        assert_eq!(
+            manifest("", " ").unwrap_err(),
+            "field finding_no: from names no source field"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -431,6 +481,7 @@ mod props {
                 "encoding = \"no-such\"", "encoding = \"utf-16le\"", "sheet = \"\"",
                 "mode = \"incremental\"", "take = \"every\"", "limit = -1", "limit = 4294967296",
                 "timeout_secs = 18446744073709551616", "max_file_bytes = 0",
+                "max_inflated_bytes = 0", "max_inflated_bytes = -1",
                 "x = { from = \"x\", type = \"datetime\", format = \"%Y\", offset = \"+99:99\" }",
                 "x = { from = \"x\", type = \"datetime\", offset = \"-23:59\" }",
                 "x = { from = \"x\", type = \"datetime\", offset = \"+1:00\" }",
