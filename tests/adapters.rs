@@ -404,7 +404,7 @@ async fn a_column_named_twice_refuses_the_whole_file_and_keeps_the_store() {
         );
         assert!(
             t.store
-                .quarantined(Some(Collection::Findings), 5)
+                .quarantined(Some(Collection::Findings), false, 5)
                 .await
                 .unwrap()
                 .is_empty()
