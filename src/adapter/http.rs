@@ -34,6 +34,10 @@ pub enum FetchError {
     Tls(String),
     #[error("{url}: the answer is not the JSON expected ({reason})")]
     Decode { url: String, reason: String },
+    /// An answer that cannot be read faithfully (a key given twice): the
+    /// same bytes would come again, so it is never retried.
+    #[error("{url}: the answer is refused whole ({reason})")]
+    Ambiguous { url: String, reason: String },
     #[error("{url}: the answer exceeds {limit} bytes")]
     TooLarge { url: String, limit: u64 },
     #[error("{url}: the paging never ends ({reason}); nothing of this run is kept")]
@@ -66,6 +70,7 @@ impl FetchError {
             }
             FetchError::Transport(_) | FetchError::Decode { .. } => true,
             FetchError::Tls(_)
+            | FetchError::Ambiguous { .. }
             | FetchError::TooLarge { .. }
             | FetchError::Endless { .. }
             | FetchError::Unauthorized { .. }
@@ -419,9 +424,15 @@ impl HttpSource {
 /// An answer's body as JSON. A body cut short is a decode error, which is
 /// retried.
 fn decode_body(url: &str, body: &[u8]) -> Result<Value, FetchError> {
-    serde_json::from_slice(body).map_err(|e| FetchError::Decode {
-        url: url.to_owned(),
-        reason: e.to_string(),
+    // A key given twice in an answer would re-key or change a row silently:
+    // a data error, where damage (a cut body) is a syntax error.
+    super::json::from_slice(body).map_err(|e| {
+        let (url, reason) = (url.to_owned(), e.to_string());
+        if e.is_data() {
+            FetchError::Ambiguous { url, reason }
+        } else {
+            FetchError::Decode { url, reason }
+        }
     })
 }
 
@@ -946,6 +957,26 @@ mod tests {
             limit_param: "limit".into(),
             limit: 2,
         }
+    }
+
+    #[test]
+    fn an_answer_naming_a_key_twice_is_refused() {
+        let body = br#"{"data": [{"payment_id": "P-1", "amount": "1.00", "amount": "100.00"}]}"#;
+        match decode_body("https://x/api/v1/payments", body) {
+            Err(e @ FetchError::Ambiguous { .. }) => {
+                assert!(!e.is_retriable());
+                let FetchError::Ambiguous { url, reason } = e else {
+                    unreachable!()
+                };
+                assert_eq!(url, "https://x/api/v1/payments");
+                assert!(
+                    reason.starts_with("key \"amount\" appears twice in one object"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(decode_body("u", br#"{"data": [{"a": 1}, {"a": 2}]}"#).is_ok());
     }
 
     #[test]

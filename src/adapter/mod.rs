@@ -8,6 +8,7 @@
 pub mod file;
 pub mod holder;
 pub mod http;
+pub mod json;
 pub mod manifest;
 pub mod mapping;
 pub mod retry;
