@@ -539,7 +539,7 @@ impl Config {
                 return Err(format!("subscribers.{name} needs at least one secret"));
             }
             for e in s.events.iter().flatten() {
-                if !crate::alert::subscribers::EVENT_TYPES.contains(&e.as_str()) {
+                if crate::alert::EventType::parse(e).is_none() {
                     return Err(format!("subscribers.{name}: unknown event type {e:?}"));
                 }
             }

@@ -160,11 +160,11 @@ pub async fn render(store: &dyn Store, process: &ProcessMetrics) -> Result<Strin
             .collect(),
     );
 
-    let mut by_state: std::collections::BTreeMap<(String, String, String), i64> =
-        Default::default();
-    for a in store.alerts().await?.iter().filter(|a| !a.confidential) {
+    let mut by_state: std::collections::BTreeMap<(&str, &str, &str), i64> = Default::default();
+    let alerts = store.alerts().await?;
+    for a in alerts.iter().filter(|a| !a.confidential) {
         *by_state
-            .entry((a.rule.clone(), a.severity.clone(), a.state.clone()))
+            .entry((a.rule.as_str(), a.severity.as_str(), a.state.as_str()))
             .or_default() += 1;
     }
     gauge_i64(
@@ -175,7 +175,7 @@ pub async fn render(store: &dyn Store, process: &ProcessMetrics) -> Result<Strin
             .into_iter()
             .map(|((rule, severity, state), n)| {
                 (
-                    labels(&[("rule", &rule), ("severity", &severity), ("state", &state)]),
+                    labels(&[("rule", rule), ("severity", severity), ("state", state)]),
                     n,
                 )
             })

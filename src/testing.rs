@@ -67,3 +67,30 @@ pub fn json_value() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+/// A finding of `rule` about `project` of `unit` that every recipient sees
+/// whole, for tests of what is done with findings.
+pub fn finding(
+    rule: crate::reconcile::RuleId,
+    severity: crate::reconcile::Severity,
+    unit: &str,
+    project: &str,
+) -> crate::reconcile::Finding {
+    use crate::model::Agency;
+    use crate::reconcile::{Finding, SourceRef, View};
+    Finding {
+        rule,
+        severity,
+        recipients: vec![Agency::Finance, Agency::Npc],
+        unit_code: Some(unit.to_owned()),
+        project_code: Some(project.to_owned()),
+        confidential: false,
+        view: View {
+            subject: serde_json::json!({"rule": rule.as_str(), "project": project, "year": 2021}),
+            summary: format!("项目{project}"),
+            facts: serde_json::json!({"project": project}),
+            sources: vec![SourceRef::new(Agency::Finance, "projects", project)],
+        },
+        redacted: None,
+    }
+}

@@ -1190,7 +1190,7 @@ async fn two_replicas_one_killed_deliver_every_event_once_and_write_no_version_t
         env.sim.data().delete(Collection::Findings, liankong::demo::planted::FINDING_UNRESOLVED);
         env.sim.write_files().unwrap();
         for _ in 0..150 {
-            let resolved = t.store.alerts().await.unwrap().iter().any(|x| x.state == "resolved");
+            let resolved = t.store.alerts().await.unwrap().iter().any(|x| x.state == liankong::alert::AlertState::Resolved);
             if resolved && t.store.outbox_counts().await.unwrap().pending == 0 {
                 break;
             }
@@ -1222,12 +1222,12 @@ async fn two_replicas_one_killed_deliver_every_event_once_and_write_no_version_t
         let counts = t.store.outbox_counts().await.unwrap();
         assert_eq!((counts.pending, counts.dead), (0, 0));
         let outbox = t.store.deliveries(None, 100_000).await.unwrap();
-        assert!(outbox.iter().any(|o| o.event_type == "alert.resolved"), "the survivor reconciled the change");
+        assert!(outbox.iter().any(|o| o.event_type == liankong::alert::EventType::Resolved), "the survivor reconciled the change");
         for (agency, r) in &receivers {
             let mut got: Vec<String> = r.received().into_iter().filter(|x| x.status < 300).map(|x| x.id).collect();
             got.sort();
             got.dedup();
-            let mut want: Vec<String> = outbox.iter().filter(|o| o.agency == agency.as_str()).map(|o| o.event_id.clone()).collect();
+            let mut want: Vec<String> = outbox.iter().filter(|o| o.agency == *agency).map(|o| o.event_id.clone()).collect();
             want.sort();
             assert_eq!(got, want, "{agency}: every event, once after de-duplication");
         }

@@ -5,7 +5,7 @@
 mod support;
 
 use chrono::{DateTime, Utc};
-use liankong::alert::{EvaluationOutcome, Lifecycle, apply_findings};
+use liankong::alert::{AlertState, EvaluationOutcome, Lifecycle, apply_findings};
 use liankong::clock::SystemClock;
 use liankong::model::*;
 use liankong::money::Fen;
@@ -68,14 +68,14 @@ async fn cycle(t: &TestStore, rule: RuleId, as_of: &str, now: &str) -> Evaluatio
 }
 
 /// (state, severity, episode) of the alerts of a rule.
-async fn alerts_of(t: &TestStore, rule: RuleId) -> Vec<(String, String, i64)> {
+async fn alerts_of(t: &TestStore, rule: RuleId) -> Vec<(AlertState, Severity, i64)> {
     let mut v: Vec<_> = t
         .store
         .alerts()
         .await
         .unwrap()
         .into_iter()
-        .filter(|a| a.rule == rule.as_str())
+        .filter(|a| a.rule == rule)
         .map(|a| (a.state, a.severity, a.episode))
         .collect();
     v.sort();
@@ -197,7 +197,7 @@ async fn budget_approved_mismatch() {
             alerts_of(&t, RuleId::ApprovedMismatch)
                 .await
                 .iter()
-                .all(|a| a.0 == "resolved")
+                .all(|a| a.0 == AlertState::Resolved)
         );
     })
     .await;
@@ -267,7 +267,7 @@ async fn execution_mirror_mismatch() {
         .await;
         assert_eq!(
             alerts_of(&t, RuleId::MirrorMismatch).await,
-            vec![("resolved".into(), "warning".into(), 1)]
+            vec![(AlertState::Resolved, Severity::Warning, 1)]
         );
     })
     .await;
@@ -338,7 +338,7 @@ async fn execution_slow_with_escalation() {
         assert_eq!(o.escalated, 1);
         assert_eq!(
             alerts_of(&t, RuleId::Slow).await,
-            vec![("escalated".into(), "critical".into(), 1)]
+            vec![(AlertState::Escalated, Severity::Critical, 1)]
         );
 
         // Spending catches up: resolved. Below the minimum quota: never judged.
@@ -1041,7 +1041,7 @@ async fn reminders_acknowledgement_silences_and_episodes() {
             .await
             .unwrap()
             .into_iter()
-            .find(|a| a.rule == "payment.over_quota")
+            .find(|a| a.rule == RuleId::OverQuota)
             .unwrap()
             .id;
         assert!(
@@ -1069,7 +1069,7 @@ async fn reminders_acknowledgement_silences_and_episodes() {
         );
         t.store
             .add_silence(
-                "project",
+                liankong::alert::SilenceScope::Project,
                 P1,
                 None,
                 at("2021-08-01T00:00:00Z"),
@@ -1092,8 +1092,8 @@ async fn reminders_acknowledgement_silences_and_episodes() {
         assert_eq!((o.firing, o.silenced), (1, 1));
         let a = t.store.get_alert(&id).await.unwrap().unwrap();
         assert_eq!(
-            (a.episode, a.state.as_str(), a.acked_at),
-            (2, "firing", None)
+            (a.episode, a.state, a.acked_at),
+            (2, AlertState::Firing, None)
         );
         assert_eq!(a.notified_episode, Some(1), "silenced: not told yet");
         // After the silence ends, the firing of episode 2 is told once.
@@ -1540,7 +1540,7 @@ async fn canary_discipline_data_reaches_only_discipline() {
         // Another agency asking for the confidential alert by id hears that
         // there is no such alert, as for any unknown id.
         let alerts = t.store.alerts().await.unwrap();
-        let hidden = alerts.iter().find(|a| a.rule == "link.unknown_project" && a.subject.contains("discipline")).unwrap();
+        let hidden = alerts.iter().find(|a| a.rule == RuleId::UnknownProject && a.subject.contains("discipline")).unwrap();
         let show = liankong(&config, t.url.expose(), &["alerts", "show", &hidden.id, "--agency", "finance"]).await;
         assert_eq!(show.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&show.stderr).contains("no alert"));
@@ -1559,10 +1559,10 @@ async fn active_set(t: &TestStore) -> std::collections::BTreeSet<(String, String
         .await
         .unwrap()
         .into_iter()
-        .filter(|a| a.state != "resolved")
+        .filter(|a| a.state.is_active())
         .map(|a| {
             (
-                a.rule,
+                a.rule.to_string(),
                 subject_id(&serde_json::from_str(&a.subject).unwrap()),
             )
         })
@@ -1775,10 +1775,10 @@ async fn the_api_answers_each_agency_with_what_it_may_see() {
 
         // Another agency's confidential alert is not found, like any unknown id.
         let alerts = t.store.alerts().await.unwrap();
-        let hidden = alerts.iter().find(|a| a.rule == "link.unknown_project" && a.subject.contains("discipline")).unwrap();
+        let hidden = alerts.iter().find(|a| a.rule == RuleId::UnknownProject && a.subject.contains("discipline")).unwrap();
         assert_eq!(get(&format!("/v1/alerts/{}", hidden.id), Some("fin-token")).await.unwrap().status(), 404);
         assert_eq!(get(&format!("/v1/alerts/{}", hidden.id), Some("dis-token")).await.unwrap().status(), 200);
-        let breach = alerts.iter().find(|a| a.rule == "referral.freeze_breach").unwrap();
+        let breach = alerts.iter().find(|a| a.rule == RuleId::FreezeBreach).unwrap();
         assert_eq!(get(&format!("/v1/alerts/{}", breach.id), Some("npc-token")).await.unwrap().status(), 404);
         assert_eq!(get(&format!("/v1/alerts/{}", "0".repeat(64)), Some("npc-token")).await.unwrap().status(), 404);
 
@@ -2061,8 +2061,15 @@ async fn report_indicators_ranks_and_confidentiality() {
             .await
             .unwrap()
             .into_iter()
-            .filter(|a| a.state != "resolved")
-            .map(|a| (a.unit_code, a.rule, a.severity, a.confidential))
+            .filter(|a| a.state.is_active())
+            .map(|a| {
+                (
+                    a.unit_code,
+                    a.rule.to_string(),
+                    a.severity.to_string(),
+                    a.confidential,
+                )
+            })
             .collect();
         open.sort();
         let o =

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::model::Agency;
 use crate::reconcile::{Finding, RuleId, Severity, View};
 use crate::store::alerts::{AlertRow, NewEvent, SilenceRow};
+pub use crate::store::alerts::{AlertState, EventType, SilenceScope};
 use crate::store::{Store, StoreError};
 pub use subscribers::Subscriber;
 
@@ -47,23 +48,16 @@ pub fn alert_id(salt: &str, subject: &Value) -> String {
     hex::encode(h.finalize())
 }
 
-fn finding_hash(f: &Finding) -> String {
-    hex::encode(Sha256::digest(
-        serde_json::to_string(f).unwrap_or_default().as_bytes(),
-    ))
-}
-
 /// Whether an active silence mutes this finding for `agency`: a silence of
 /// its rule, unit or project, set by the operator or by that agency.
 fn muted(silences: &[SilenceRow], f: &Finding, agency: Agency) -> bool {
     silences.iter().any(|s| {
-        let covers = match s.scope.as_str() {
-            "rule" => s.value == f.rule.as_str(),
-            "unit" => f.unit_code.as_deref() == Some(s.value.as_str()),
-            "project" => f.project_code.as_deref() == Some(s.value.as_str()),
-            _ => false,
+        let covers = match s.scope {
+            SilenceScope::Rule => s.value == f.rule.as_str(),
+            SilenceScope::Unit => f.unit_code.as_deref() == Some(s.value.as_str()),
+            SilenceScope::Project => f.project_code.as_deref() == Some(s.value.as_str()),
         };
-        covers && s.agency.as_deref().is_none_or(|a| a == agency.as_str())
+        covers && s.agency.is_none_or(|a| a == agency)
     })
 }
 
@@ -78,7 +72,7 @@ fn audience(silences: &[SilenceRow], f: &Finding) -> Vec<Agency> {
 
 /// The webhook body of an event for one recipient's view.
 pub fn event_body(
-    event_type: &str,
+    event_type: EventType,
     at: DateTime<Utc>,
     alert: &AlertRow,
     finding: &Finding,
@@ -147,28 +141,24 @@ pub async fn apply_findings(
             Some(a) => Some(a),
             None => tx.alert(&id).await?,
         };
-        let hash = finding_hash(f);
-        let finding_json = serde_json::to_string(f).unwrap_or_default();
-        let recipients = serde_json::to_string(&f.recipients).unwrap_or_default();
         let (mut alert, event) = match previous {
-            Some(prev) if prev.state != "resolved" => {
-                let rose = Severity::parse(&prev.severity).is_some_and(|s| f.severity > s);
-                let fell = Severity::parse(&prev.severity).is_some_and(|s| f.severity < s);
+            Some(prev) if prev.state.is_active() => {
+                let rose = f.severity > prev.severity;
+                let fell = f.severity < prev.severity;
                 let mut a = prev.clone();
-                a.severity = f.severity.as_str().into();
-                a.recipients = recipients;
-                a.finding = finding_json;
-                a.finding_hash = hash;
+                a.severity = f.severity;
+                a.recipients = f.recipients.clone();
+                a.finding = f.clone();
                 a.as_of = as_of;
                 a.unit_code = f.unit_code.clone();
                 a.project_code = f.project_code.clone();
                 let event = if rose {
-                    a.state = "escalated".into();
+                    a.state = AlertState::Escalated;
                     outcome.escalated += 1;
-                    Some("alert.escalated")
+                    Some(EventType::Escalated)
                 } else {
                     if fell {
-                        a.state = "firing".into();
+                        a.state = AlertState::Firing;
                     }
                     let told = a.notified_episode == Some(a.episode);
                     let due = a
@@ -176,14 +166,14 @@ pub async fn apply_findings(
                         .is_some_and(|t| now - t >= lifecycle.repeat_interval);
                     if !told {
                         // Fired while silenced: say so once it may be said.
-                        Some(if a.state == "escalated" {
-                            "alert.escalated"
+                        Some(if a.state == AlertState::Escalated {
+                            EventType::Escalated
                         } else {
-                            "alert.firing"
+                            EventType::Firing
                         })
                     } else if due && a.acked_at.is_none() {
                         outcome.reminders += 1;
-                        Some("alert.reminder")
+                        Some(EventType::Reminder)
                     } else {
                         None
                     }
@@ -197,17 +187,16 @@ pub async fn apply_findings(
                 outcome.firing += 1;
                 let a = AlertRow {
                     id: id.clone(),
-                    rule: f.rule.as_str().into(),
+                    rule: f.rule,
                     subject: f.subject().to_string(),
                     confidential: f.confidential,
-                    severity: f.severity.as_str().into(),
-                    state: "firing".into(),
+                    severity: f.severity,
+                    state: AlertState::Firing,
                     episode: previous.as_ref().map_or(1, |p| p.episode + 1),
                     unit_code: f.unit_code.clone(),
                     project_code: f.project_code.clone(),
-                    recipients,
-                    finding: finding_json,
-                    finding_hash: hash,
+                    recipients: f.recipients.clone(),
+                    finding: f.clone(),
                     as_of,
                     first_seen: now,
                     changed_at: now,
@@ -216,10 +205,10 @@ pub async fn apply_findings(
                     acked_by: None,
                     ack_note: None,
                     notified_episode: previous.as_ref().and_then(|p| p.notified_episode),
-                    notified_state: previous.as_ref().and_then(|p| p.notified_state.clone()),
+                    notified_state: previous.as_ref().and_then(|p| p.notified_state),
                     notified_at: previous.as_ref().and_then(|p| p.notified_at),
                 };
-                (a, Some("alert.firing"))
+                (a, Some(EventType::Firing))
             }
         };
         if let Some(event_type) = event {
@@ -239,7 +228,7 @@ pub async fn apply_findings(
                 );
                 outcome.events += written;
                 alert.notified_episode = Some(alert.episode);
-                alert.notified_state = Some(alert.state.clone());
+                alert.notified_state = Some(alert.state);
                 alert.notified_at = Some(now);
             }
         }
@@ -250,12 +239,13 @@ pub async fn apply_findings(
     let mut gone: Vec<AlertRow> = active.into_values().collect();
     gone.sort_by(|a, b| a.id.cmp(&b.id));
     for mut a in gone {
-        a.state = "resolved".into();
+        a.state = AlertState::Resolved;
         a.resolved_at = Some(now);
         a.changed_at = now;
         outcome.resolved += 1;
         let told = a.notified_episode == Some(a.episode);
-        if told && let Ok(f) = serde_json::from_str::<Finding>(&a.finding) {
+        if told {
+            let f = a.finding.clone();
             let audience = audience(&silences, &f);
             if audience.is_empty() {
                 outcome.silenced += 1;
@@ -263,14 +253,14 @@ pub async fn apply_findings(
                 outcome.events += route(
                     &mut events,
                     &mut sequence,
-                    "alert.resolved",
+                    EventType::Resolved,
                     now,
                     &a,
                     &f,
                     &audience,
                     subscribers,
                 );
-                a.notified_state = Some("resolved".into());
+                a.notified_state = Some(AlertState::Resolved);
                 a.notified_at = Some(now);
             }
         }
@@ -278,7 +268,7 @@ pub async fn apply_findings(
     }
 
     tx.add_events(&events, now).await?;
-    let report = serde_json::to_string(&outcome).unwrap_or_default();
+    let report = serde_json::to_string(&outcome).map_err(StoreError::Encode)?;
     tx.record_run(as_of, now, now, &report).await?;
     tx.commit().await?;
     tracing::info!(
@@ -295,7 +285,7 @@ pub async fn apply_findings(
 fn route(
     events: &mut Vec<NewEvent>,
     sequence: &mut u64,
-    event_type: &str,
+    event_type: EventType,
     now: DateTime<Utc>,
     alert: &AlertRow,
     finding: &Finding,
@@ -317,7 +307,7 @@ fn route(
             for part in [
                 alert.id.as_str(),
                 &alert.episode.to_string(),
-                event_type,
+                event_type.as_str(),
                 &s.name,
                 &now.timestamp_nanos_opt().unwrap_or_default().to_string(),
                 &sequence.to_string(),
@@ -329,8 +319,8 @@ fn route(
                 event_id: format!("msg_{}", &hex::encode(h.finalize())[..32]),
                 alert_id: alert.id.clone(),
                 subscriber: s.name.clone(),
-                agency: agency.as_str().into(),
-                event_type: event_type.into(),
+                agency: *agency,
+                event_type,
                 body: body.clone(),
             });
             written += 1;
@@ -343,9 +333,9 @@ fn route(
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertView {
     pub alert_id: String,
-    pub rule: String,
-    pub severity: String,
-    pub state: String,
+    pub rule: RuleId,
+    pub severity: Severity,
+    pub state: AlertState,
     pub episode: i64,
     pub as_of: NaiveDate,
     pub first_seen: DateTime<Utc>,
@@ -361,13 +351,13 @@ pub struct AlertView {
 
 /// The alert as `agency` may see it, or nothing when it is not for them.
 pub fn view_for(alert: &AlertRow, agency: Agency, silences: &[SilenceRow]) -> Option<AlertView> {
-    let finding: Finding = serde_json::from_str(&alert.finding).ok()?;
+    let finding = &alert.finding;
     let view = finding.view_for(agency)?;
     Some(AlertView {
         alert_id: alert.id.clone(),
-        rule: alert.rule.clone(),
-        severity: alert.severity.clone(),
-        state: alert.state.clone(),
+        rule: alert.rule,
+        severity: alert.severity,
+        state: alert.state,
         episode: alert.episode,
         as_of: alert.as_of,
         first_seen: alert.first_seen,
@@ -376,7 +366,7 @@ pub fn view_for(alert: &AlertRow, agency: Agency, silences: &[SilenceRow]) -> Op
         acknowledged: alert
             .acked_at
             .map(|t| json!({"at": t, "by": alert.acked_by, "note": alert.ack_note})),
-        silenced: muted(silences, &finding, agency),
+        silenced: muted(silences, finding, agency),
         subject: view.subject.clone(),
         summary: view.summary.clone(),
         facts: view.facts.clone(),
@@ -410,12 +400,15 @@ impl AlertFilter {
         let field = |key: &str| v.facts.get(key).and_then(|x| x.as_str());
         let state_ok = match self.state.as_deref() {
             None => true,
-            Some("active") => v.state != "resolved",
-            Some(s) => v.state == s,
+            Some("active") => v.state.is_active(),
+            Some(s) => v.state.as_str() == s,
         };
         state_ok
-            && self.rule.as_ref().is_none_or(|r| &v.rule == r)
-            && self.severity.as_ref().is_none_or(|s| &v.severity == s)
+            && self.rule.as_ref().is_none_or(|r| v.rule.as_str() == r)
+            && self
+                .severity
+                .as_ref()
+                .is_none_or(|s| v.severity.as_str() == s)
             && self
                 .unit
                 .as_deref()
@@ -453,8 +446,7 @@ pub async fn visible(
         .iter()
         .filter_map(|a| {
             let v = view_for(a, agency, &silences)?;
-            let recipients: Vec<Agency> = serde_json::from_str(&a.recipients).unwrap_or_default();
-            filter.matches(&v, &recipients).then_some(v)
+            filter.matches(&v, &a.recipients).then_some(v)
         })
         .collect())
 }

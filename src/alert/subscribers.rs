@@ -11,13 +11,7 @@ use sha2::Sha256;
 
 use crate::config::{Config, SubscriberConfig};
 use crate::model::Agency;
-
-pub const EVENT_TYPES: [&str; 4] = [
-    "alert.firing",
-    "alert.escalated",
-    "alert.reminder",
-    "alert.resolved",
-];
+use crate::store::alerts::EventType;
 
 /// A subscriber ready to sign.
 #[derive(Clone)]
@@ -26,7 +20,7 @@ pub struct Subscriber {
     pub agency: Agency,
     pub url: String,
     keys: Vec<Vec<u8>>,
-    events: Option<Vec<String>>,
+    events: Option<Vec<EventType>>,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -77,12 +71,25 @@ impl Subscriber {
             .map(|r| decode_secret(r.read()?.expose()).map_err(|e| format!("{r}: {e}")))
             .collect::<Result<Vec<_>, String>>()
             .map_err(|e| format!("subscriber {name}: {e}"))?;
+        let events = c
+            .events
+            .as_ref()
+            .map(|events| {
+                events
+                    .iter()
+                    .map(|e| {
+                        EventType::parse(e)
+                            .ok_or_else(|| format!("subscriber {name}: unknown event type {e:?}"))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            })
+            .transpose()?;
         Ok(Subscriber {
             name: name.to_owned(),
             agency: c.agency,
             url: c.url.clone(),
             keys,
-            events: c.events.clone(),
+            events,
         })
     }
 
@@ -97,10 +104,8 @@ impl Subscriber {
         }
     }
 
-    pub fn wants(&self, event_type: &str) -> bool {
-        self.events
-            .as_ref()
-            .is_none_or(|e| e.iter().any(|t| t == event_type))
+    pub fn wants(&self, event_type: EventType) -> bool {
+        self.events.as_ref().is_none_or(|e| e.contains(&event_type))
     }
 
     pub fn signature(&self, id: &str, timestamp: i64, body: &str) -> String {

@@ -133,7 +133,7 @@ pub async fn evaluate_in_slices(
         // The whole year in one query (a slice of it would scan the
         // execution table again); only the differing rows come back.
         let rows = store
-            .mirror_mismatches(&q, c.mirror_mismatch.tolerance.0.0)
+            .mirror_mismatches(&q, c.mirror_mismatch.tolerance.0)
             .await?;
         findings.push((
             rules::mirror_mismatch(&q, &rows),

@@ -10,13 +10,15 @@ use serde_json::{Value, json};
 
 use super::config::*;
 use super::finding::{Finding, RuleId, Severity, SourceRef, View};
-use crate::model::{Agency, normalize_unit_name};
+use crate::model::{
+    Agency, FindingStatus, ProjectCategory, RectificationStatus, normalize_unit_name,
+};
 use crate::money::{Fen, format_fixed};
 use crate::store::facts::*;
 
 /// Money as facts show it: yuan with 2 places.
-pub fn yuan(fen: i64) -> Value {
-    Value::String(Fen(fen).to_yuan())
+pub fn yuan(fen: Fen) -> Value {
+    Value::String(fen.to_yuan())
 }
 
 /// `num / den` as a percentage with 2 places, rounded half away from zero.
@@ -56,7 +58,7 @@ fn project_sources(p: &ProjectFacts) -> Vec<SourceRef> {
 }
 
 fn is_active(p: &ProjectFacts) -> bool {
-    p.in_finance && p.quota > 0 && p.category.as_deref() != Some("reserve")
+    p.in_finance && p.quota > Fen::ZERO && p.category != Some(ProjectCategory::Reserve)
 }
 
 /// A finding that every recipient sees whole.
@@ -92,43 +94,41 @@ pub fn approved_mismatch(
         let finance = (p.quota_rows > 0).then_some(p.quota);
         let (npc, fin) = match (p.npc_approved, finance) {
             (None, None) => continue,
-            (None, Some(f)) if f <= 0 => continue,
+            (None, Some(f)) if f <= Fen::ZERO => continue,
             pair => pair,
         };
-        let diff = npc.unwrap_or(0) - fin.unwrap_or(0);
+        let diff = npc.unwrap_or_default() - fin.unwrap_or_default();
         let one_side_missing = npc.is_none() || fin.is_none();
-        if !one_side_missing && diff.abs() <= c.tolerance.0.0 {
+        if !one_side_missing && diff.abs() <= c.tolerance.0 {
             continue;
         }
-        let larger = npc.unwrap_or(0).abs().max(fin.unwrap_or(0).abs()) as i128;
-        let critical = (diff.abs() as i128) * 10_000 >= larger * c.critical_percent.0 as i128
-            || diff.abs() >= c.critical_amount.0.0;
+        let larger = npc
+            .unwrap_or_default()
+            .abs()
+            .max(fin.unwrap_or_default().abs())
+            .0 as i128;
+        let critical = (diff.abs().0 as i128) * 10_000 >= larger * c.critical_percent.0 as i128
+            || diff.abs() >= c.critical_amount.0;
         let severity = if critical {
             Severity::Critical
         } else {
             Severity::Warning
         };
-        let shown = |v: Option<i64>| v.map(yuan).unwrap_or(Value::Null);
+        let shown = |v: Option<Fen>| v.map(yuan).unwrap_or(Value::Null);
         let summary = match (npc, fin) {
             (Some(a), None) => format!(
-                "项目{}（{}年度）人大已批准{}元，但财政局没有下达该项目指标，请财政局与人大预算工委核对。",
-                p.project_code,
-                q.year,
-                Fen(a)
+                "项目{}（{}年度）人大已批准{a}元，但财政局没有下达该项目指标，请财政局与人大预算工委核对。",
+                p.project_code, q.year
             ),
             (None, Some(f)) => format!(
-                "项目{}（{}年度）财政局已下达指标{}元，但人大没有该项目的批准数，请财政局与人大预算工委核对。",
-                p.project_code,
-                q.year,
-                Fen(f)
+                "项目{}（{}年度）财政局已下达指标{f}元，但人大没有该项目的批准数，请财政局与人大预算工委核对。",
+                p.project_code, q.year
             ),
             (Some(a), Some(f)) => format!(
-                "项目{}（{}年度）人大批准数{}元与财政指标{}元不一致，相差{}元，请财政局与人大预算工委核对。",
+                "项目{}（{}年度）人大批准数{a}元与财政指标{f}元不一致，相差{}元，请财政局与人大预算工委核对。",
                 p.project_code,
                 q.year,
-                Fen(a),
-                Fen(f),
-                Fen(diff.abs())
+                diff.abs()
             ),
             (None, None) => continue,
         };
@@ -184,9 +184,9 @@ pub fn mirror_mismatch(q: &FactsQuery, rows: &[MirrorFact]) -> Vec<Finding> {
                     summary: format!(
                         "项目{project}截至{}报送人大的累计支出{}元与财政支付记录{}元不一致，相差{}元，请财政局核实后更正报送数据。",
                         last.as_of,
-                        Fen(last.reported),
-                        Fen(last.exp),
-                        Fen(diff.abs())
+                        last.reported,
+                        last.exp,
+                        diff.abs()
                     ),
                     facts: json!({
                         "project": project, "year": q.year, "as_of": last.as_of,
@@ -218,10 +218,10 @@ pub fn slow(c: &Slow, q: &FactsQuery, projects: &[ProjectFacts]) -> Vec<Finding>
     let mut out = Vec::new();
     for p in projects
         .iter()
-        .filter(|p| is_active(p) && p.quota >= c.min_quota.0.0)
+        .filter(|p| is_active(p) && p.quota >= c.min_quota.0)
     {
-        let quota = p.quota as i128;
-        let exp = p.exp as i128;
+        let quota = p.quota.0 as i128;
+        let exp = p.exp.0 as i128;
         // gap (pp) = 100·(doy/diy − exp/quota); compare gap ≥ T/100 exactly:
         // 10000·(doy·quota − exp·diy) ≥ T·diy·quota.
         let lead = 10_000 * (doy * quota - exp * diy);
@@ -270,7 +270,7 @@ pub fn idle(c: &Idle, q: &FactsQuery, projects: &[ProjectFacts]) -> Vec<Finding>
     let mut out = Vec::new();
     for p in projects
         .iter()
-        .filter(|p| is_active(p) && p.quota - p.exp > 0)
+        .filter(|p| is_active(p) && p.quota - p.exp > Fen::ZERO)
     {
         let Some(since) = p.last_exp_on.or(p.first_initial_on) else {
             continue;
@@ -283,12 +283,12 @@ pub fn idle(c: &Idle, q: &FactsQuery, projects: &[ProjectFacts]) -> Vec<Finding>
             Some(last) => format!(
                 "项目{}自{last}以来已{days}天没有支出，尚有余额{}元，请财政局督促使用或按规定收回。",
                 p.project_code,
-                Fen(p.quota - p.exp)
+                p.quota - p.exp
             ),
             None => format!(
                 "项目{}指标自{since}下达以来已{days}天没有任何支出，余额{}元，请财政局督促使用或按规定收回。",
                 p.project_code,
-                Fen(p.quota - p.exp)
+                p.quota - p.exp
             ),
         };
         out.push(open_finding(
@@ -320,7 +320,7 @@ pub fn lump_sum(c: &LumpSum, q: &FactsQuery, projects: &[ProjectFacts]) -> Vec<F
         .filter(|p| {
             is_active(p)
                 && p.full_year
-                && p.quota >= c.large_quota.0.0
+                && p.quota >= c.large_quota.0
                 && p.alloc >= p.quota
                 && p.nalloc < c.min_tranches
         })
@@ -335,11 +335,7 @@ pub fn lump_sum(c: &LumpSum, q: &FactsQuery, projects: &[ProjectFacts]) -> Vec<F
                     subject: project_subject(rule, &p.project_code, q.year),
                     summary: format!(
                         "全年项目{}指标{}元已分{}笔拨付{}元，少于三三制要求的{}笔，请财政局按进度分批拨款。",
-                        p.project_code,
-                        Fen(p.quota),
-                        p.nalloc,
-                        Fen(p.alloc),
-                        c.min_tranches
+                        p.project_code, p.quota, p.nalloc, p.alloc, c.min_tranches
                     ),
                     facts: json!({
                         "project": p.project_code, "year": q.year,
@@ -385,12 +381,7 @@ pub fn tranche_unsettled(
                 subject: project_subject(rule, &t.project_code, q.year),
                 summary: format!(
                     "项目{}于{}拨付的一笔{}元款项超过{}天仍未支出完毕（累计拨款{}元，累计支出{}元），请预算单位尽快使用。",
-                    t.project_code,
-                    t.paid_on,
-                    Fen(t.amount),
-                    c.settle_days,
-                    Fen(t.cumulative),
-                    Fen(t.exp)
+                    t.project_code, t.paid_on, t.amount, c.settle_days, t.cumulative, t.exp
                 ),
                 facts: json!({
                     "project": t.project_code, "year": q.year, "as_of": q.as_of,
@@ -413,7 +404,9 @@ pub fn target_missing(q: &FactsQuery, projects: &[ProjectFacts]) -> Vec<Finding>
     let rule = RuleId::TargetMissing;
     projects
         .iter()
-        .filter(|p| is_active(p) && p.category.as_deref() == Some("special") && p.targets == 0)
+        .filter(|p| {
+            is_active(p) && p.category == Some(ProjectCategory::Special) && p.targets == 0
+        })
         .map(|p| {
             open_finding(
                 rule,
@@ -425,9 +418,7 @@ pub fn target_missing(q: &FactsQuery, projects: &[ProjectFacts]) -> Vec<Finding>
                     subject: project_subject(rule, &p.project_code, q.year),
                     summary: format!(
                         "专项资金项目{}（{}年度）已下达指标{}元但没有绩效目标，请财政局督促预算单位补报绩效目标。",
-                        p.project_code,
-                        q.year,
-                        Fen(p.quota)
+                        p.project_code, q.year, p.quota
                     ),
                     facts: json!({
                         "project": p.project_code, "year": q.year, "category": "special",
@@ -452,16 +443,16 @@ pub fn result_unapplied(
         let (Some(score), Some(evaluation)) = (p.prev_score, p.prev_evaluation.as_deref()) else {
             continue;
         };
-        if score >= c.below_score.0 || p.quota_prev <= 0 {
+        if score.0 >= c.below_score.0 || p.quota_prev <= Fen::ZERO {
             continue;
         }
         // initial > (1 − cut) · quota_prev, cut in hundredths of a percent:
         // 10000·initial > (10000 − cut)·quota_prev.
         let keep = 10_000 - c.cut_percent.0 as i128;
-        if (p.initial as i128) * 10_000 <= keep * p.quota_prev as i128 {
+        if (p.initial.0 as i128) * 10_000 <= keep * p.quota_prev.0 as i128 {
             continue;
         }
-        let ceiling = (keep * p.quota_prev as i128 / 10_000) as i64;
+        let ceiling = Fen((keep * p.quota_prev.0 as i128 / 10_000) as i64);
         let cut = format_fixed(c.cut_percent.0, 2);
         out.push(open_finding(
             rule,
@@ -473,14 +464,11 @@ pub fn result_unapplied(
                 subject: project_subject(rule, &p.project_code, q.year),
                 summary: format!(
                     "项目{}上年绩效评价{}分（低于良），本年初始指标{}元未按规定比上年{}元压减{cut}%，请财政局落实评价结果。",
-                    p.project_code,
-                    format_fixed(score, 2),
-                    Fen(p.initial),
-                    Fen(p.quota_prev)
+                    p.project_code, score, p.initial, p.quota_prev
                 ),
                 facts: json!({
                     "project": p.project_code, "year": q.year, "evaluated_year": q.year - 1,
-                    "evaluation_id": evaluation, "score": format_fixed(score, 2),
+                    "evaluation_id": evaluation, "score": score.to_string(),
                     "previous_quota": yuan(p.quota_prev), "initial_quota": yuan(p.initial),
                     "cut_percent": cut, "ceiling": yuan(ceiling),
                 }),
@@ -498,12 +486,11 @@ fn finding_subject(rule: RuleId, finding: &str) -> Value {
     json!({"rule": rule.as_str(), "finding": finding})
 }
 
-fn audit_status_word(status: &str) -> &'static str {
+fn audit_status_word(status: FindingStatus) -> &'static str {
     match status {
-        "open" => "未整改",
-        "in_progress" => "整改中",
-        "rectified" => "已整改",
-        _ => "未知",
+        FindingStatus::Open => "未整改",
+        FindingStatus::InProgress => "整改中",
+        FindingStatus::Rectified => "已整改",
     }
 }
 
@@ -518,7 +505,7 @@ pub fn status_mismatch(
     let cutoff = q.as_of - Duration::days(c.grace_days);
     let open: BTreeMap<&str, &FindingFact> = findings
         .iter()
-        .filter(|f| f.status != "rectified")
+        .filter(|f| f.status != FindingStatus::Rectified)
         .map(|f| (f.finding_no.as_str(), f))
         .collect();
     let mut out = Vec::new();
@@ -527,7 +514,7 @@ pub fn status_mismatch(
     // per finding is named.
     for r in reports
         .iter()
-        .filter(|r| r.status == "rectified" && r.reported_on <= cutoff)
+        .filter(|r| r.status == RectificationStatus::Rectified && r.reported_on <= cutoff)
     {
         if done == Some(r.finding_no.as_str()) {
             continue;
@@ -548,7 +535,7 @@ pub fn status_mismatch(
                     "审计问题{}已于{}向财政报告整改完成，但审计局最新台账仍为“{}”，请审计局与财政局核对整改情况。",
                     f.finding_no,
                     r.reported_on,
-                    audit_status_word(&f.status)
+                    audit_status_word(f.status)
                 ),
                 facts: json!({
                     "finding_no": f.finding_no, "audit_status": f.status,
@@ -570,7 +557,7 @@ pub fn overdue(c: &Overdue, q: &FactsQuery, findings: &[FindingFact]) -> Vec<Fin
     let rule = RuleId::Overdue;
     findings
         .iter()
-        .filter(|f| f.status != "rectified" && f.deadline < q.as_of)
+        .filter(|f| f.status != FindingStatus::Rectified && f.deadline < q.as_of)
         .map(|f| {
             let days = (q.as_of - f.deadline).num_days();
             let critical = days > c.critical_after_days;
@@ -591,9 +578,9 @@ pub fn overdue(c: &Overdue, q: &FactsQuery, findings: &[FindingFact]) -> Vec<Fin
                         "{}的审计问题{}（涉及{}元）整改期限{}已过{days}天仍为“{}”，请督促被审计单位整改到位。",
                         f.unit_name,
                         f.finding_no,
-                        Fen(f.amount),
+                        f.amount,
                         f.deadline,
-                        audit_status_word(&f.status)
+                        audit_status_word(f.status)
                     ),
                     facts: json!({
                         "finding_no": f.finding_no, "unit_name": f.unit_name, "unit_code": f.unit_code,
@@ -620,7 +607,7 @@ pub fn freeze_breach(q: &FactsQuery, rows: &[FreezeFact]) -> Vec<Finding> {
         let Some(first) = payments.first() else {
             continue;
         };
-        let total: i64 = payments.iter().map(|p| p.amount).sum();
+        let total: Fen = payments.iter().map(|p| p.amount).sum();
         let mut projects: Vec<&str> = payments
             .iter()
             .map(|p| p.payment_project.as_str())
@@ -655,7 +642,7 @@ pub fn freeze_breach(q: &FactsQuery, rows: &[FreezeFact]) -> Vec<Finding> {
                 "问题线索{referral}涉及的{scope}自{}起已冻结，但此后仍发生支付{}笔共{}元，请纪委监委核查并督促财政局停止支付。",
                 first.freeze_from,
                 payments.len(),
-                Fen(total)
+                total
             ),
             facts: json!({
                 "referral_id": referral, "unit_code": first.unit_code,
@@ -675,7 +662,7 @@ pub fn freeze_breach(q: &FactsQuery, rows: &[FreezeFact]) -> Vec<Finding> {
                 projects.join("、"),
                 first.freeze_from,
                 payments.len(),
-                Fen(total)
+                total
             ),
             facts: json!({
                 "projects": projects, "freeze_from": first.freeze_from,
@@ -724,24 +711,22 @@ pub fn rate_mismatch(
         units.iter().map(|u| (u.unit_code.as_str(), u)).collect();
     let mut out = Vec::new();
     for r in rows {
-        let (quota, exp) = sums
+        let (quota_fen, exp_fen) = sums
             .get(r.unit_code.as_str())
-            .map_or((0, 0), |u| (u.quota, u.exp));
-        if quota <= 0 {
+            .map_or((Fen::ZERO, Fen::ZERO), |u| (u.quota, u.exp));
+        if quota_fen <= Fen::ZERO {
             continue; // the computed rate is undefined
         }
+        let (quota, exp) = (quota_fen.0 as i128, exp_fen.0 as i128);
         // |r/100 − 100·exp/quota| > t/100 (r, t in hundredths of pp):
         // |r·quota − 10000·exp| > t·quota.
-        let lhs = (r.reported_rate as i128 * quota as i128 - 10_000 * exp as i128).abs();
-        if lhs <= c.tolerance_pp.0 as i128 * quota as i128 {
+        let lhs = (r.reported_rate.0 as i128 * quota - 10_000 * exp).abs();
+        if lhs <= c.tolerance_pp.0 as i128 * quota {
             continue;
         }
-        let computed = percent(exp as i128, quota as i128);
-        let reported = format_fixed(r.reported_rate, 2);
-        let gap = hundredths(
-            (r.reported_rate as i128 * quota as i128 - 10_000 * exp as i128).abs(),
-            quota as i128,
-        );
+        let computed = percent(exp, quota);
+        let reported = r.reported_rate.to_string();
+        let gap = hundredths(lhs, quota);
         out.push(open_finding(
             rule,
             Severity::Warning,
@@ -757,7 +742,7 @@ pub fn rate_mismatch(
                 facts: json!({
                     "unit": r.unit_code, "year": year, "quarter": quarter, "quarter_end": end,
                     "reported_rate_pct": reported, "computed_rate_pct": computed, "gap_pp": gap,
-                    "quota_to_quarter_end": yuan(quota), "expenditure_to_quarter_end": yuan(exp),
+                    "quota_to_quarter_end": yuan(quota_fen), "expenditure_to_quarter_end": yuan(exp_fen),
                 }),
                 sources: vec![SourceRef::new(Agency::Orgdept, "evaluations", &r.key)],
             },
@@ -783,18 +768,18 @@ pub fn unspendable(c: &Unspendable, q: &FactsQuery, projects: &[ProjectFacts]) -
     let mut out = Vec::new();
     for p in projects
         .iter()
-        .filter(|p| is_active(p) && p.quota >= c.min_quota.0.0)
+        .filter(|p| is_active(p) && p.quota >= c.min_quota.0)
     {
-        let quota = p.quota as i128;
-        let exp = p.exp as i128;
+        let quota = p.quota.0 as i128;
+        let exp = p.exp.0 as i128;
         // projected·L = L·exp + (exp − exp_lookback)·days_left
-        let projected_l = lookback * exp + (exp - p.exp_lookback as i128) * days_left;
+        let projected_l = lookback * exp + (exp - p.exp_lookback.0 as i128) * days_left;
         // unspent > u% of quota: 10000·(L·quota − projected·L) > u·L·quota
         let unspent_l = lookback * quota - projected_l;
         if 10_000 * unspent_l <= c.unspent_percent.0 as i128 * lookback * quota {
             continue;
         }
-        let projected = (projected_l / lookback) as i64;
+        let projected = Fen((projected_l / lookback) as i64);
         let unspent = p.quota - projected;
         out.push(open_finding(
             rule,
@@ -808,8 +793,8 @@ pub fn unspendable(c: &Unspendable, q: &FactsQuery, projects: &[ProjectFacts]) -
                     "按近{}天支出进度测算，项目{}年底预计支出{}元，将结余{}元（占指标{}%），建议财政局提前收回统筹使用。",
                     c.lookback_days,
                     p.project_code,
-                    Fen(projected),
-                    Fen(unspent),
+                    projected,
+                    unspent,
                     percent(unspent_l, lookback * quota)
                 ),
                 facts: json!({
@@ -844,12 +829,7 @@ pub fn over_quota(q: &FactsQuery, projects: &[ProjectFacts]) -> Vec<Finding> {
                     subject: project_subject(rule, &p.project_code, q.year),
                     summary: format!(
                         "项目{}（{}年度）指标{}元，已拨款{}元、已支出{}元，超出指标{}元，请财政局立即核查并纠正。",
-                        p.project_code,
-                        q.year,
-                        Fen(p.quota),
-                        Fen(p.alloc),
-                        Fen(p.exp),
-                        Fen(excess)
+                        p.project_code, q.year, p.quota, p.alloc, p.exp, excess
                     ),
                     facts: json!({
                         "project": p.project_code, "year": q.year, "as_of": q.as_of,
@@ -867,18 +847,16 @@ pub fn over_quota(q: &FactsQuery, projects: &[ProjectFacts]) -> Vec<Finding> {
 /// A discipline record's finding goes to discipline alone.
 pub fn unknown_project(rows: &[UnknownProjectFact]) -> Vec<Finding> {
     let rule = RuleId::UnknownProject;
-    let mut groups: BTreeMap<(&str, &str), Vec<&UnknownProjectFact>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Agency, &str), Vec<&UnknownProjectFact>> = BTreeMap::new();
     for r in rows {
         groups
-            .entry((&r.agency, &r.project_code))
+            .entry((r.agency, &r.project_code))
             .or_default()
             .push(r);
     }
     let mut out = Vec::new();
-    for ((agency, project), records) in groups {
-        let Some(source) = Agency::parse(agency) else {
-            continue;
-        };
+    for ((source, project), records) in groups {
+        let agency = source.as_str();
         let mut recipients = vec![source];
         if source != Agency::Finance && source != Agency::Discipline {
             recipients.push(Agency::Finance);

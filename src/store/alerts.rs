@@ -1,32 +1,78 @@
 //! What the store keeps of alerts, silences and the delivery outbox, as
-//! plain rows. The alert and delivery stages own the logic; the store only
+//! typed rows. The alert and delivery stages own the logic; the store only
 //! keeps the rows and hands them out in transactions.
+//!
+//! The words an alert's state, an event's type and a silence's scope are
+//! stored as are spelled here, and only here ([`text_enum!`]); the finding
+//! and its recipients are kept as JSON text, read back into their types by
+//! [`AlertColumns`] (a row that does not read back is corrupt, not empty).
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::StoreError;
+use super::columns::text_enum;
+use crate::model::Agency;
+use crate::reconcile::{Finding, RuleId, Severity};
+
+text_enum! {
+    /// Where an alert stands. The alert stage's lifecycle moves it; the
+    /// store keeps it.
+    pub enum AlertState {
+        /// Found by the newest evaluation at the severity it first had, or
+        /// lower again after an escalation.
+        Firing = "firing",
+        /// Found at a higher severity than before.
+        Escalated = "escalated",
+        /// No longer found: the episode is over.
+        Resolved = "resolved",
+    }
+}
+
+impl AlertState {
+    /// Firing or escalated.
+    pub fn is_active(self) -> bool {
+        self != AlertState::Resolved
+    }
+}
+
+text_enum! {
+    /// What an outbox event tells its subscriber: the webhook's `type`.
+    pub enum EventType {
+        Firing = "alert.firing",
+        Escalated = "alert.escalated",
+        Reminder = "alert.reminder",
+        Resolved = "alert.resolved",
+    }
+}
+
+text_enum! {
+    /// What a silence covers.
+    pub enum SilenceScope {
+        Rule = "rule",
+        Unit = "unit",
+        Project = "project",
+    }
+}
 
 /// An alert as stored: one row per identity, reused by every episode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlertRow {
     pub id: String,
-    pub rule: String,
+    pub rule: RuleId,
     /// Canonical JSON of the subject (confidential for confidential rules).
     pub subject: String,
     pub confidential: bool,
-    pub severity: String,
-    /// `firing`, `escalated` or `resolved`.
-    pub state: String,
+    pub severity: Severity,
+    pub state: AlertState,
     pub episode: i64,
     pub unit_code: Option<String>,
     pub project_code: Option<String>,
-    /// JSON array of recipient agencies.
-    pub recipients: String,
-    /// JSON of the newest finding, views included.
-    pub finding: String,
-    pub finding_hash: String,
+    pub recipients: Vec<Agency>,
+    /// The newest finding, views included.
+    pub finding: Finding,
     pub as_of: NaiveDate,
     pub first_seen: DateTime<Utc>,
     pub changed_at: DateTime<Utc>,
@@ -36,16 +82,113 @@ pub struct AlertRow {
     pub ack_note: Option<String>,
     /// The episode and state the recipients were last told about.
     pub notified_episode: Option<i64>,
-    pub notified_state: Option<String>,
+    pub notified_state: Option<AlertState>,
     pub notified_at: Option<DateTime<Utc>>,
+}
+
+/// An alert row as its columns hold it: the finding and the recipients as
+/// JSON text, with the finding's sha-256 beside it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct AlertColumns {
+    pub id: String,
+    pub rule: RuleId,
+    pub subject: String,
+    pub confidential: bool,
+    pub severity: Severity,
+    pub state: AlertState,
+    pub episode: i64,
+    pub unit_code: Option<String>,
+    pub project_code: Option<String>,
+    pub recipients: String,
+    pub finding: String,
+    pub finding_hash: String,
+    pub as_of: NaiveDate,
+    pub first_seen: DateTime<Utc>,
+    pub changed_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub acked_at: Option<DateTime<Utc>>,
+    pub acked_by: Option<String>,
+    pub ack_note: Option<String>,
+    pub notified_episode: Option<i64>,
+    pub notified_state: Option<AlertState>,
+    pub notified_at: Option<DateTime<Utc>>,
+}
+
+impl AlertColumns {
+    /// The columns of `a`; fails only if its finding cannot be written as JSON.
+    pub fn of(a: &AlertRow) -> Result<AlertColumns, StoreError> {
+        let finding = serde_json::to_string(&a.finding).map_err(StoreError::Encode)?;
+        Ok(AlertColumns {
+            id: a.id.clone(),
+            rule: a.rule,
+            subject: a.subject.clone(),
+            confidential: a.confidential,
+            severity: a.severity,
+            state: a.state,
+            episode: a.episode,
+            unit_code: a.unit_code.clone(),
+            project_code: a.project_code.clone(),
+            recipients: serde_json::to_string(&a.recipients).map_err(StoreError::Encode)?,
+            finding_hash: hex::encode(Sha256::digest(finding.as_bytes())),
+            finding,
+            as_of: a.as_of,
+            first_seen: a.first_seen,
+            changed_at: a.changed_at,
+            resolved_at: a.resolved_at,
+            acked_at: a.acked_at,
+            acked_by: a.acked_by.clone(),
+            ack_note: a.ack_note.clone(),
+            notified_episode: a.notified_episode,
+            notified_state: a.notified_state,
+            notified_at: a.notified_at,
+        })
+    }
+}
+
+impl TryFrom<AlertColumns> for AlertRow {
+    type Error = StoreError;
+
+    fn try_from(c: AlertColumns) -> Result<AlertRow, StoreError> {
+        let corrupt = |what: &str, e: serde_json::Error| {
+            StoreError::Corrupt(format!(
+                "alert {}: its {what} does not read back: {e}",
+                c.id
+            ))
+        };
+        let recipients =
+            serde_json::from_str(&c.recipients).map_err(|e| corrupt("recipients", e))?;
+        let finding = serde_json::from_str(&c.finding).map_err(|e| corrupt("finding", e))?;
+        Ok(AlertRow {
+            recipients,
+            finding,
+            id: c.id,
+            rule: c.rule,
+            subject: c.subject,
+            confidential: c.confidential,
+            severity: c.severity,
+            state: c.state,
+            episode: c.episode,
+            unit_code: c.unit_code,
+            project_code: c.project_code,
+            as_of: c.as_of,
+            first_seen: c.first_seen,
+            changed_at: c.changed_at,
+            resolved_at: c.resolved_at,
+            acked_at: c.acked_at,
+            acked_by: c.acked_by,
+            ack_note: c.ack_note,
+            notified_episode: c.notified_episode,
+            notified_state: c.notified_state,
+            notified_at: c.notified_at,
+        })
+    }
 }
 
 /// A silence of a rule, a unit or a project until a time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct SilenceRow {
     pub id: i64,
-    /// `rule`, `unit` or `project`.
-    pub scope: String,
+    pub scope: SilenceScope,
     pub value: String,
     pub until: DateTime<Utc>,
     pub reason: String,
@@ -53,7 +196,7 @@ pub struct SilenceRow {
     pub created_at: DateTime<Utc>,
     pub lifted_at: Option<DateTime<Utc>>,
     /// The agency whose deliveries it mutes; every recipient's when None.
-    pub agency: Option<String>,
+    pub agency: Option<Agency>,
 }
 
 /// An event to deliver to one subscriber.
@@ -64,8 +207,8 @@ pub struct OutboxRow {
     pub event_id: String,
     pub alert_id: String,
     pub subscriber: String,
-    pub agency: String,
-    pub event_type: String,
+    pub agency: Agency,
+    pub event_type: EventType,
     /// The exact body signed and sent.
     pub body: String,
     pub created_at: DateTime<Utc>,
@@ -84,8 +227,8 @@ pub struct NewEvent {
     pub event_id: String,
     pub alert_id: String,
     pub subscriber: String,
-    pub agency: String,
-    pub event_type: String,
+    pub agency: Agency,
+    pub event_type: EventType,
     pub body: String,
 }
 
@@ -146,9 +289,9 @@ pub trait AlertStore: Send + Sync {
     #[allow(clippy::too_many_arguments)]
     async fn add_silence(
         &self,
-        scope: &str,
+        scope: SilenceScope,
         value: &str,
-        agency: Option<&str>,
+        agency: Option<Agency>,
         until: DateTime<Utc>,
         reason: &str,
         by: &str,
@@ -184,4 +327,33 @@ pub trait AlertStore: Send + Sync {
     /// Puts dead events (one, or all when `id` is None) back to pending now.
     async fn redrive(&self, id: Option<i64>, at: DateTime<Utc>) -> Result<u64, StoreError>;
     async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_words_are_the_wire_words() {
+        // The webhook body, the API and the columns spell them alike.
+        assert_eq!(
+            serde_json::to_value(AlertState::Escalated).unwrap(),
+            "escalated"
+        );
+        assert_eq!(
+            serde_json::to_value(EventType::Reminder).unwrap(),
+            "alert.reminder"
+        );
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(*t));
+            let back: EventType = serde_json::from_value(serde_json::to_value(t).unwrap()).unwrap();
+            assert_eq!(back, *t);
+        }
+        assert_eq!(format!("{:<8}|", AlertState::Firing), "firing  |");
+        let err = serde_json::from_str::<SilenceScope>("\"agency\"").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"agency\" is not a SilenceScope (rule, unit, project)"
+        );
+    }
 }

@@ -14,7 +14,10 @@ use futures_util::TryStreamExt;
 use sqlx::query_builder::Separated;
 use sqlx::{AssertSqlSafe, Pool, QueryBuilder, Row};
 
-use super::alerts::{AlertRow, AlertStore, AlertTx, NewEvent, OutboxCounts, OutboxRow, SilenceRow};
+use super::alerts::{
+    AlertColumns, AlertRow, AlertStore, AlertTx, NewEvent, OutboxCounts, OutboxRow, SilenceRow,
+    SilenceScope,
+};
 use super::chain::{GENESIS, content_hash, link_hash};
 use super::facts::{
     FactStore, FactsQuery, FindingFact, FreezeFact, MirrorFact, OrgdeptFact, ProjectFacts,
@@ -26,6 +29,7 @@ use super::{
     Store, StoreError, StoreUrl, StoredRecord, StreamState, SyncTx, VerifyReport, Version,
 };
 use crate::model::{Agency, Collection, Record};
+use crate::money::Fen;
 
 /// Binds per statement stay below both backends' limits (SQLite 32766,
 /// PostgreSQL 65535).
@@ -1217,7 +1221,7 @@ impl FactStore for SqlStore {
     async fn mirror_mismatches(
         &self,
         q: &FactsQuery,
-        tolerance: i64,
+        tolerance: Fen,
     ) -> Result<Vec<MirrorFact>, StoreError> {
         // Each execution row's figure is one range of the covering payments
         // index (project, kind, date): measured at a quarter province, 1.3 s
@@ -1442,6 +1446,11 @@ const ALERT_COLUMNS: &str = "id, rule, subject, confidential, severity, state, e
      project_code, recipients, finding, finding_hash, as_of, first_seen, changed_at, resolved_at, \
      acked_at, acked_by, ack_note, notified_episode, notified_state, notified_at";
 
+/// Alert rows as the stages use them.
+fn alert_rows(columns: Vec<AlertColumns>) -> Result<Vec<AlertRow>, StoreError> {
+    columns.into_iter().map(AlertRow::try_from).collect()
+}
+
 const OUTBOX_COLUMNS: &str = "id, event_id, alert_id, subscriber, agency, event_type, body, \
      created_at, state, attempts, next_attempt_at, last_error, last_attempt_at, delivered_at";
 
@@ -1474,23 +1483,27 @@ impl AlertTx for SqlSyncTx {
     }
 
     async fn active_alerts(&mut self) -> Result<Vec<AlertRow>, StoreError> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state <> 'resolved' ORDER BY id"
-        )))
-        .fetch_all(&mut *self.tx)
-        .await?)
+        alert_rows(
+            sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE state <> 'resolved' ORDER BY id"
+            )))
+            .fetch_all(&mut *self.tx)
+            .await?,
+        )
     }
 
     async fn alert(&mut self, id: &str) -> Result<Option<AlertRow>, StoreError> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<AlertColumns> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&mut *self.tx)
-        .await?)
+        .await?;
+        row.map(AlertRow::try_from).transpose()
     }
 
     async fn put_alert(&mut self, a: &AlertRow) -> Result<(), StoreError> {
+        let a = AlertColumns::of(a)?;
         let updates: Vec<String> = ALERT_COLUMNS
             .split(", ")
             .skip(1)
@@ -1503,11 +1516,11 @@ impl AlertTx for SqlSyncTx {
             updates.join(", ")
         )))
         .bind(&a.id)
-        .bind(&a.rule)
+        .bind(a.rule)
         .bind(&a.subject)
         .bind(a.confidential)
-        .bind(&a.severity)
-        .bind(&a.state)
+        .bind(a.severity)
+        .bind(a.state)
         .bind(a.episode)
         .bind(&a.unit_code)
         .bind(&a.project_code)
@@ -1522,7 +1535,7 @@ impl AlertTx for SqlSyncTx {
         .bind(&a.acked_by)
         .bind(&a.ack_note)
         .bind(a.notified_episode)
-        .bind(&a.notified_state)
+        .bind(a.notified_state)
         .bind(a.notified_at)
         .execute(&mut *self.tx)
         .await?;
@@ -1553,8 +1566,8 @@ impl AlertTx for SqlSyncTx {
                 sep.push_bind(e.event_id.as_str())
                     .push_bind(e.alert_id.as_str())
                     .push_bind(e.subscriber.as_str())
-                    .push_bind(e.agency.as_str())
-                    .push_bind(e.event_type.as_str())
+                    .push_bind(e.agency)
+                    .push_bind(e.event_type)
                     .push_bind(e.body.as_str())
                     .push_bind(now)
                     .push_bind("pending")
@@ -1602,20 +1615,23 @@ impl AlertStore for SqlStore {
     }
 
     async fn alerts(&self) -> Result<Vec<AlertRow>, StoreError> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY changed_at DESC, id"
-        )))
-        .fetch_all(&self.pool)
-        .await?)
+        alert_rows(
+            sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY changed_at DESC, id"
+            )))
+            .fetch_all(&self.pool)
+            .await?,
+        )
     }
 
     async fn get_alert(&self, id: &str) -> Result<Option<AlertRow>, StoreError> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<AlertColumns> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        row.map(AlertRow::try_from).transpose()
     }
 
     async fn ack_alert(
@@ -1643,9 +1659,9 @@ impl AlertStore for SqlStore {
 
     async fn add_silence(
         &self,
-        scope: &str,
+        scope: SilenceScope,
         value: &str,
-        agency: Option<&str>,
+        agency: Option<Agency>,
         until: DateTime<Utc>,
         reason: &str,
         by: &str,
