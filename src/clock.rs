@@ -26,3 +26,9 @@ impl Clock for FixedClock {
         self.0
     }
 }
+
+/// An instant as liankong writes it in what it sends: RFC 3339 in UTC with
+/// `Z`, with fractional seconds only when it has them.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
