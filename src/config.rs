@@ -516,7 +516,7 @@ impl Config {
     /// Parses config text without touching the environment.
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        crate::reconcile::check_recipients(&config.rules)?;
+        crate::reconcile::check_recipients(&config.rules).map_err(|e| e.to_string())?;
         if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!(
                 "api.listen {:?} is not an address like 127.0.0.1:8470",
