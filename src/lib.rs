@@ -21,6 +21,7 @@ pub mod demo;
 pub mod metrics;
 pub mod model;
 pub mod money;
+pub mod pipeline;
 pub mod reconcile;
 pub mod report;
 pub mod sim;

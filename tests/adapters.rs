@@ -1204,11 +1204,11 @@ async fn two_replicas_one_killed_deliver_every_event_once_and_write_no_version_t
         let subs: Vec<_> = receivers
             .iter()
             .map(|(agency, r)| {
-                liankong::alert::Subscriber::with_keys(
+                liankong::deliver::Subscriber::with_keys(
                     agency.as_str(),
                     *agency,
                     &r.url,
-                    vec![liankong::alert::subscribers::decode_secret(secret).unwrap()],
+                    vec![liankong::deliver::signature::decode_secret(secret).unwrap()],
                 )
             })
             .collect();

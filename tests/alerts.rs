@@ -1112,11 +1112,11 @@ const FIN_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const FIN_OLD_SECRET: &str = "whsec_b2xkLW9sZC1vbGQtb2xkLW9sZC1vbGQtb2xkIQ==";
 const NPC_SECRET: &str = "whsec_bnBjLW5wYy1ucGMtbnBjLW5wYy1ucGMtbnBjIQ==";
 
-fn subscribers(fin: &Receiver, npc: &Receiver) -> Vec<liankong::alert::Subscriber> {
-    use liankong::alert::subscribers::decode_secret;
+fn subscribers(fin: &Receiver, npc: &Receiver) -> Vec<liankong::deliver::Subscriber> {
+    use liankong::deliver::signature::decode_secret;
     vec![
         // Mid-rotation: signed with the new and the old secret.
-        liankong::alert::Subscriber::with_keys(
+        liankong::deliver::Subscriber::with_keys(
             "fin",
             Finance,
             &fin.url,
@@ -1125,7 +1125,7 @@ fn subscribers(fin: &Receiver, npc: &Receiver) -> Vec<liankong::alert::Subscribe
                 decode_secret(FIN_OLD_SECRET).unwrap(),
             ],
         ),
-        liankong::alert::Subscriber::with_keys(
+        liankong::deliver::Subscriber::with_keys(
             "npc",
             Npc,
             &npc.url,
@@ -1136,7 +1136,7 @@ fn subscribers(fin: &Receiver, npc: &Receiver) -> Vec<liankong::alert::Subscribe
 
 async fn apply_at(
     t: &TestStore,
-    subs: &[liankong::alert::Subscriber],
+    subs: &[liankong::deliver::Subscriber],
     as_of: &str,
     now: DateTime<Utc>,
 ) -> EvaluationOutcome {
@@ -1610,7 +1610,7 @@ async fn a_planted_scenario_over_two_dates() {
         let subs: Vec<_> = receivers
             .iter()
             .map(|(a, r)| {
-                liankong::alert::Subscriber::with_keys(
+                liankong::deliver::Subscriber::with_keys(
                     a.as_str(),
                     *a,
                     &r.url,
@@ -1736,7 +1736,9 @@ async fn the_api_answers_each_agency_with_what_it_may_see() {
 
         let mut config = env.config.clone();
         config.api = liankong::config::Config::parse(&api_tokens()).unwrap().api;
-        let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(config));
+        let adapters = liankong::adapter::build_all(&config).unwrap();
+        let running = liankong::api::RunningConfig::new(std::sync::Arc::new(config), &adapters);
+        let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(running));
         let state = liankong::api::ApiState {
             store: t.store.clone(),
             config: rx,
@@ -2285,7 +2287,7 @@ async fn findings_are_reused_only_while_no_record_changed() {
         w.write(s).await;
         let mut config = liankong::config::Config::parse("").unwrap();
         config.rules = only(RuleId::OverQuota);
-        let ctx = liankong::daemon::Context::new(
+        let ctx = liankong::pipeline::Context::new(
             t.store.clone(),
             std::sync::Arc::new(config),
             std::sync::Arc::new(Vec::new()),

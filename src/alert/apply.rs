@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::events::Outbox;
 use super::lifecycle::{Change, Found, Lifecycle, Step, step, told};
 use super::silences::audience;
-use super::subscribers::Subscriber;
+use crate::deliver::Subscriber;
 use crate::reconcile::Finding;
 use crate::store::alerts::{AlertRow, SilenceRow};
 use crate::store::{Store, StoreError};

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::subscribers::Subscriber;
 use crate::clock::rfc3339;
+use crate::deliver::Subscriber;
 use crate::model::Agency;
 use crate::reconcile::{Finding, View};
 use crate::store::alerts::{AlertRow, EventType, NewEvent};

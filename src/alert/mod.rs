@@ -16,7 +16,6 @@ pub mod apply;
 pub mod events;
 pub mod lifecycle;
 pub mod silences;
-pub mod subscribers;
 pub mod view;
 
 pub use crate::store::alerts::{AlertState, EventType, SilenceScope};
@@ -24,5 +23,4 @@ pub use apply::{EvaluationOutcome, alert_id, apply_findings};
 pub use events::event_body;
 pub use lifecycle::Lifecycle;
 pub use silences::in_force;
-pub use subscribers::Subscriber;
 pub use view::{AlertFilter, AlertView, known_rule, view_for, visible};

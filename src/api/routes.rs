@@ -262,9 +262,7 @@ pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answ
     let now = s.clock.now();
     let mut out = Vec::new();
     for (name, c) in &config.adapters {
-        let manifest_agency = crate::adapter::manifest::Manifest::load(&c.manifest)
-            .map(|m| m.agency)
-            .ok();
+        let manifest_agency = config.agency(name);
         let confidential =
             manifest_agency.is_some_and(|a| a.is_confidential()) && agency != Agency::Discipline;
         let run = runs.iter().find(|r| &r.adapter == name);

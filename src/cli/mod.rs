@@ -16,10 +16,11 @@ use clap::{Parser, Subcommand};
 use chrono::NaiveDate;
 
 use crate::adapter::{self, Adapter, SyncOptions, SyncReport, run_adapter};
-use crate::alert::subscribers;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, LogFormat};
-use crate::daemon::{self, Context as Ctx};
+use crate::daemon;
+use crate::deliver::subscribers;
+use crate::pipeline::Context as Ctx;
 use crate::store::{self, Store};
 
 mod alerts;

@@ -6,7 +6,13 @@
 //! restart resumes exactly where delivery stood; a receiver may see an event
 //! twice (at-least-once) but always with the same `webhook-id`. Events of one
 //! alert reach one subscriber in order: the store hands out only the oldest
-//! pending event of each alert and subscriber.
+//! pending event of each alert and subscriber. Requests are signed as
+//! Standard Webhooks ([`signature`]) with each [`Subscriber`]'s keys.
+
+pub mod signature;
+pub mod subscribers;
+
+pub use subscribers::Subscriber;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,7 +23,6 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::Subscriber;
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
 use crate::store::alerts::OutboxRow;
