@@ -144,7 +144,9 @@ pub struct DeliveryConfig {
     pub max_delay_secs: u64,
     /// An event still undelivered this long after it was written is dead.
     pub max_age_hours: u64,
-    /// How often the delivery worker looks for due events.
+    /// How often the delivery worker looks for due events. While the store
+    /// fails, it holds off longer after each failure in a row: this,
+    /// doubled each time, up to 5 minutes.
     pub poll_secs: u64,
     /// Events claimed per round.
     pub batch: i64,

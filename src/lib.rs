@@ -28,3 +28,4 @@ pub mod sim;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod worker;

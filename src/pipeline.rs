@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
+use crate::adapter::SyncReport;
 use crate::alert::{self, EvaluationOutcome, Lifecycle};
 use crate::clock::Clock;
 use crate::config::{Config, china_time};
@@ -104,6 +105,22 @@ impl Context {
             &self.subscribers,
         )
         .await
+    }
+
+    /// The pipeline after one adapter's run: when it succeeded, a
+    /// reconciliation as of today, one at a time in this process (`turn`).
+    /// A failed run changed nothing; a skipped one left the work to the
+    /// replica holding its lease.
+    pub async fn after_sync(
+        &self,
+        report: &SyncReport,
+        turn: &tokio::sync::Mutex<()>,
+    ) -> Result<Option<EvaluationOutcome>, StoreError> {
+        if !report.ok() || report.skipped {
+            return Ok(None);
+        }
+        let _turn = turn.lock().await;
+        self.reconcile(self.today()).await.map(Some)
     }
 
     pub fn deliverer(&self) -> Result<Deliverer, String> {

@@ -1739,10 +1739,24 @@ async fn the_api_answers_each_agency_with_what_it_may_see() {
         let adapters = liankong::adapter::build_all(&config).unwrap();
         let running = liankong::api::RunningConfig::new(std::sync::Arc::new(config), &adapters);
         let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(running));
+        let metrics: liankong::metrics::SharedMetrics = Default::default();
+        // Two adapters' workers of this process have failed once.
+        let stop_workers = tokio_util::sync::CancellationToken::new();
+        for name in ["finance", "discipline"] {
+            tokio::spawn(liankong::worker::run(
+                FailsOnce { name: liankong::worker::adapter(name), error: Some(format!("{name}: HTTP 503")) },
+                metrics.workers.clone(),
+                std::sync::Arc::new(liankong::clock::FixedClock(at("2021-09-30T12:30:00Z"))),
+                stop_workers.clone(),
+            ));
+        }
+        while metrics.workers.all().values().map(|w| w.errors).sum::<u64>() < 2 {
+            tokio::task::yield_now().await;
+        }
         let state = liankong::api::ApiState {
             store: t.store.clone(),
             config: rx,
-            metrics: Default::default(),
+            metrics: metrics.clone(),
             clock: std::sync::Arc::new(liankong::clock::FixedClock(at("2021-09-30T13:00:00Z"))),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1812,6 +1826,18 @@ async fn the_api_answers_each_agency_with_what_it_may_see() {
         assert!(pick(&dis_adapters, "discipline")["streams"].is_array());
         assert!(pick(&fin_adapters, "finance")["streams"].is_array());
         assert_eq!(pick(&fin_adapters, "finance")["schedule"], "*/5 * * * *");
+        // The workers' state; what went wrong with discipline's is for discipline.
+        let worker = |v: &[Value], name: &str| {
+            let w = pick(v, name)["worker"].clone();
+            (w["consecutive_errors"].clone(), w["last_error"].clone(), w["last_error_at"].clone())
+        };
+        assert_eq!(
+            worker(&fin_adapters, "finance"),
+            (json!(1), json!("finance: HTTP 503"), json!("2021-09-30T12:30:00Z"))
+        );
+        assert_eq!(worker(&fin_adapters, "discipline"), (json!(1), Value::Null, json!("2021-09-30T12:30:00Z")));
+        assert_eq!(worker(&dis_adapters, "discipline").1, json!("discipline: HTTP 503"));
+        assert_eq!(pick(&fin_adapters, "npc")["worker"], Value::Null, "no npc worker in this process");
 
         // Metrics agree with the store; confidential alerts are not counted.
         let metrics = get("/metrics", None).await.unwrap().text().await.unwrap();
@@ -1841,11 +1867,45 @@ async fn the_api_answers_each_agency_with_what_it_may_see() {
         let payments = env.sim.data().snapshot().payments.len() as f64;
         assert!(value("liankong_adapter_last_run_records{adapter=\"finance\",outcome=\"fetched\"}") >= payments);
         assert!(metrics.contains("liankong_delivery_latency_seconds_count"));
+        assert_eq!(value("liankong_worker_consecutive_errors{worker=\"adapter:finance\"}"), 1.0);
+        assert_eq!(value("liankong_worker_errors_total{worker=\"adapter:discipline\"}"), 1.0);
+        assert!(!metrics.contains("HTTP 503"), "error texts stay out of the metrics");
+        stop_workers.cancel();
         stop.cancel();
         server.await.unwrap().unwrap();
         env.sim.shutdown().await;
     })
     .await;
+}
+
+/// A worker that fails once, with `error`, then waits for ever.
+struct FailsOnce {
+    name: String,
+    error: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl liankong::worker::Worker for FailsOnce {
+    type Error = String;
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn work(&mut self) -> Result<liankong::worker::Next, String> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(liankong::worker::Next::Idle),
+        }
+    }
+
+    async fn wait_for_work(&mut self) {
+        std::future::pending::<()>().await
+    }
+
+    fn throttle(&self, _: u32) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 // ---- the monthly report ----

@@ -266,6 +266,18 @@ pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answ
         let confidential =
             manifest_agency.is_some_and(|a| a.is_confidential()) && agency != Agency::Discipline;
         let run = runs.iter().find(|r| &r.adapter == name);
+        let worker = s
+            .metrics
+            .workers
+            .get(&crate::worker::adapter(name))
+            .map(|w| {
+                json!({
+                    "activity": w.activity, "last_success": w.last_success,
+                    "consecutive_errors": w.consecutive_errors, "errors": w.errors,
+                    "last_error": if confidential { None } else { w.last_error },
+                    "last_error_at": w.last_error_at,
+                })
+            });
         let report: Option<Value> = run
             .and_then(|r| r.report.as_deref())
             .and_then(|t| serde_json::from_str(t).ok());
@@ -288,6 +300,7 @@ pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answ
             "last_error": if confidential { Value::Null } else {
                 report.as_ref().and_then(|x| x.get("error")).cloned().unwrap_or(Value::Null)
             },
+            "worker": worker,
         }));
     }
     ok(out)

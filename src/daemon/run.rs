@@ -77,6 +77,7 @@ pub async fn run_daemon(
             ctx,
             adapters,
             deliverer,
+            metrics.workers.clone(),
             generation_stop.clone(),
             deadline,
         ));

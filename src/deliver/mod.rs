@@ -11,8 +11,10 @@
 
 pub mod signature;
 pub mod subscribers;
+pub mod worker;
 
 pub use subscribers::Subscriber;
+pub use worker::DeliveryWorker;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,7 +23,6 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
@@ -225,28 +226,5 @@ impl Deliverer {
             );
         }
         Ok(stats)
-    }
-
-    /// Delivers until `shutdown`: a round whenever the previous one claimed a
-    /// full batch, otherwise every `poll_secs`.
-    pub async fn run(&self, store: &dyn Store, clock: &dyn Clock, shutdown: &CancellationToken) {
-        loop {
-            let full = match self.deliver_due(store, clock).await {
-                Ok(s) => s.attempted as i64 >= self.config.batch,
-                Err(e) => {
-                    tracing::error!(error = %e, "delivery round failed");
-                    false
-                }
-            };
-            if shutdown.is_cancelled() {
-                return;
-            }
-            if !full {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(self.config.poll_secs.max(1))) => {}
-                }
-            }
-        }
     }
 }
