@@ -12,7 +12,7 @@ use crate::adapter::SyncReport;
 use crate::alert::{self, EvaluationOutcome, Lifecycle};
 use crate::clock::Clock;
 use crate::config::{Config, china_time};
-use crate::deliver::{Deliverer, Subscriber};
+use crate::deliver::{ClientError, Deliverer, Subscriber};
 use crate::reconcile;
 use crate::store::{Store, StoreError};
 
@@ -123,7 +123,7 @@ impl Context {
         self.reconcile(self.today()).await.map(Some)
     }
 
-    pub fn deliverer(&self) -> Result<Deliverer, String> {
+    pub fn deliverer(&self) -> Result<Deliverer, ClientError> {
         Deliverer::new(self.subscribers.as_ref().clone(), &self.config.delivery)
     }
 }

@@ -266,17 +266,17 @@ mod tests {
 
     #[async_trait]
     impl Worker for Flaky {
-        type Error = String;
+        type Error = std::io::Error;
 
         fn name(&self) -> String {
             "flaky".into()
         }
 
-        async fn work(&mut self) -> Result<Next, String> {
+        async fn work(&mut self) -> Result<Next, std::io::Error> {
             let mut calls = self.calls.lock().unwrap();
             *calls += 1;
             if *calls <= self.failures {
-                Err(format!("failure {calls}"))
+                Err(std::io::Error::other(format!("failure {calls}")))
             } else {
                 Ok(Next::Idle)
             }
@@ -347,13 +347,13 @@ mod tests {
 
     #[async_trait]
     impl Worker for Stuck {
-        type Error = String;
+        type Error = std::io::Error;
 
         fn name(&self) -> String {
             "adapter:stuck".into()
         }
 
-        async fn work(&mut self) -> Result<Next, String> {
+        async fn work(&mut self) -> Result<Next, std::io::Error> {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(Next::Idle)
         }

@@ -780,7 +780,7 @@ async fn the_daemon_speaks_sd_notify_reloads_and_stops() {
 async fn one_replica_at_a_time_pulls_a_source() {
     on_both(|t| async move {
         let env = start(&t).await;
-        let now = chrono::Utc::now();
+        let now = liankong::clock::Clock::now(&liankong::clock::SystemClock);
         // Another replica holds finance's lease: this one skips and writes nothing.
         assert!(
             t.store
@@ -1212,7 +1212,9 @@ async fn two_replicas_one_killed_deliver_every_event_once_and_write_no_version_t
                 )
             })
             .collect();
-        let later = liankong::clock::FixedClock(chrono::Utc::now() + chrono::Duration::minutes(10));
+        let later = liankong::clock::FixedClock(
+            liankong::clock::Clock::now(&liankong::clock::SystemClock) + chrono::Duration::minutes(10),
+        );
         let deliverer = liankong::deliver::Deliverer::new(subs, &Default::default()).unwrap();
         for _ in 0..20 {
             if deliverer.deliver_due(t.store.as_ref(), &later).await.unwrap().attempted == 0 {

@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;
 
 use crate::alert::{self, SilenceScope};
+use crate::clock::Clock;
 use crate::config::china_time;
 use crate::model::Agency;
 use crate::store::Store;
@@ -129,9 +130,10 @@ async fn find(store: &dyn Store, id: &str) -> anyhow::Result<AlertRow> {
 pub async fn alerts(
     out: &mut dyn Write,
     store: &dyn Store,
+    clock: &dyn Clock,
     command: AlertsCommand,
 ) -> anyhow::Result<ExitCode> {
-    let now = Utc::now();
+    let now = clock.now();
     match command {
         AlertsCommand::List {
             agency,
@@ -269,6 +271,7 @@ pub async fn print_alert_summary(out: &mut dyn Write, store: &dyn Store) -> anyh
 pub async fn deliveries(
     out: &mut dyn Write,
     store: &dyn Store,
+    clock: &dyn Clock,
     command: DeliveriesCommand,
 ) -> anyhow::Result<ExitCode> {
     match command {
@@ -298,7 +301,7 @@ pub async fn deliveries(
             if id.is_none() && !all {
                 anyhow::bail!("give an outbox id or --all");
             }
-            let n = store.redrive(id, Utc::now()).await?;
+            let n = store.redrive(id, clock.now()).await?;
             writeln!(out, "{n} dead letter(s) back in the queue")?;
         }
     }

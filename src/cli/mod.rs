@@ -162,9 +162,13 @@ pub enum StoreCommand {
     Stats,
 }
 
-fn parse_month(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
-        .map_err(|_| format!("{s:?} is not a month like 2021-09"))
+/// A `--month` that is not a month.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a month like 2021-09")]
+struct NotAMonth(String);
+
+fn parse_month(s: &str) -> Result<NaiveDate, NotAMonth> {
+    NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").map_err(|_| NotAMonth(s.to_owned()))
 }
 
 /// Runs the command line to completion and returns the process exit code.
@@ -430,7 +434,7 @@ pub async fn sync_once(
 
 /// The stages' context for a command.
 fn context(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Ctx> {
-    let subscribers = subscribers::build_all(config).map_err(|e| anyhow::anyhow!(e))?;
+    let subscribers = subscribers::build_all(config)?;
     Ok(Ctx::new(
         store,
         Arc::new(config.clone()),
@@ -454,7 +458,7 @@ fn print_outcome(
 
 /// Delivers due events round after round until nothing is due now.
 pub async fn deliver_now(ctx: &Ctx) -> anyhow::Result<crate::deliver::DeliveryStats> {
-    let deliverer = ctx.deliverer().map_err(|e| anyhow::anyhow!(e))?;
+    let deliverer = ctx.deliverer()?;
     let mut total = crate::deliver::DeliveryStats::default();
     loop {
         let round = deliverer
@@ -480,9 +484,11 @@ async fn run_with_store(
         | Command::Sim { .. }
         | Command::Bench { .. }
         | Command::Token { .. } => ExitCode::SUCCESS,
-        Command::Alerts { command } => alerts::alerts(&mut out, store.as_ref(), command).await?,
+        Command::Alerts { command } => {
+            alerts::alerts(&mut out, store.as_ref(), &SystemClock, command).await?
+        }
         Command::Deliveries { command } => {
-            alerts::deliveries(&mut out, store.as_ref(), command).await?
+            alerts::deliveries(&mut out, store.as_ref(), &SystemClock, command).await?
         }
         Command::Report {
             month,
@@ -548,8 +554,7 @@ async fn run_with_store(
                 store.clone(),
                 daemon::SHUTDOWN_DEADLINE,
             )
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
+            .await?;
             ExitCode::SUCCESS
         }
         Command::Sync { adapter, full } => {

@@ -9,5 +9,6 @@ mod run;
 mod systemd;
 mod workers;
 
-pub use run::run_daemon;
+pub use reload::GenerationError;
+pub use run::{DaemonError, run_daemon};
 pub use workers::{SHUTDOWN_DEADLINE, run_schedules};

@@ -5,10 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::systemd::notify_state;
-use crate::adapter::Adapter;
+use crate::adapter::{Adapter, AdapterError};
 use crate::api::RunningConfig;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::deliver::Subscriber;
+use crate::deliver::subscribers::SubscriberError;
 
 /// Everything a configuration builds: checked before it replaces the running one.
 pub(super) struct Generation {
@@ -24,14 +25,19 @@ impl Generation {
     }
 }
 
-pub(super) fn build_generation(config: Config) -> Result<Generation, String> {
-    let adapters = crate::adapter::build_all(&config).map_err(|errors| {
-        errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
+/// A config that cannot run: every reason, not just the first.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerationError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Adapters(Vec<AdapterError>),
+    #[error(transparent)]
+    Subscribers(#[from] SubscriberError),
+}
+
+pub(super) fn build_generation(config: Config) -> Result<Generation, GenerationError> {
+    let adapters = crate::adapter::build_all(&config).map_err(GenerationError::Adapters)?;
     let subscribers = crate::deliver::subscribers::build_all(&config)?;
     Ok(Generation {
         config: Arc::new(config),
@@ -50,7 +56,7 @@ pub(super) async fn reload(path: &Path, current: &Generation) -> Option<Generati
     }
     notify_state(&states).await;
     match Config::load(path)
-        .map_err(|e| e.to_string())
+        .map_err(GenerationError::from)
         .and_then(build_generation)
     {
         Ok(next) => {

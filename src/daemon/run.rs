@@ -7,13 +7,30 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::reload::{build_generation, reload};
+use super::reload::{GenerationError, build_generation, reload};
 use super::systemd::{notify_state, pet_watchdog};
 use super::workers::run_schedules;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::deliver::ClientError;
 use crate::pipeline::Context;
 use crate::store::Store;
+
+/// Why the daemon could not start (or go on).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Generation(#[from] GenerationError),
+    #[error("cannot listen on {listen}: {source}")]
+    Listen {
+        listen: String,
+        source: std::io::Error,
+    },
+    #[error("cannot handle signals: {0}")]
+    Signals(std::io::Error),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
 
 /// The daemon (`liankong run`): serves the API, runs the adapters on their
 /// schedules with a reconciliation after each successful run, delivers
@@ -27,7 +44,7 @@ pub async fn run_daemon(
     config: Config,
     store: Arc<dyn Store>,
     deadline: Duration,
-) -> Result<(), String> {
+) -> Result<(), DaemonError> {
     let mut current = build_generation(config)?;
     let metrics: crate::metrics::SharedMetrics = Default::default();
     let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
@@ -36,9 +53,13 @@ pub async fn run_daemon(
     let tasks = TaskTracker::new();
 
     if current.config.api.enabled {
-        let listener = crate::api::bind(&current.config)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", current.config.api.listen))?;
+        let listener =
+            crate::api::bind(&current.config)
+                .await
+                .map_err(|source| DaemonError::Listen {
+                    listen: current.config.api.listen.clone(),
+                    source,
+                })?;
         let state = crate::api::ApiState {
             store: store.clone(),
             config: config_rx.clone(),
@@ -122,6 +143,6 @@ pub async fn run_daemon(
 
 fn unix_signal(
     kind: tokio::signal::unix::SignalKind,
-) -> Result<tokio::signal::unix::Signal, String> {
-    tokio::signal::unix::signal(kind).map_err(|e| format!("cannot handle signals: {e}"))
+) -> Result<tokio::signal::unix::Signal, DaemonError> {
+    tokio::signal::unix::signal(kind).map_err(DaemonError::Signals)
 }

@@ -64,14 +64,21 @@ pub struct Deliverer {
     metrics: Option<crate::metrics::SharedMetrics>,
 }
 
+/// The webhook client could not be built (the TLS stack refused).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the webhook client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
 impl Deliverer {
-    pub fn new(subscribers: Vec<Subscriber>, config: &DeliveryConfig) -> Result<Deliverer, String> {
+    pub fn new(
+        subscribers: Vec<Subscriber>,
+        config: &DeliveryConfig,
+    ) -> Result<Deliverer, ClientError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs))
             .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
             .user_agent(concat!("liankong/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Deliverer {
             client,
             subscribers: subscribers

@@ -9,16 +9,25 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// A webhook secret that is not one. It never shows the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("a webhook secret must start with whsec_")]
+    NoPrefix,
+    #[error("a webhook secret must be whsec_ followed by base64")]
+    NotBase64,
+    #[error("a webhook secret must hold at least 16 bytes")]
+    TooShort,
+}
+
 /// Decodes a `whsec_…` secret into its key bytes.
-pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
-    let b64 = secret
-        .strip_prefix("whsec_")
-        .ok_or("a webhook secret must start with whsec_")?;
+pub fn decode_secret(secret: &str) -> Result<Vec<u8>, SecretError> {
+    let b64 = secret.strip_prefix("whsec_").ok_or(SecretError::NoPrefix)?;
     let key = STANDARD
         .decode(b64.trim())
-        .map_err(|_| "a webhook secret must be whsec_ followed by base64")?;
+        .map_err(|_| SecretError::NotBase64)?;
     if key.len() < 16 {
-        return Err("a webhook secret must hold at least 16 bytes".into());
+        return Err(SecretError::TooShort);
     }
     Ok(key)
 }
@@ -53,6 +62,10 @@ mod tests {
             r#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-        assert!(decode_secret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
+        assert_eq!(
+            decode_secret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            Err(SecretError::NoPrefix)
+        );
+        assert_eq!(decode_secret("whsec_c2hvcnQ="), Err(SecretError::TooShort));
     }
 }

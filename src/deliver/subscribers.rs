@@ -1,7 +1,7 @@
 //! Webhook subscribers: where each agency's events go, which of them it
 //! wants, and the keys its requests are signed with.
 
-use super::signature::{decode_secret, sign};
+use super::signature::{SecretError, decode_secret, sign};
 use crate::config::{Config, SubscriberConfig};
 use crate::model::Agency;
 use crate::store::alerts::EventType;
@@ -27,14 +27,45 @@ impl std::fmt::Debug for Subscriber {
     }
 }
 
+/// A subscriber that cannot be built, named. It never shows a secret, only
+/// where it was to be read from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscriberError {
+    #[error("subscriber {subscriber}: {reference}: {reason}")]
+    Unreadable {
+        subscriber: String,
+        /// Where the secret is read from (`env:VAR`, `file:…`).
+        reference: String,
+        reason: String,
+    },
+    #[error("subscriber {subscriber}: {reference}: {error}")]
+    BadSecret {
+        subscriber: String,
+        reference: String,
+        error: SecretError,
+    },
+    #[error("subscriber {subscriber}: unknown event type {event:?}")]
+    UnknownEvent { subscriber: String, event: String },
+}
+
 impl Subscriber {
-    pub fn build(name: &str, c: &SubscriberConfig) -> Result<Subscriber, String> {
+    pub fn build(name: &str, c: &SubscriberConfig) -> Result<Subscriber, SubscriberError> {
         let keys = c
             .secrets
             .iter()
-            .map(|r| decode_secret(r.read()?.expose()).map_err(|e| format!("{r}: {e}")))
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(|e| format!("subscriber {name}: {e}"))?;
+            .map(|r| {
+                let secret = r.read().map_err(|reason| SubscriberError::Unreadable {
+                    subscriber: name.to_owned(),
+                    reference: r.to_string(),
+                    reason,
+                })?;
+                decode_secret(secret.expose()).map_err(|error| SubscriberError::BadSecret {
+                    subscriber: name.to_owned(),
+                    reference: r.to_string(),
+                    error,
+                })
+            })
+            .collect::<Result<Vec<_>, SubscriberError>>()?;
         let events = c
             .events
             .as_ref()
@@ -42,10 +73,12 @@ impl Subscriber {
                 events
                     .iter()
                     .map(|e| {
-                        EventType::parse(e)
-                            .ok_or_else(|| format!("subscriber {name}: unknown event type {e:?}"))
+                        EventType::parse(e).ok_or_else(|| SubscriberError::UnknownEvent {
+                            subscriber: name.to_owned(),
+                            event: e.clone(),
+                        })
                     })
-                    .collect::<Result<Vec<_>, String>>()
+                    .collect::<Result<Vec<_>, SubscriberError>>()
             })
             .transpose()?;
         Ok(Subscriber {
@@ -78,7 +111,7 @@ impl Subscriber {
 }
 
 /// Builds every configured subscriber (reading its secrets).
-pub fn build_all(config: &Config) -> Result<Vec<Subscriber>, String> {
+pub fn build_all(config: &Config) -> Result<Vec<Subscriber>, SubscriberError> {
     config
         .subscribers
         .iter()
