@@ -108,6 +108,19 @@ fn pay(w: &mut World, id: &str, code: &str, kind: PaymentKind, fen: i64, on: &st
     w.add(payment(id, code, kind, fen, on));
 }
 
+fn spend(w: &mut World, id: &str, code: &str, fen: i64, on: &str) {
+    pay(w, id, code, PaymentKind::Expenditure, fen, on);
+}
+
+fn allocate(w: &mut World, id: &str, code: &str, fen: i64, on: &str) {
+    pay(w, id, code, PaymentKind::Allocation, fen, on);
+}
+
+/// A finding's severity and recipients: how a rule judged.
+fn judged(f: &Finding) -> (Severity, Vec<Agency>) {
+    (f.severity, f.recipients.clone())
+}
+
 #[tokio::test]
 async fn budget_approved_mismatch() {
     on_both(|t| async move {
@@ -129,10 +142,7 @@ async fn budget_approved_mismatch() {
         let fs = eval(&t, "2021-06-30", RuleId::ApprovedMismatch).await;
         assert_eq!(fs.len(), 2);
         let f = &fs[0];
-        assert_eq!(
-            (f.severity, f.recipients.clone()),
-            (Severity::Warning, vec![Npc, Finance])
-        );
+        assert_eq!(judged(f), (Severity::Warning, vec![Npc, Finance]));
         assert_eq!(
             f.view.subject,
             json!({"rule": "budget.approved_mismatch", "project": P1, "year": 2021})
@@ -209,22 +219,8 @@ async fn execution_mirror_mismatch() {
         let s = t.store.as_ref();
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(
-            &mut w,
-            "E1",
-            P1,
-            PaymentKind::Expenditure,
-            1_000_000,
-            "2021-03-10",
-        );
-        pay(
-            &mut w,
-            "E2",
-            P1,
-            PaymentKind::Expenditure,
-            500_000,
-            "2021-04-10",
-        );
+        spend(&mut w, "E1", P1, 1_000_000, "2021-03-10");
+        spend(&mut w, "E2", P1, 500_000, "2021-04-10");
         w.add(execution(P1, "2021-03-31", 1_000_000))
             .add(execution(P1, "2021-04-30", 1_500_001))
             // Dated after the as-of date: not yet judged.
@@ -233,10 +229,7 @@ async fn execution_mirror_mismatch() {
 
         let f = eval(&t, "2021-06-30", RuleId::MirrorMismatch).await;
         let f = one(&f);
-        assert_eq!(
-            (f.severity, f.recipients.clone()),
-            (Severity::Warning, vec![Npc, Finance])
-        );
+        assert_eq!(judged(f), (Severity::Warning, vec![Npc, Finance]));
         assert_eq!(f.unit_code.as_deref(), Some(U1), "the project's unit");
         assert_eq!(
             facts(f),
@@ -280,33 +273,16 @@ async fn execution_slow_with_escalation() {
         let mut w = World::default();
         // 365,000.00 yuan: one day of the year is exactly 1,000.00 yuan.
         funded(&mut w, P1, 36_500_000);
-        pay(
-            &mut w,
-            "E1",
-            P1,
-            PaymentKind::Expenditure,
-            12_828_650,
-            "2021-06-01",
-        );
+        spend(&mut w, "E1", P1, 12_828_650, "2021-06-01");
         w.write(s).await;
         // 2 July is day 183: time progress 50.14%; 14.99 pp behind: nothing.
         assert!(eval(&t, "2021-07-02", RuleId::Slow).await.is_empty());
 
-        pay(
-            &mut w,
-            "E1",
-            P1,
-            PaymentKind::Expenditure,
-            12_825_000,
-            "2021-06-01",
-        );
+        spend(&mut w, "E1", P1, 12_825_000, "2021-06-01");
         w.write(s).await;
         let f = eval(&t, "2021-07-02", RuleId::Slow).await;
         let f = one(&f);
-        assert_eq!(
-            (f.severity, f.recipients.clone()),
-            (Severity::Warning, vec![Finance])
-        );
+        assert_eq!(judged(f), (Severity::Warning, vec![Finance]));
         assert_eq!(
             facts(f),
             &json!({"project": P1, "year": 2021, "as_of": "2021-07-02", "quota": "365000.00",
@@ -319,18 +295,11 @@ async fn execution_slow_with_escalation() {
         assert_eq!(o.firing, 1);
 
         // 30 pp behind: critical, to npc and orgdept as well; the alert escalates.
-        pay(
-            &mut w,
-            "E1",
-            P1,
-            PaymentKind::Expenditure,
-            7_350_000,
-            "2021-06-01",
-        );
+        spend(&mut w, "E1", P1, 7_350_000, "2021-06-01");
         w.write(s).await;
         let f = eval(&t, "2021-07-02", RuleId::Slow).await;
         assert_eq!(
-            (one(&f).severity, one(&f).recipients.clone()),
+            judged(one(&f)),
             (Severity::Critical, vec![Finance, Npc, Orgdept])
         );
         assert_eq!(facts(one(&f))["gap_pp"], "30.00");
@@ -342,14 +311,7 @@ async fn execution_slow_with_escalation() {
         );
 
         // Spending catches up: resolved. Below the minimum quota: never judged.
-        pay(
-            &mut w,
-            "E2",
-            P1,
-            PaymentKind::Expenditure,
-            20_000_000,
-            "2021-07-01",
-        );
+        spend(&mut w, "E2", P1, 20_000_000, "2021-07-01");
         w.write(s).await;
         let o = cycle(&t, RuleId::Slow, "2021-07-02", "2021-07-02T12:00:00Z").await;
         assert_eq!(o.resolved, 1);
@@ -366,7 +328,7 @@ async fn funds_idle() {
         let s = t.store.as_ref();
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 1_000_000, "2021-01-10");
+        spend(&mut w, "E1", P1, 1_000_000, "2021-01-10");
         // P2 has never spent: its first initial quota dates it.
         w.add(project(P2, U1, ProjectCategory::Basic, false))
             .add(quota("Q-P2", P2, 2021, QuotaKind::Initial, 100_000_000, "2021-01-10"));
@@ -375,7 +337,7 @@ async fn funds_idle() {
         let fs = eval(&t, "2021-07-09", RuleId::Idle).await;
         assert_eq!(fs.len(), 2);
         let f = &fs[0];
-        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Finance, Audit]));
+        assert_eq!(judged(f), (Severity::Warning, vec![Finance, Audit]));
         assert_eq!(
             facts(f),
             &json!({"project": P1, "year": 2021, "as_of": "2021-07-09", "quota": "1000000.00",
@@ -384,7 +346,7 @@ async fn funds_idle() {
         );
         assert_eq!(facts(&fs[1])["last_expenditure_on"], Value::Null);
         cycle(&t, RuleId::Idle, "2021-07-09", "2021-07-09T10:00:00Z").await;
-        pay(&mut w, "E2", P1, PaymentKind::Expenditure, 1_000_000, "2021-07-01");
+        spend(&mut w, "E2", P1, 1_000_000, "2021-07-01");
         w.write(s).await;
         let o = cycle(&t, RuleId::Idle, "2021-07-09", "2021-07-09T11:00:00Z").await;
         assert_eq!(o.resolved, 1);
@@ -406,22 +368,8 @@ async fn disbursement_lump_sum() {
                 500_000_000,
                 "2021-01-15",
             ));
-        pay(
-            &mut w,
-            "A1",
-            P1,
-            PaymentKind::Allocation,
-            250_000_000,
-            "2021-02-01",
-        );
-        pay(
-            &mut w,
-            "A2",
-            P1,
-            PaymentKind::Allocation,
-            250_000_000,
-            "2021-03-01",
-        );
+        allocate(&mut w, "A1", P1, 250_000_000, "2021-02-01");
+        allocate(&mut w, "A2", P1, 250_000_000, "2021-03-01");
         // The same, with a quota one fen short of 5,000,000.00 yuan.
         w.add(project(P2, U1, ProjectCategory::Basic, true))
             .add(quota(
@@ -432,21 +380,11 @@ async fn disbursement_lump_sum() {
                 499_999_999,
                 "2021-01-15",
             ));
-        pay(
-            &mut w,
-            "B1",
-            P2,
-            PaymentKind::Allocation,
-            499_999_999,
-            "2021-02-01",
-        );
+        allocate(&mut w, "B1", P2, 499_999_999, "2021-02-01");
         w.write(s).await;
         let f = eval(&t, "2021-06-30", RuleId::LumpSum).await;
         let f = one(&f);
-        assert_eq!(
-            (f.severity, f.recipients.clone()),
-            (Severity::Warning, vec![Finance])
-        );
+        assert_eq!(judged(f), (Severity::Warning, vec![Finance]));
         assert_eq!(
             facts(f),
             &json!({"project": P1, "year": 2021, "quota": "5000000.00", "allocated": "5000000.00",
@@ -454,22 +392,8 @@ async fn disbursement_lump_sum() {
         );
         cycle(&t, RuleId::LumpSum, "2021-06-30", "2021-06-30T10:00:00Z").await;
         // Paid in three tranches instead: resolved.
-        pay(
-            &mut w,
-            "A2",
-            P1,
-            PaymentKind::Allocation,
-            125_000_000,
-            "2021-03-01",
-        );
-        pay(
-            &mut w,
-            "A3",
-            P1,
-            PaymentKind::Allocation,
-            125_000_000,
-            "2021-04-01",
-        );
+        allocate(&mut w, "A2", P1, 125_000_000, "2021-03-01");
+        allocate(&mut w, "A3", P1, 125_000_000, "2021-04-01");
         w.write(s).await;
         assert_eq!(
             cycle(&t, RuleId::LumpSum, "2021-06-30", "2021-06-30T11:00:00Z")
@@ -487,14 +411,14 @@ async fn disbursement_tranche_unsettled() {
         let s = t.store.as_ref();
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(&mut w, "A1", P1, PaymentKind::Allocation, 50_000_000, "2021-03-01");
-        pay(&mut w, "A2", P1, PaymentKind::Allocation, 50_000_000, "2021-04-01");
-        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 10_000_000, "2021-03-15");
+        allocate(&mut w, "A1", P1, 50_000_000, "2021-03-01");
+        allocate(&mut w, "A2", P1, 50_000_000, "2021-04-01");
+        spend(&mut w, "E1", P1, 10_000_000, "2021-03-15");
         w.write(s).await;
         assert!(eval(&t, "2021-05-30", RuleId::TrancheUnsettled).await.is_empty(), "day 90");
         let f = eval(&t, "2021-05-31", RuleId::TrancheUnsettled).await;
         let f = one(&f);
-        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Finance]));
+        assert_eq!(judged(f), (Severity::Warning, vec![Finance]));
         assert_eq!(
             facts(f),
             &json!({"project": P1, "year": 2021, "as_of": "2021-05-31", "payment_id": "A1",
@@ -502,7 +426,7 @@ async fn disbursement_tranche_unsettled() {
                     "allocated_to_date": "500000.00", "expenditure": "100000.00", "settle_by": "2021-05-30"})
         );
         cycle(&t, RuleId::TrancheUnsettled, "2021-05-31", "2021-05-31T10:00:00Z").await;
-        pay(&mut w, "E2", P1, PaymentKind::Expenditure, 40_000_000, "2021-05-20");
+        spend(&mut w, "E2", P1, 40_000_000, "2021-05-20");
         w.write(s).await;
         assert_eq!(cycle(&t, RuleId::TrancheUnsettled, "2021-05-31", "2021-05-31T11:00:00Z").await.resolved, 1);
     })
@@ -521,7 +445,7 @@ async fn target_missing() {
         w.write(s).await;
         let f = eval(&t, "2021-06-30", RuleId::TargetMissing).await;
         let f = one(&f);
-        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Finance, Npc]));
+        assert_eq!(judged(f), (Severity::Warning, vec![Finance, Npc]));
         assert_eq!(
             facts(f),
             &json!({"project": P1, "year": 2021, "category": "special", "quota": "1000000.00", "targets": 0})
@@ -576,10 +500,7 @@ async fn evaluation_result_unapplied() {
         w.write(s).await;
         let f = eval(&t, "2021-06-30", RuleId::ResultUnapplied).await;
         let f = one(&f);
-        assert_eq!(
-            (f.severity, f.recipients.clone()),
-            (Severity::Warning, vec![Finance, Npc])
-        );
+        assert_eq!(judged(f), (Severity::Warning, vec![Finance, Npc]));
         assert_eq!(
             facts(f),
             &json!({"project": P1, "year": 2021, "evaluated_year": 2020, "evaluation_id": "EV20",
@@ -644,10 +565,7 @@ async fn audit_status_mismatch() {
         );
         let f = eval(&t, "2021-07-01", RuleId::StatusMismatch).await;
         let f = one(&f);
-        assert_eq!(
-            (f.severity, f.recipients.clone()),
-            (Severity::Warning, vec![Audit, Finance])
-        );
+        assert_eq!(judged(f), (Severity::Warning, vec![Audit, Finance]));
         assert_eq!(
             f.view.subject,
             json!({"rule": "audit.status_mismatch", "finding": "SJ-2021-0001"})
@@ -698,7 +616,7 @@ async fn audit_overdue_escalates_to_discipline() {
         assert!(eval(&t, "2021-06-30", RuleId::Overdue).await.is_empty());
         let f = eval(&t, "2021-07-01", RuleId::Overdue).await;
         let f = one(&f);
-        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Audit, Finance]));
+        assert_eq!(judged(f), (Severity::Warning, vec![Audit, Finance]));
         assert_eq!(
             facts(f),
             &json!({"finding_no": "SJ-2021-0002", "unit_name": "市教育局", "unit_code": U1, "project": P1,
@@ -709,7 +627,7 @@ async fn audit_overdue_escalates_to_discipline() {
         let f = eval(&t, "2021-09-28", RuleId::Overdue).await;
         assert_eq!((one(&f).severity, facts(one(&f))["days_overdue"].clone()), (Severity::Warning, json!(90)));
         let f = eval(&t, "2021-09-29", RuleId::Overdue).await;
-        assert_eq!((one(&f).severity, one(&f).recipients.clone()), (Severity::Critical, vec![Audit, Finance, Discipline]));
+        assert_eq!(judged(one(&f)), (Severity::Critical, vec![Audit, Finance, Discipline]));
         assert_eq!(cycle(&t, RuleId::Overdue, "2021-09-29", "2021-09-29T10:00:00Z").await.escalated, 1);
         w.add(finding("SJ-2021-0002", "市教育局", Some(P1), FindingStatus::Rectified, "2021-06-30"));
         w.write(s).await;
@@ -724,12 +642,12 @@ async fn referral_freeze_breach_is_redacted_for_finance() {
         let s = t.store.as_ref();
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(&mut w, "PAY-EARLY", P1, PaymentKind::Expenditure, 1_000_000, "2021-05-09");
+        spend(&mut w, "PAY-EARLY", P1, 1_000_000, "2021-05-09");
         w.add(referral("XS-2021-0099", U1, Some(P1)));
         w.write(s).await;
         assert!(eval(&t, "2021-06-30", RuleId::FreezeBreach).await.is_empty(), "paid the day before the freeze");
 
-        pay(&mut w, "PAY-9", P1, PaymentKind::Allocation, 3_000_000, "2021-05-10");
+        allocate(&mut w, "PAY-9", P1, 3_000_000, "2021-05-10");
         w.write(s).await;
         let fs = eval(&t, "2021-06-30", RuleId::FreezeBreach).await;
         let f = one(&fs);
@@ -764,7 +682,7 @@ async fn referral_freeze_breach_is_redacted_for_finance() {
         }
         w.add(closed).add(referral("XS-2021-0100", U1, None));
         funded(&mut w, P2, 100_000_000);
-        pay(&mut w, "PAY-10", P2, PaymentKind::Expenditure, 100, "2021-06-01");
+        spend(&mut w, "PAY-10", P2, 100, "2021-06-01");
         w.write(s).await;
         let fs = eval(&t, "2021-06-30", RuleId::FreezeBreach).await;
         assert_eq!(fs.len(), 1);
@@ -782,7 +700,7 @@ async fn orgdept_rate_mismatch() {
         let s = t.store.as_ref();
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 50_000_000, "2021-06-30");
+        spend(&mut w, "E1", P1, 50_000_000, "2021-06-30");
         w.add(orgdept(U1, 2, 5100));
         w.write(s).await;
         assert!(eval(&t, "2021-06-30", RuleId::RateMismatch).await.is_empty(), "1.00 pp is within");
@@ -791,7 +709,7 @@ async fn orgdept_rate_mismatch() {
         assert!(eval(&t, "2021-06-29", RuleId::RateMismatch).await.is_empty(), "quarter not over");
         let f = eval(&t, "2021-06-30", RuleId::RateMismatch).await;
         let f = one(&f);
-        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Orgdept, Finance]));
+        assert_eq!(judged(f), (Severity::Warning, vec![Orgdept, Finance]));
         assert_eq!(f.view.subject, json!({"rule": "orgdept.rate_mismatch", "unit": U1, "year": 2021, "quarter": 2}));
         assert_eq!(
             facts(f),
@@ -815,11 +733,11 @@ async fn orgdept_rates_of_several_quarters_are_judged_each_on_its_own_sums() {
         let s = t.store.as_ref();
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 20_000_000, "2021-03-15");
+        spend(&mut w, "E1", P1, 20_000_000, "2021-03-15");
         // The second quarter: the quota grows to 1,250,000.00 yuan, spending
         // to 750,000.00 (60.00%).
         w.add(quota("Q-P1-ADJ", P1, 2021, QuotaKind::Adjustment, 25_000_000, "2021-04-20"));
-        pay(&mut w, "E2", P1, PaymentKind::Expenditure, 55_000_000, "2021-05-01");
+        spend(&mut w, "E2", P1, 55_000_000, "2021-05-01");
         // The first quarter reported right (20.00%), the second stale.
         w.add(orgdept(U1, 1, 2000)).add(orgdept(U1, 2, 2000));
         w.write(s).await;
@@ -844,17 +762,17 @@ async fn yearend_unspendable() {
         funded(&mut w, P1, 100_000_000);
         // Nothing spent in the 90 days to 1 October: the projection is flat
         // at 90% of the quota, exactly 10% unspent.
-        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 90_000_000, "2021-07-01");
+        spend(&mut w, "E1", P1, 90_000_000, "2021-07-01");
         w.write(s).await;
         assert!(eval(&t, "2021-10-01", RuleId::Unspendable).await.is_empty());
 
-        pay(&mut w, "E1", P1, PaymentKind::Expenditure, 40_000_000, "2021-07-01");
-        pay(&mut w, "E2", P1, PaymentKind::Expenditure, 10_000_000, "2021-09-01");
+        spend(&mut w, "E1", P1, 40_000_000, "2021-07-01");
+        spend(&mut w, "E2", P1, 10_000_000, "2021-09-01");
         w.write(s).await;
         assert!(eval(&t, "2021-09-30", RuleId::Unspendable).await.is_empty(), "before 1 October");
         let f = eval(&t, "2021-10-01", RuleId::Unspendable).await;
         let f = one(&f);
-        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Finance, Npc]));
+        assert_eq!(judged(f), (Severity::Warning, vec![Finance, Npc]));
         // 500,000.00 spent, 100,000.00 of it in the last 90 days; 91 days left:
         // 500,000.00 + 100,000.00 / 90 × 91 = 601,111.11 projected.
         assert_eq!(
@@ -864,7 +782,7 @@ async fn yearend_unspendable() {
                     "days_left": 91, "projected_year_end": "601111.11", "amount_to_reclaim": "398888.89"})
         );
         cycle(&t, RuleId::Unspendable, "2021-10-01", "2021-10-01T10:00:00Z").await;
-        pay(&mut w, "E3", P1, PaymentKind::Expenditure, 50_000_000, "2021-09-30");
+        spend(&mut w, "E3", P1, 50_000_000, "2021-09-30");
         w.write(s).await;
         assert_eq!(cycle(&t, RuleId::Unspendable, "2021-10-01", "2021-10-01T11:00:00Z").await.resolved, 1);
     })
@@ -877,27 +795,17 @@ async fn payment_over_quota() {
         let s = t.store.as_ref();
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(
-            &mut w,
-            "A1",
-            P1,
-            PaymentKind::Allocation,
-            100_000_000,
-            "2021-02-01",
-        );
+        allocate(&mut w, "A1", P1, 100_000_000, "2021-02-01");
         w.write(s).await;
         assert!(
             eval(&t, "2021-06-30", RuleId::OverQuota).await.is_empty(),
             "exactly the quota"
         );
-        pay(&mut w, "A2", P1, PaymentKind::Allocation, 1, "2021-02-02");
+        allocate(&mut w, "A2", P1, 1, "2021-02-02");
         w.write(s).await;
         let f = eval(&t, "2021-06-30", RuleId::OverQuota).await;
         let f = one(&f);
-        assert_eq!(
-            (f.severity, f.recipients.clone()),
-            (Severity::Critical, vec![Finance, Npc, Audit])
-        );
+        assert_eq!(judged(f), (Severity::Critical, vec![Finance, Npc, Audit]));
         assert_eq!(
             facts(f),
             &json!({"project": P1, "year": 2021, "as_of": "2021-06-30", "quota": "1000000.00",
@@ -941,10 +849,7 @@ async fn link_unknown_project() {
             .iter()
             .find(|f| f.view.subject["agency"] == "npc")
             .unwrap();
-        assert_eq!(
-            (npc.severity, npc.recipients.clone()),
-            (Severity::Warning, vec![Npc, Finance])
-        );
+        assert_eq!(judged(npc), (Severity::Warning, vec![Npc, Finance]));
         assert_eq!(
             facts(npc),
             &json!({"project": P2, "agency": "npc", "records": 1, "collections": ["budgets"],
@@ -990,7 +895,7 @@ async fn link_unresolved_unit() {
         w.write(s).await;
         let fs = eval(&t, "2021-06-30", RuleId::UnresolvedUnit).await;
         let f = one(&fs);
-        assert_eq!((f.severity, f.recipients.clone()), (Severity::Warning, vec![Audit]));
+        assert_eq!(judged(f), (Severity::Warning, vec![Audit]));
         assert_eq!(
             facts(f),
             &json!({"finding_no": "SJ-2", "unit_name": "市不存在局", "normalized_name": "市不存在局"})
@@ -1009,14 +914,7 @@ async fn reminders_acknowledgement_silences_and_episodes() {
         let s = t.store.as_ref();
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(
-            &mut w,
-            "A1",
-            P1,
-            PaymentKind::Allocation,
-            100_000_001,
-            "2021-02-01",
-        );
+        allocate(&mut w, "A1", P1, 100_000_001, "2021-02-01");
         w.write(s).await;
         let first = cycle(&t, RuleId::OverQuota, "2021-06-30", "2021-06-30T10:00:00Z").await;
         assert_eq!(first.firing, 1);
@@ -1079,14 +977,7 @@ async fn reminders_acknowledgement_silences_and_episodes() {
             )
             .await
             .unwrap();
-        pay(
-            &mut w,
-            "A1",
-            P1,
-            PaymentKind::Allocation,
-            100_000_001,
-            "2021-02-01",
-        );
+        allocate(&mut w, "A1", P1, 100_000_001, "2021-02-01");
         w.write(s).await;
         let o = cycle(&t, RuleId::OverQuota, "2021-07-22", "2021-07-22T10:00:00Z").await;
         assert_eq!((o.firing, o.silenced), (1, 1));
@@ -1172,14 +1063,7 @@ async fn webhooks_are_signed_and_verify_independently() {
         let subs = subscribers(&fin, &npc);
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(
-            &mut w,
-            "A1",
-            P1,
-            PaymentKind::Allocation,
-            100_000_001,
-            "2021-02-01",
-        );
+        allocate(&mut w, "A1", P1, 100_000_001, "2021-02-01");
         w.write(t.store.as_ref()).await;
         let clock = ManualClock::new("2021-06-30T10:00:00Z");
         let now = liankong::clock::Clock::now(clock.as_ref());
@@ -1264,22 +1148,8 @@ async fn a_receiver_down_for_most_of_a_day_gets_every_event_in_order() {
         let mut w = World::default();
         funded(&mut w, P1, 36_500_000);
         funded(&mut w, P2, 100_000_000);
-        pay(
-            &mut w,
-            "E1",
-            P1,
-            PaymentKind::Expenditure,
-            12_825_000,
-            "2021-06-01",
-        );
-        pay(
-            &mut w,
-            "A1",
-            P2,
-            PaymentKind::Allocation,
-            100_000_001,
-            "2021-02-01",
-        );
+        spend(&mut w, "E1", P1, 12_825_000, "2021-06-01");
+        allocate(&mut w, "A1", P2, 100_000_001, "2021-02-01");
         w.write(t.store.as_ref()).await;
 
         let clock = ManualClock::new("2021-07-02T08:00:00Z");
@@ -1299,14 +1169,7 @@ async fn a_receiver_down_for_most_of_a_day_gets_every_event_in_order() {
             steps += 1;
             if steps == 20 {
                 // Execution falls further behind: escalated; the over-quota is corrected.
-                pay(
-                    &mut w,
-                    "E1",
-                    P1,
-                    PaymentKind::Expenditure,
-                    7_350_000,
-                    "2021-06-01",
-                );
+                spend(&mut w, "E1", P1, 7_350_000, "2021-06-01");
                 w.delete(Collection::Payments, "A1");
                 w.write(store.as_ref()).await;
                 apply_at(&t, &subs, "2021-07-02", now()).await;
@@ -1401,14 +1264,7 @@ async fn undeliverable_events_become_dead_letters_and_can_be_redriven() {
         let subs = subscribers(&fin, &npc);
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(
-            &mut w,
-            "A1",
-            P1,
-            PaymentKind::Allocation,
-            100_000_001,
-            "2021-02-01",
-        );
+        allocate(&mut w, "A1", P1, 100_000_001, "2021-02-01");
         w.write(t.store.as_ref()).await;
         let clock = ManualClock::new("2021-06-30T10:00:00Z");
         let o = apply_at(
@@ -1484,7 +1340,7 @@ async fn canary_discipline_data_reaches_only_discipline() {
         ];
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(&mut w, "PAY-7731", P1, PaymentKind::Expenditure, 1_000_000, "2021-05-20");
+        spend(&mut w, "PAY-7731", P1, 1_000_000, "2021-05-20");
         let mut canary = referral(CANARY_ID, U1, Some(P1));
         if let Record::Referral(r) = &mut canary {
             r.received_on = day("2020-02-29");
@@ -2336,14 +2192,7 @@ async fn findings_are_reused_only_while_no_record_changed() {
         let s = t.store.as_ref();
         let mut w = World::default();
         funded(&mut w, P1, 100_000_000);
-        pay(
-            &mut w,
-            "A1",
-            P1,
-            PaymentKind::Allocation,
-            100_000_000,
-            "2021-02-01",
-        );
+        allocate(&mut w, "A1", P1, 100_000_000, "2021-02-01");
         w.write(s).await;
         let mut config = liankong::config::Config::parse("").unwrap();
         config.rules = only(RuleId::OverQuota);
@@ -2372,7 +2221,7 @@ async fn findings_are_reused_only_while_no_record_changed() {
             .exec("UPDATE finance_payments SET amount = amount - 1 WHERE key = 'A1'")
             .await;
         // A payment written through the store is a new generation.
-        pay(&mut w, "A2", P1, PaymentKind::Allocation, 1, "2021-02-02");
+        allocate(&mut w, "A2", P1, 1, "2021-02-02");
         w.write(s).await;
         assert!(s.data_generation().await.unwrap() > generation);
         let fired = over(ctx.reconcile(day("2021-07-01")).await.unwrap());
