@@ -825,6 +825,34 @@ async fn payment_over_quota() {
 }
 
 #[tokio::test]
+async fn a_stored_alert_that_does_not_read_back_is_an_error_not_an_absence() {
+    on_both(|t| async move {
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        allocate(&mut w, "A1", P1, 100_000_001, "2021-02-01");
+        w.write(t.store.as_ref()).await;
+        cycle(&t, RuleId::OverQuota, "2021-06-30", "2021-06-30T10:00:00Z").await;
+        assert_eq!(
+            alerts_of(&t, RuleId::OverQuota).await,
+            vec![(AlertState::Firing, Severity::Critical, 1)]
+        );
+        let id = t.store.alerts().await.unwrap()[0].id.clone();
+
+        // A state the lifecycle does not know.
+        t.raw.exec("UPDATE alerts SET state = 'dormant'").await;
+        let e = t.store.alerts().await.unwrap_err().to_string();
+        assert!(e.contains("\"dormant\" is not a stored AlertState"), "{e}");
+        // A finding that is not one: an error, where it used to drop out of every view.
+        t.raw
+            .exec("UPDATE alerts SET state = 'firing', finding = '{}'")
+            .await;
+        let e = t.store.get_alert(&id).await.unwrap_err().to_string();
+        assert!(e.contains("finding"), "{e}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn link_unknown_project() {
     on_both(|t| async move {
         let s = t.store.as_ref();

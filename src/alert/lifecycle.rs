@@ -98,7 +98,6 @@ fn fire(previous: Option<&AlertRow>, found: Found<'_>, now: DateTime<Utc>) -> St
         episode: previous.map_or(1, |p| p.episode + 1),
         unit_code: f.unit_code.clone(),
         project_code: f.project_code.clone(),
-        recipients: f.recipients.clone(),
         finding: f.clone(),
         as_of: found.as_of,
         first_seen: now,
@@ -124,7 +123,6 @@ fn keep_firing(prev: &AlertRow, found: Found<'_>, now: DateTime<Utc>, settings: 
     let f = found.finding;
     let mut a = prev.clone();
     a.severity = f.severity;
-    a.recipients = f.recipients.clone();
     a.finding = f.clone();
     a.as_of = found.as_of;
     a.unit_code = f.unit_code.clone();
@@ -217,6 +215,13 @@ mod tests {
         }
     }
 
+    /// The alert of a finding first found on 1 September at 8:00, its
+    /// firing told (or, every recipient silenced, not).
+    fn fired(f: &Finding, told_now: bool) -> AlertRow {
+        let s = step(None, found(f, 1), at(1, 8), WEEK).unwrap();
+        after(s, told_now, at(1, 8))
+    }
+
     fn summary(s: &Step) -> (AlertState, Severity, i64, Option<EventType>, Change) {
         (
             s.alert.state,
@@ -266,11 +271,7 @@ mod tests {
     #[test]
     fn new_facts_move_changed_at_without_an_event() {
         let f = found_at(Severity::Warning);
-        let a = after(
-            step(None, found(&f, 1), at(1, 8), WEEK).unwrap(),
-            true,
-            at(1, 8),
-        );
+        let a = fired(&f, true);
         let s = step(Some(&a), found(&f, 2), at(2, 8), WEEK).unwrap();
         assert_eq!((s.event, s.change), (None, Change::Kept));
         assert_eq!(
@@ -283,11 +284,7 @@ mod tests {
     fn a_rising_severity_escalates_and_a_falling_one_fires_quietly() {
         let warning = found_at(Severity::Warning);
         let critical = found_at(Severity::Critical);
-        let a = after(
-            step(None, found(&warning, 1), at(1, 8), WEEK).unwrap(),
-            true,
-            at(1, 8),
-        );
+        let a = fired(&warning, true);
         let up = step(Some(&a), found(&critical, 2), at(2, 8), WEEK).unwrap();
         assert_eq!(
             summary(&up),
@@ -311,11 +308,7 @@ mod tests {
     #[test]
     fn reminders_follow_the_repeat_interval_until_acknowledged() {
         let f = found_at(Severity::Warning);
-        let a = after(
-            step(None, found(&f, 1), at(1, 8), WEEK).unwrap(),
-            true,
-            at(1, 8),
-        );
+        let a = fired(&f, true);
         // One hour short of a week: not yet.
         let s = step(Some(&a), found(&f, 1), at(8, 7), WEEK).unwrap();
         assert_eq!(s.event, None);
@@ -341,11 +334,7 @@ mod tests {
         let warning = found_at(Severity::Warning);
         let critical = found_at(Severity::Critical);
         // Fired while every recipient was silenced: nothing was told.
-        let a = after(
-            step(None, found(&warning, 1), at(1, 8), WEEK).unwrap(),
-            false,
-            at(1, 8),
-        );
+        let a = fired(&warning, false);
         let s = step(Some(&a), found(&warning, 2), at(2, 8), WEEK).unwrap();
         assert_eq!((s.event, s.change), (Some(EventType::Firing), Change::Kept));
         // Escalated while silenced: the escalation is what is told.
@@ -364,11 +353,7 @@ mod tests {
     #[test]
     fn an_alert_not_found_resolves_and_says_so_only_if_its_episode_was_told() {
         let f = found_at(Severity::Warning);
-        let a = after(
-            step(None, found(&f, 1), at(1, 8), WEEK).unwrap(),
-            true,
-            at(1, 8),
-        );
+        let a = fired(&f, true);
         let s = step(Some(&a), None, at(2, 8), WEEK).unwrap();
         assert_eq!(
             summary(&s),
@@ -390,11 +375,7 @@ mod tests {
             (Some(AlertState::Resolved), Some(1))
         );
 
-        let silenced = after(
-            step(None, found(&f, 1), at(1, 8), WEEK).unwrap(),
-            false,
-            at(1, 8),
-        );
+        let silenced = fired(&f, false);
         let s = step(Some(&silenced), None, at(2, 8), WEEK).unwrap();
         assert_eq!((s.event, s.change), (None, Change::Resolved));
     }
@@ -402,11 +383,7 @@ mod tests {
     #[test]
     fn a_resolved_alert_stays_so_until_found_again_as_a_new_episode() {
         let f = found_at(Severity::Critical);
-        let a = after(
-            step(None, found(&f, 1), at(1, 8), WEEK).unwrap(),
-            true,
-            at(1, 8),
-        );
+        let a = fired(&f, true);
         let mut acked = a;
         acked.acked_at = Some(at(1, 9));
         let resolved = after(

@@ -120,7 +120,7 @@ pub async fn visible(
         .iter()
         .filter_map(|a| {
             let v = view_for(a, agency, &silences)?;
-            filter.matches(&v, &a.recipients).then_some(v)
+            filter.matches(&v, a.recipients()).then_some(v)
         })
         .collect())
 }

@@ -253,7 +253,7 @@ pub async fn print_alert_summary(out: &mut dyn Write, store: &dyn Store) -> anyh
         *by_rule
             .entry((a.rule.as_str(), a.severity.as_str()))
             .or_default() += 1;
-        for r in &a.recipients {
+        for r in a.recipients() {
             *by_recipient.entry(r.as_str()).or_default() += 1;
         }
     }

@@ -87,6 +87,18 @@ pub struct View {
     pub sources: Vec<SourceRef>,
 }
 
+impl View {
+    /// A view resting on one source record (a rule adds any others).
+    pub fn new(subject: Value, summary: String, facts: Value, source: SourceRef) -> View {
+        View {
+            subject,
+            summary,
+            facts,
+            sources: vec![source],
+        }
+    }
+}
+
 /// One condition found by one rule as of a date.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {

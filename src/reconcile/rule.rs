@@ -46,7 +46,10 @@ pub struct Allowed {
 /// [`registry!`](super::registry), judging the facts of an evaluation.
 #[async_trait]
 pub trait Rule: Switch + Registered + Send + Sync {
-    fn reads(&self) -> Reads;
+    /// What it judges: by default what it asks the store for, once.
+    fn reads(&self) -> Reads {
+        Reads::Store
+    }
 
     /// For a rule that reads discipline data: who may receive it.
     fn allowed(&self) -> Option<Allowed> {

@@ -258,7 +258,6 @@ mod tests {
             episode: 1,
             unit_code: Some(unit.into()),
             project_code: None,
-            recipients: finding.recipients.clone(),
             finding,
             as_of: d(2021, 9, 30),
             first_seen: t,

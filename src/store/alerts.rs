@@ -4,13 +4,12 @@
 //!
 //! The words an alert's state, an event's type and a silence's scope are
 //! stored as are spelled here, and only here ([`text_enum!`]); the finding
-//! and its recipients are kept as JSON text, read back into their types by
-//! [`AlertColumns`] (a row that does not read back is corrupt, not empty).
+//! is kept as JSON text and read back into its type (a row that does not
+//! read back is an error, never an alert left out).
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::StoreError;
 use super::columns::text_enum;
@@ -58,7 +57,9 @@ text_enum! {
 }
 
 /// An alert as stored: one row per identity, reused by every episode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The store also keeps its recipients and the sha-256 of its finding, for
+/// SQL's sake; both are the finding's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AlertRow {
     pub id: String,
     pub rule: RuleId,
@@ -70,7 +71,6 @@ pub struct AlertRow {
     pub episode: i64,
     pub unit_code: Option<String>,
     pub project_code: Option<String>,
-    pub recipients: Vec<Agency>,
     /// The newest finding, views included.
     pub finding: Finding,
     pub as_of: NaiveDate,
@@ -86,101 +86,10 @@ pub struct AlertRow {
     pub notified_at: Option<DateTime<Utc>>,
 }
 
-/// An alert row as its columns hold it: the finding and the recipients as
-/// JSON text, with the finding's sha-256 beside it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub(super) struct AlertColumns {
-    pub id: String,
-    pub rule: RuleId,
-    pub subject: String,
-    pub confidential: bool,
-    pub severity: Severity,
-    pub state: AlertState,
-    pub episode: i64,
-    pub unit_code: Option<String>,
-    pub project_code: Option<String>,
-    pub recipients: String,
-    pub finding: String,
-    pub finding_hash: String,
-    pub as_of: NaiveDate,
-    pub first_seen: DateTime<Utc>,
-    pub changed_at: DateTime<Utc>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub acked_at: Option<DateTime<Utc>>,
-    pub acked_by: Option<String>,
-    pub ack_note: Option<String>,
-    pub notified_episode: Option<i64>,
-    pub notified_state: Option<AlertState>,
-    pub notified_at: Option<DateTime<Utc>>,
-}
-
-impl AlertColumns {
-    /// The columns of `a`; fails only if its finding cannot be written as JSON.
-    pub fn of(a: &AlertRow) -> Result<AlertColumns, StoreError> {
-        let finding = serde_json::to_string(&a.finding).map_err(StoreError::Encode)?;
-        Ok(AlertColumns {
-            id: a.id.clone(),
-            rule: a.rule,
-            subject: a.subject.clone(),
-            confidential: a.confidential,
-            severity: a.severity,
-            state: a.state,
-            episode: a.episode,
-            unit_code: a.unit_code.clone(),
-            project_code: a.project_code.clone(),
-            recipients: serde_json::to_string(&a.recipients).map_err(StoreError::Encode)?,
-            finding_hash: hex::encode(Sha256::digest(finding.as_bytes())),
-            finding,
-            as_of: a.as_of,
-            first_seen: a.first_seen,
-            changed_at: a.changed_at,
-            resolved_at: a.resolved_at,
-            acked_at: a.acked_at,
-            acked_by: a.acked_by.clone(),
-            ack_note: a.ack_note.clone(),
-            notified_episode: a.notified_episode,
-            notified_state: a.notified_state,
-            notified_at: a.notified_at,
-        })
-    }
-}
-
-impl TryFrom<AlertColumns> for AlertRow {
-    type Error = StoreError;
-
-    fn try_from(c: AlertColumns) -> Result<AlertRow, StoreError> {
-        let corrupt = |what: &str, e: serde_json::Error| {
-            StoreError::Corrupt(format!(
-                "alert {}: its {what} does not read back: {e}",
-                c.id
-            ))
-        };
-        let recipients =
-            serde_json::from_str(&c.recipients).map_err(|e| corrupt("recipients", e))?;
-        let finding = serde_json::from_str(&c.finding).map_err(|e| corrupt("finding", e))?;
-        Ok(AlertRow {
-            recipients,
-            finding,
-            id: c.id,
-            rule: c.rule,
-            subject: c.subject,
-            confidential: c.confidential,
-            severity: c.severity,
-            state: c.state,
-            episode: c.episode,
-            unit_code: c.unit_code,
-            project_code: c.project_code,
-            as_of: c.as_of,
-            first_seen: c.first_seen,
-            changed_at: c.changed_at,
-            resolved_at: c.resolved_at,
-            acked_at: c.acked_at,
-            acked_by: c.acked_by,
-            ack_note: c.ack_note,
-            notified_episode: c.notified_episode,
-            notified_state: c.notified_state,
-            notified_at: c.notified_at,
-        })
+impl AlertRow {
+    /// Who receives it: its finding's recipients.
+    pub fn recipients(&self) -> &[Agency] {
+        &self.finding.recipients
     }
 }
 

@@ -12,14 +12,14 @@
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::{Database, Decode, Encode, Type};
+use sqlx::{Database, Decode, Encode};
 
 use crate::model::{
     Agency, Centi, FindingStatus, PaymentKind, ProjectCategory, RectificationStatus,
     ReferralOrigin, ReferralStatus,
 };
 use crate::money::Fen;
-use crate::reconcile::{RuleId, Severity};
+use crate::reconcile::{Finding, RuleId, Severity};
 
 /// Declares an enum stored as text, with its words: `as_str`, `parse`,
 /// `ALL`, `Display`, serde and both backends' column mapping.
@@ -80,21 +80,30 @@ macro_rules! text_enum {
 }
 pub(crate) use text_enum;
 
+/// The column type of `$ty`, stored as `$as` (`str` or `i64`): a column
+/// of that type holds it.
+macro_rules! stored_as {
+    ($ty:ty, $as:ty) => {
+        impl<DB: ::sqlx::Database> ::sqlx::Type<DB> for $ty
+        where
+            $as: ::sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <$as as ::sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <$as as ::sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+    };
+}
+pub(crate) use stored_as;
+
 /// The column mapping of a type with `as_str` and `parse`: stored as its
 /// word, a word it does not know is an error of the row.
 macro_rules! text_column {
     ($ty:ty) => {
-        impl<DB: ::sqlx::Database> ::sqlx::Type<DB> for $ty
-        where
-            str: ::sqlx::Type<DB>,
-        {
-            fn type_info() -> DB::TypeInfo {
-                <str as ::sqlx::Type<DB>>::type_info()
-            }
-            fn compatible(ty: &DB::TypeInfo) -> bool {
-                <str as ::sqlx::Type<DB>>::compatible(ty)
-            }
-        }
+        $crate::store::columns::stored_as!($ty, str);
 
         impl<'q, DB: ::sqlx::Database> ::sqlx::Encode<'q, DB> for $ty
         where
@@ -130,17 +139,7 @@ text_column!(Severity);
 /// adapters write records' typed columns that way).
 macro_rules! word_column {
     ($($ty:ty),+ $(,)?) => {$(
-        impl<DB: Database> Type<DB> for $ty
-        where
-            str: Type<DB>,
-        {
-            fn type_info() -> DB::TypeInfo {
-                <str as Type<DB>>::type_info()
-            }
-            fn compatible(ty: &DB::TypeInfo) -> bool {
-                <str as Type<DB>>::compatible(ty)
-            }
-        }
+        stored_as!($ty, str);
 
         impl<'r, DB: Database> Decode<'r, DB> for $ty
         where
@@ -166,17 +165,7 @@ word_column!(
 /// The column mapping of a newtype over `i64` (`BIGINT`).
 macro_rules! integer_column {
     ($($ty:ident),+ $(,)?) => {$(
-        impl<DB: Database> Type<DB> for $ty
-        where
-            i64: Type<DB>,
-        {
-            fn type_info() -> DB::TypeInfo {
-                <i64 as Type<DB>>::type_info()
-            }
-            fn compatible(ty: &DB::TypeInfo) -> bool {
-                <i64 as Type<DB>>::compatible(ty)
-            }
-        }
+        stored_as!($ty, i64);
 
         impl<'q, DB: Database> Encode<'q, DB> for $ty
         where
@@ -199,3 +188,18 @@ macro_rules! integer_column {
 }
 
 integer_column!(Fen, Centi);
+
+// A finding as its column holds it: JSON text. Written by the alert rows'
+// code, which also keeps its hash; read here.
+stored_as!(Finding, str);
+
+impl<'r, DB: Database> Decode<'r, DB> for Finding
+where
+    &'r str: Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Finding, BoxDynError> {
+        Ok(serde_json::from_str(<&'r str as Decode<'r, DB>>::decode(
+            value,
+        )?)?)
+    }
+}

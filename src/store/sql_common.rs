@@ -15,8 +15,7 @@ use sqlx::query_builder::Separated;
 use sqlx::{AssertSqlSafe, Pool, QueryBuilder, Row};
 
 use super::alerts::{
-    AlertColumns, AlertRow, AlertStore, AlertTx, NewEvent, OutboxCounts, OutboxRow, SilenceRow,
-    SilenceScope,
+    AlertRow, AlertStore, AlertTx, NewEvent, OutboxCounts, OutboxRow, SilenceRow, SilenceScope,
 };
 use super::chain::{GENESIS, content_hash, link_hash};
 use super::facts::{
@@ -1446,9 +1445,13 @@ const ALERT_COLUMNS: &str = "id, rule, subject, confidential, severity, state, e
      project_code, recipients, finding, finding_hash, as_of, first_seen, changed_at, resolved_at, \
      acked_at, acked_by, ack_note, notified_episode, notified_state, notified_at";
 
-/// Alert rows as the stages use them.
-fn alert_rows(columns: Vec<AlertColumns>) -> Result<Vec<AlertRow>, StoreError> {
-    columns.into_iter().map(AlertRow::try_from).collect()
+/// The text of what an alert row keeps as JSON: its finding, the
+/// finding's sha-256 and its recipients.
+fn alert_json(a: &AlertRow) -> Result<(String, String, String), StoreError> {
+    let finding = serde_json::to_string(&a.finding).map_err(StoreError::Encode)?;
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(finding.as_bytes()));
+    let recipients = serde_json::to_string(a.recipients()).map_err(StoreError::Encode)?;
+    Ok((finding, hash, recipients))
 }
 
 const OUTBOX_COLUMNS: &str = "id, event_id, alert_id, subscriber, agency, event_type, body, \
@@ -1483,27 +1486,24 @@ impl AlertTx for SqlSyncTx {
     }
 
     async fn active_alerts(&mut self) -> Result<Vec<AlertRow>, StoreError> {
-        alert_rows(
-            sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT {ALERT_COLUMNS} FROM alerts WHERE state <> 'resolved' ORDER BY id"
-            )))
-            .fetch_all(&mut *self.tx)
-            .await?,
-        )
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state <> 'resolved' ORDER BY id"
+        )))
+        .fetch_all(&mut *self.tx)
+        .await?)
     }
 
     async fn alert(&mut self, id: &str) -> Result<Option<AlertRow>, StoreError> {
-        let row: Option<AlertColumns> = sqlx::query_as(AssertSqlSafe(format!(
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(AlertRow::try_from).transpose()
+        .await?)
     }
 
     async fn put_alert(&mut self, a: &AlertRow) -> Result<(), StoreError> {
-        let a = AlertColumns::of(a)?;
+        let (finding, finding_hash, recipients) = alert_json(a)?;
         let updates: Vec<String> = ALERT_COLUMNS
             .split(", ")
             .skip(1)
@@ -1524,9 +1524,9 @@ impl AlertTx for SqlSyncTx {
         .bind(a.episode)
         .bind(&a.unit_code)
         .bind(&a.project_code)
-        .bind(&a.recipients)
-        .bind(&a.finding)
-        .bind(&a.finding_hash)
+        .bind(recipients)
+        .bind(finding)
+        .bind(finding_hash)
         .bind(a.as_of)
         .bind(a.first_seen)
         .bind(a.changed_at)
@@ -1615,23 +1615,20 @@ impl AlertStore for SqlStore {
     }
 
     async fn alerts(&self) -> Result<Vec<AlertRow>, StoreError> {
-        alert_rows(
-            sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY changed_at DESC, id"
-            )))
-            .fetch_all(&self.pool)
-            .await?,
-        )
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY changed_at DESC, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn get_alert(&self, id: &str) -> Result<Option<AlertRow>, StoreError> {
-        let row: Option<AlertColumns> = sqlx::query_as(AssertSqlSafe(format!(
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(AlertRow::try_from).transpose()
+        .await?)
     }
 
     async fn ack_alert(

@@ -11,7 +11,7 @@ use super::shared::{on_audit_finding, yuan};
 use crate::model::{Agency, FindingStatus, RectificationStatus};
 use crate::reconcile::config::rule_settings;
 use crate::reconcile::finding::{Finding, RuleId, Severity, SourceRef};
-use crate::reconcile::rule::{Facts, Reads, Rule};
+use crate::reconcile::rule::{Facts, Rule};
 use crate::store::StoreError;
 use crate::store::facts::{FactsQuery, FindingFact, RectificationFact};
 
@@ -34,10 +34,6 @@ rule_settings! {
 
 #[async_trait]
 impl Rule for StatusMismatch {
-    fn reads(&self) -> Reads {
-        Reads::Store
-    }
-
     async fn judge(&self, facts: &Facts<'_>) -> Result<Vec<Finding>, StoreError> {
         let findings = facts.audit_findings().await?;
         let reports = facts.store.rectifications().await?;
@@ -110,10 +106,6 @@ rule_settings! {
 
 #[async_trait]
 impl Rule for Overdue {
-    fn reads(&self) -> Reads {
-        Reads::Store
-    }
-
     async fn judge(&self, facts: &Facts<'_>) -> Result<Vec<Finding>, StoreError> {
         Ok(overdue(self, &facts.query, facts.audit_findings().await?))
     }

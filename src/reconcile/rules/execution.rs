@@ -8,13 +8,13 @@ use chrono::Datelike;
 use serde_json::json;
 
 use super::shared::{
-    days_in_year, hundredths, is_active, on_project, open_finding, percent, project_subject, yuan,
+    active_from, days_in_year, hundredths, on_project, open_finding, percent, project_subject, yuan,
 };
 use crate::model::Agency;
 use crate::money::Fen;
 use crate::reconcile::config::{Hundredths, MonthDay, Yuan, rule_settings};
 use crate::reconcile::finding::{Finding, RuleId, Severity, SourceRef, View};
-use crate::reconcile::rule::{Facts, ProjectRule, Reads, Rule};
+use crate::reconcile::rule::{Facts, ProjectRule, Rule};
 use crate::store::StoreError;
 use crate::store::facts::{FactsQuery, MirrorFact, ProjectFacts};
 
@@ -28,12 +28,8 @@ rule_settings! {
 
 #[async_trait]
 impl Rule for MirrorMismatch {
-    fn reads(&self) -> Reads {
-        // The whole year in one query (a slice of it would scan the
-        // execution table again); only the differing rows come back.
-        Reads::Store
-    }
-
+    // The whole year in one query (a slice of it would scan the
+    // execution table again); only the differing rows come back.
     async fn judge(&self, facts: &Facts<'_>) -> Result<Vec<Finding>, StoreError> {
         let rows = facts
             .store
@@ -113,12 +109,8 @@ impl ProjectRule for Slow {
         let doy = q.as_of.ordinal() as i128;
         let diy = days_in_year(q.year);
         let mut out = Vec::new();
-        for p in projects
-            .iter()
-            .filter(|p| is_active(p) && p.quota >= self.min_quota.0)
-        {
-            let quota = p.quota.0 as i128;
-            let exp = p.exp.0 as i128;
+        for p in active_from(projects, self.min_quota.0) {
+            let (quota, exp) = (p.quota.0 as i128, p.exp.0 as i128);
             // gap (pp) = 100·(doy/diy − exp/quota); compare gap ≥ T/100 exactly:
             // 10000·(doy·quota − exp·diy) ≥ T·diy·quota.
             let lead = 10_000 * (doy * quota - exp * diy);

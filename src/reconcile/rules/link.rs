@@ -10,7 +10,7 @@ use super::shared::on_audit_finding;
 use crate::model::{Agency, normalize_unit_name};
 use crate::reconcile::config::rule_settings;
 use crate::reconcile::finding::{Finding, RuleId, Severity, SourceRef, View};
-use crate::reconcile::rule::{Facts, Reads, Rule};
+use crate::reconcile::rule::{Facts, Rule};
 use crate::store::StoreError;
 use crate::store::facts::{FindingFact, UnknownProjectFact};
 
@@ -21,10 +21,6 @@ rule_settings! {
 
 #[async_trait]
 impl Rule for UnknownProject {
-    fn reads(&self) -> Reads {
-        Reads::Store
-    }
-
     async fn judge(&self, facts: &Facts<'_>) -> Result<Vec<Finding>, StoreError> {
         Ok(unknown_project(&facts.store.unknown_projects().await?))
     }
@@ -37,10 +33,6 @@ rule_settings! {
 
 #[async_trait]
 impl Rule for UnresolvedUnit {
-    fn reads(&self) -> Reads {
-        Reads::Store
-    }
-
     async fn judge(&self, facts: &Facts<'_>) -> Result<Vec<Finding>, StoreError> {
         Ok(unresolved_unit(facts.audit_findings().await?))
     }

@@ -12,7 +12,7 @@ use crate::model::Agency;
 use crate::money::Fen;
 use crate::reconcile::config::{Hundredths, rule_settings};
 use crate::reconcile::finding::{Finding, RuleId, Severity, SourceRef, View};
-use crate::reconcile::rule::{Facts, Reads, Rule};
+use crate::reconcile::rule::{Facts, Rule};
 use crate::store::StoreError;
 use crate::store::facts::{OrgdeptFact, UnitQuarterFact};
 
@@ -26,10 +26,6 @@ rule_settings! {
 
 #[async_trait]
 impl Rule for RateMismatch {
-    fn reads(&self) -> Reads {
-        Reads::Store
-    }
-
     async fn judge(&self, facts: &Facts<'_>) -> Result<Vec<Finding>, StoreError> {
         let q = &facts.query;
         let rows = facts.store.orgdept_rows(q.year).await?;

@@ -12,7 +12,7 @@ use crate::model::Agency;
 use crate::money::Fen;
 use crate::reconcile::config::rule_settings;
 use crate::reconcile::finding::{Finding, RuleId, Severity, SourceRef, View};
-use crate::reconcile::rule::{Allowed, Facts, Reads, Rule};
+use crate::reconcile::rule::{Allowed, Facts, Rule};
 use crate::store::StoreError;
 use crate::store::facts::{FactsQuery, FreezeFact};
 
@@ -23,10 +23,6 @@ rule_settings! {
 
 #[async_trait]
 impl Rule for FreezeBreach {
-    fn reads(&self) -> Reads {
-        Reads::Store
-    }
-
     fn allowed(&self) -> Option<Allowed> {
         Some(Allowed {
             agencies: &[Agency::Discipline, Agency::Finance],

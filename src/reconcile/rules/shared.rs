@@ -52,6 +52,17 @@ pub(super) fn is_active(p: &ProjectFacts) -> bool {
     p.in_finance && p.quota > Fen::ZERO && p.category != Some(ProjectCategory::Reserve)
 }
 
+/// The active projects with at least `min_quota`: those a rule with a
+/// minimum quota judges.
+pub(super) fn active_from(
+    projects: &[ProjectFacts],
+    min_quota: Fen,
+) -> impl Iterator<Item = &ProjectFacts> {
+    projects
+        .iter()
+        .filter(move |p| is_active(p) && p.quota >= min_quota)
+}
+
 /// A finding that every recipient sees whole.
 pub(super) fn open_finding(
     rule: RuleId,
@@ -85,19 +96,12 @@ pub(super) fn on_project(
     summary: String,
     facts: Value,
 ) -> Finding {
-    open_finding(
-        rule,
-        severity,
-        recipients,
-        p.unit_code.as_deref(),
-        Some(&p.project_code),
-        View {
-            subject: project_subject(rule, &p.project_code, year),
-            summary,
-            facts,
-            sources: vec![SourceRef::new(Agency::Finance, "projects", &p.project_code)],
-        },
-    )
+    let code = p.project_code.as_str();
+    let subject = project_subject(rule, code, year);
+    let source = SourceRef::new(Agency::Finance, "projects", code);
+    let view = View::new(subject, summary, facts, source);
+    let unit = p.unit_code.as_deref();
+    open_finding(rule, severity, recipients, unit, Some(code), view)
 }
 
 /// The finding of an audit rule about audit finding `f`: seen whole by
@@ -110,19 +114,11 @@ pub(super) fn on_audit_finding(
     summary: String,
     facts: Value,
 ) -> Finding {
-    open_finding(
-        rule,
-        severity,
-        recipients,
-        f.unit_code.as_deref(),
-        f.project_code.as_deref(),
-        View {
-            subject: json!({"rule": rule.as_str(), "finding": f.finding_no}),
-            summary,
-            facts,
-            sources: vec![SourceRef::new(Agency::Audit, "findings", &f.finding_no)],
-        },
-    )
+    let subject = json!({"rule": rule.as_str(), "finding": f.finding_no});
+    let source = SourceRef::new(Agency::Audit, "findings", &f.finding_no);
+    let view = View::new(subject, summary, facts, source);
+    let (unit, project) = (f.unit_code.as_deref(), f.project_code.as_deref());
+    open_finding(rule, severity, recipients, unit, project, view)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use serde_json::json;
 
-use super::shared::{is_active, on_project, percent, yuan};
+use super::shared::{active_from, on_project, percent, yuan};
 use crate::model::Agency;
 use crate::money::Fen;
 use crate::reconcile::config::{Hundredths, MonthDay, Yuan, rule_settings};
@@ -41,12 +41,8 @@ impl ProjectRule for Unspendable {
         let days_left = (year_end - q.as_of).num_days() as i128;
         let lookback = self.lookback_days as i128;
         let mut out = Vec::new();
-        for p in projects
-            .iter()
-            .filter(|p| is_active(p) && p.quota >= self.min_quota.0)
-        {
-            let quota = p.quota.0 as i128;
-            let exp = p.exp.0 as i128;
+        for p in active_from(projects, self.min_quota.0) {
+            let (quota, exp) = (p.quota.0 as i128, p.exp.0 as i128);
             // projected·L = L·exp + (exp − exp_lookback)·days_left
             let projected_l = lookback * exp + (exp - p.exp_lookback.0 as i128) * days_left;
             // unspent > u% of quota: 10000·(L·quota − projected·L) > u·L·quota
