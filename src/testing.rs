@@ -1,5 +1,6 @@
-//! What the property tests next to the code share: their configuration, the
-//! shipped manifests, and a strategy for arbitrary JSON. Test builds only.
+//! What the tests next to the code share: the property tests'
+//! configuration, the shipped manifests, a strategy for arbitrary JSON, and
+//! a finding for the tests of what is done with findings. Test builds only.
 //!
 //! Every property runs a few dozen cases so that all of them together take
 //! seconds in a debug build; `PROPTEST_CASES=10000 cargo test --lib prop`

@@ -179,7 +179,7 @@ pub async fn run<W: Worker>(
                     consecutive = s.consecutive_errors;
                 });
                 let pause = worker.throttle(consecutive);
-                tracing::warn!(
+                tracing::error!(
                     worker = %name, error = %e, consecutive,
                     throttle_secs = pause.as_secs_f64(), "work failed"
                 );
