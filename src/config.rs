@@ -178,7 +178,9 @@ pub struct DeliveryConfig {
     pub max_delay_secs: u64,
     /// An event still undelivered this long after it was written is dead.
     pub max_age_hours: u64,
-    /// How often the delivery worker looks for due events.
+    /// How often the delivery worker looks for due events. While the store
+    /// fails, it holds off longer after each failure in a row: this,
+    /// doubled each time, up to 5 minutes.
     pub poll_secs: u64,
     /// Events claimed per round.
     pub batch: i64,
@@ -583,7 +585,7 @@ impl Config {
     /// Parses config text without touching the environment.
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        crate::reconcile::check_recipients(&config.rules)?;
+        crate::reconcile::check_recipients(&config.rules).map_err(|e| e.to_string())?;
         if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!(
                 "api.listen {:?} is not an address like 127.0.0.1:8470",
@@ -606,7 +608,7 @@ impl Config {
                 return Err(format!("subscribers.{name} needs at least one secret"));
             }
             for e in s.events.iter().flatten() {
-                if !crate::alert::subscribers::EVENT_TYPES.contains(&e.as_str()) {
+                if crate::alert::EventType::parse(e).is_none() {
                     return Err(format!("subscribers.{name}: unknown event type {e:?}"));
                 }
             }

@@ -22,9 +22,11 @@ pub mod demo;
 pub mod metrics;
 pub mod model;
 pub mod money;
+pub mod pipeline;
 pub mod reconcile;
 pub mod report;
 pub mod sim;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod worker;

@@ -1,7 +1,7 @@
 //! Prometheus metrics. What the store knows (adapter runs, alerts, the
 //! outbox) is read from it at each scrape, so every replica reports the
-//! same numbers; what only this process sees (delivery latency) is kept in
-//! memory. Confidential alerts are not counted: a count of discipline
+//! same numbers; what only this process sees (delivery latency, its
+//! workers' state) is kept in memory. Confidential alerts are not counted: a count of discipline
 //! alerts is itself discipline data.
 
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
 use crate::store::{Store, StoreError};
+use crate::worker::Workers;
 
 type Labels = Vec<(String, String)>;
 
@@ -23,12 +24,15 @@ type Labels = Vec<(String, String)>;
 pub struct ProcessMetrics {
     /// Seconds from an event's creation to its delivery.
     pub delivery_latency: Histogram,
+    /// The state of this process's workers.
+    pub workers: Workers,
 }
 
 impl Default for ProcessMetrics {
     fn default() -> ProcessMetrics {
         ProcessMetrics {
             delivery_latency: Histogram::new(exponential_buckets(0.5, 4.0, 10)),
+            workers: Workers::default(),
         }
     }
 }
@@ -176,11 +180,11 @@ pub async fn render(store: &dyn Store, process: &ProcessMetrics) -> Result<Strin
             .collect(),
     );
 
-    let mut by_state: std::collections::BTreeMap<(String, String, String), i64> =
-        Default::default();
-    for a in store.alerts().await?.iter().filter(|a| !a.confidential) {
+    let mut by_state: std::collections::BTreeMap<(&str, &str, &str), i64> = Default::default();
+    let alerts = store.alerts().await?;
+    for a in alerts.iter().filter(|a| !a.confidential) {
         *by_state
-            .entry((a.rule.clone(), a.severity.clone(), a.state.clone()))
+            .entry((a.rule.as_str(), a.severity.as_str(), a.state.as_str()))
             .or_default() += 1;
     }
     gauge_i64(
@@ -191,7 +195,7 @@ pub async fn render(store: &dyn Store, process: &ProcessMetrics) -> Result<Strin
             .into_iter()
             .map(|((rule, severity, state), n)| {
                 (
-                    labels(&[("rule", &rule), ("severity", &severity), ("state", &state)]),
+                    labels(&[("rule", rule), ("severity", severity), ("state", state)]),
                     n,
                 )
             })
@@ -209,6 +213,40 @@ pub async fn render(store: &dyn Store, process: &ProcessMetrics) -> Result<Strin
             (labels(&[("state", "delivered")]), outbox.delivered),
             (labels(&[("state", "dead")]), outbox.dead),
         ],
+    );
+    let workers = process.workers.all();
+    let by_worker = |v: &dyn Fn(&crate::worker::WorkerStatus) -> Option<i64>| {
+        workers
+            .iter()
+            .filter_map(|(name, s)| Some((labels(&[("worker", name)]), v(s)?)))
+            .collect::<Vec<_>>()
+    };
+    gauge_i64(
+        &mut registry,
+        "worker_consecutive_errors",
+        "Errors in a row of each worker of this process (0 after a success)",
+        by_worker(&|s| Some(i64::from(s.consecutive_errors))),
+    );
+    counter(
+        &mut registry,
+        "worker_errors",
+        "Units of work of each worker of this process that failed",
+        by_worker(&|s| i64::try_from(s.errors).ok()),
+    );
+    gauge_f64(
+        &mut registry,
+        "worker_last_success_timestamp_seconds",
+        "When each worker of this process last ended a unit of work without an error (Unix time)",
+        workers
+            .iter()
+            .filter_map(|(name, s)| {
+                let t = s.last_success?;
+                Some((
+                    labels(&[("worker", name)]),
+                    t.timestamp_millis() as f64 / 1000.0,
+                ))
+            })
+            .collect(),
     );
     registry.register(
         "delivery_latency_seconds",

@@ -54,12 +54,15 @@ impl Agency {
     }
 }
 
+/// A word that names no agency.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an agency (npc, finance, audit, discipline, orgdept)")]
+pub struct UnknownAgency(pub String);
+
 impl std::str::FromStr for Agency {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Agency, String> {
-        Agency::parse(s).ok_or_else(|| {
-            format!("{s:?} is not an agency (npc, finance, audit, discipline, orgdept)")
-        })
+    type Err = UnknownAgency;
+    fn from_str(s: &str) -> Result<Agency, UnknownAgency> {
+        Agency::parse(s).ok_or_else(|| UnknownAgency(s.to_owned()))
     }
 }
 

@@ -60,6 +60,34 @@ impl Fen {
     pub fn checked_add(self, other: Fen) -> Option<Fen> {
         self.0.checked_add(other.0).map(Fen)
     }
+
+    /// The amount without its sign.
+    pub fn abs(self) -> Fen {
+        Fen(self.0.abs())
+    }
+}
+
+// Sums and differences of amounts, as the rules take them: plain `i64`
+// arithmetic on the fen, which no sum of a province's budget comes near
+// overflowing.
+impl std::ops::Add for Fen {
+    type Output = Fen;
+    fn add(self, other: Fen) -> Fen {
+        Fen(self.0 + other.0)
+    }
+}
+
+impl std::ops::Sub for Fen {
+    type Output = Fen;
+    fn sub(self, other: Fen) -> Fen {
+        Fen(self.0 - other.0)
+    }
+}
+
+impl std::iter::Sum for Fen {
+    fn sum<I: Iterator<Item = Fen>>(iter: I) -> Fen {
+        Fen(iter.map(|f| f.0).sum())
+    }
 }
 
 impl fmt::Display for Fen {

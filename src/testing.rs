@@ -1,5 +1,6 @@
-//! What the property tests next to the code share: their configuration, the
-//! shipped manifests, and a strategy for arbitrary JSON. Test builds only.
+//! What the tests next to the code share: the property tests'
+//! configuration, the shipped manifests, a strategy for arbitrary JSON, and
+//! a finding for the tests of what is done with findings. Test builds only.
 //!
 //! Every property runs a few dozen cases so that all of them together take
 //! seconds in a debug build; `PROPTEST_CASES=10000 cargo test --lib prop`
@@ -60,4 +61,31 @@ pub fn json_value() -> impl Strategy<Value = Value> {
                 .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
         ]
     })
+}
+
+/// A finding of `rule` about `project` of `unit` that every recipient sees
+/// whole, for tests of what is done with findings.
+pub fn finding(
+    rule: crate::reconcile::RuleId,
+    severity: crate::reconcile::Severity,
+    unit: &str,
+    project: &str,
+) -> crate::reconcile::Finding {
+    use crate::model::Agency;
+    use crate::reconcile::{Finding, SourceRef, View};
+    Finding {
+        rule,
+        severity,
+        recipients: vec![Agency::Finance, Agency::Npc],
+        unit_code: Some(unit.to_owned()),
+        project_code: Some(project.to_owned()),
+        confidential: false,
+        view: View {
+            subject: serde_json::json!({"rule": rule.as_str(), "project": project, "year": 2021}),
+            summary: format!("项目{project}"),
+            facts: serde_json::json!({"project": project}),
+            sources: vec![SourceRef::new(Agency::Finance, "projects", project)],
+        },
+        redacted: None,
+    }
 }

@@ -1211,7 +1211,7 @@ async fn the_daemon_speaks_sd_notify_reloads_and_stops() {
 async fn one_replica_at_a_time_pulls_a_source() {
     on_both(|t| async move {
         let env = start(&t).await;
-        let now = chrono::Utc::now();
+        let now = liankong::clock::Clock::now(&liankong::clock::SystemClock);
         // Another replica holds finance's lease: this one skips and writes nothing.
         assert!(
             t.store
@@ -1622,7 +1622,7 @@ async fn two_replicas_one_killed_deliver_every_event_once_and_write_no_version_t
         env.sim.data().delete(Collection::Findings, liankong::demo::planted::FINDING_UNRESOLVED);
         env.sim.write_files().unwrap();
         for _ in 0..150 {
-            let resolved = t.store.alerts().await.unwrap().iter().any(|x| x.state == "resolved");
+            let resolved = t.store.alerts().await.unwrap().iter().any(|x| x.state == liankong::alert::AlertState::Resolved);
             if resolved && t.store.outbox_counts().await.unwrap().pending == 0 {
                 break;
             }
@@ -1636,15 +1636,17 @@ async fn two_replicas_one_killed_deliver_every_event_once_and_write_no_version_t
         let subs: Vec<_> = receivers
             .iter()
             .map(|(agency, r)| {
-                liankong::alert::Subscriber::with_keys(
+                liankong::deliver::Subscriber::with_keys(
                     agency.as_str(),
                     *agency,
                     &r.url,
-                    vec![liankong::alert::subscribers::decode_secret(secret).unwrap()],
+                    vec![liankong::deliver::signature::decode_secret(secret).unwrap()],
                 )
             })
             .collect();
-        let later = liankong::clock::FixedClock(chrono::Utc::now() + chrono::Duration::minutes(10));
+        let later = liankong::clock::FixedClock(
+            liankong::clock::Clock::now(&liankong::clock::SystemClock) + chrono::Duration::minutes(10),
+        );
         let deliverer = liankong::deliver::Deliverer::new(subs, &Default::default()).unwrap();
         for _ in 0..20 {
             if deliverer.deliver_due(t.store.as_ref(), &later).await.unwrap().attempted == 0 {
@@ -1654,12 +1656,12 @@ async fn two_replicas_one_killed_deliver_every_event_once_and_write_no_version_t
         let counts = t.store.outbox_counts().await.unwrap();
         assert_eq!((counts.pending, counts.dead), (0, 0));
         let outbox = t.store.deliveries(None, 100_000).await.unwrap();
-        assert!(outbox.iter().any(|o| o.event_type == "alert.resolved"), "the survivor reconciled the change");
+        assert!(outbox.iter().any(|o| o.event_type == liankong::alert::EventType::Resolved), "the survivor reconciled the change");
         for (agency, r) in &receivers {
             let mut got: Vec<String> = r.received().into_iter().filter(|x| x.status < 300).map(|x| x.id).collect();
             got.sort();
             got.dedup();
-            let mut want: Vec<String> = outbox.iter().filter(|o| o.agency == agency.as_str()).map(|o| o.event_id.clone()).collect();
+            let mut want: Vec<String> = outbox.iter().filter(|o| o.agency == *agency).map(|o| o.event_id.clone()).collect();
             want.sort();
             assert_eq!(got, want, "{agency}: every event, once after de-duplication");
         }
@@ -2143,7 +2145,9 @@ async fn an_empty_snapshot_or_a_mass_deletion_is_held_until_an_operator_accepts_
         c.api = liankong::config::Config::parse(&format!("{token}{}\"\n", liankong::api::token_hash("fin")))
             .unwrap()
             .api;
-        let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(c));
+        let adapters = liankong::adapter::build_all(&c).unwrap();
+        let running = liankong::api::RunningConfig::new(std::sync::Arc::new(c), &adapters);
+        let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(running));
         let state = liankong::api::ApiState {
             store: t.store.clone(),
             config: rx,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::auth::Caller;
-use crate::alert::{self, AlertFilter};
+use crate::alert::{self, AlertFilter, SilenceScope};
 use crate::model::Agency;
 
 /// An error answer; the store's errors are logged, not shown.
@@ -139,7 +139,7 @@ pub async fn list_silences(Caller(agency): Caller, State(s): State<ApiState>) ->
         .silences()
         .await?
         .into_iter()
-        .filter(|x| x.agency.as_deref().is_none_or(|a| a == agency.as_str()))
+        .filter(|x| x.agency.is_none_or(|a| a == agency))
         .collect();
     ok(mine)
 }
@@ -162,12 +162,12 @@ pub async fn add_silence(
     Json(n): Json<NewSilence>,
 ) -> Answer {
     let now = s.clock.now();
-    if !matches!(n.scope.as_str(), "rule" | "unit" | "project") {
+    let Some(scope) = SilenceScope::parse(&n.scope) else {
         return Err(ApiError::BadRequest(
             "scope must be rule, unit or project".into(),
         ));
-    }
-    if n.scope == "rule" && !alert::known_rule(&n.value) {
+    };
+    if scope == SilenceScope::Rule && !alert::known_rule(&n.value) {
         return Err(ApiError::BadRequest(format!("unknown rule {:?}", n.value)));
     }
     if n.until <= now {
@@ -179,15 +179,7 @@ pub async fn add_silence(
     let by = format!("{agency}:{}", n.by);
     let id = s
         .store
-        .add_silence(
-            &n.scope,
-            &n.value,
-            Some(agency.as_str()),
-            n.until,
-            &n.reason,
-            &by,
-            now,
-        )
+        .add_silence(scope, &n.value, Some(agency), n.until, &n.reason, &by, now)
         .await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
 }
@@ -202,7 +194,7 @@ pub async fn lift_silence(
         .silences()
         .await?
         .into_iter()
-        .any(|x| x.id == id && x.agency.as_deref() == Some(agency.as_str()));
+        .any(|x| x.id == id && x.agency == Some(agency));
     if !own {
         return Err(ApiError::NotFound);
     }
@@ -234,7 +226,7 @@ pub async fn list_deliveries(
         .await?;
     let mine: Vec<Value> = rows
         .into_iter()
-        .filter(|d| d.agency == agency.as_str())
+        .filter(|d| d.agency == agency)
         .take(q.limit.unwrap_or(100).clamp(1, 1000) as usize)
         .map(|d| {
             json!({
@@ -255,10 +247,7 @@ pub async fn redrive(
     Path(id): Path<i64>,
 ) -> Answer {
     let rows = s.store.deliveries(Some("dead"), 100_000).await?;
-    if !rows
-        .iter()
-        .any(|d| d.id == id && d.agency == agency.as_str())
-    {
+    if !rows.iter().any(|d| d.id == id && d.agency == agency) {
         return Err(ApiError::NotFound);
     }
     s.store.redrive(Some(id), s.clock.now()).await?;
@@ -274,12 +263,22 @@ pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answ
     let now = s.clock.now();
     let mut out = Vec::new();
     for (name, c) in &config.adapters {
-        let manifest_agency = crate::adapter::manifest::Manifest::load(&c.manifest)
-            .map(|m| m.agency)
-            .ok();
+        let manifest_agency = config.agency(name);
         let confidential =
             manifest_agency.is_some_and(|a| a.is_confidential()) && agency != Agency::Discipline;
         let run = runs.iter().find(|r| &r.adapter == name);
+        let worker = s
+            .metrics
+            .workers
+            .get(&crate::worker::adapter(name))
+            .map(|w| {
+                json!({
+                    "activity": w.activity, "last_success": w.last_success,
+                    "consecutive_errors": w.consecutive_errors, "errors": w.errors,
+                    "last_error": if confidential { None } else { w.last_error },
+                    "last_error_at": w.last_error_at,
+                })
+            });
         let report: Option<Value> = run
             .and_then(|r| r.report.as_deref())
             .and_then(|t| serde_json::from_str(t).ok());
@@ -313,6 +312,7 @@ pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answ
                     }))
                     .collect())
             },
+            "worker": worker,
         }));
     }
     ok(out)

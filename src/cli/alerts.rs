@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;
 
-use crate::alert;
+use crate::alert::{self, SilenceScope};
+use crate::clock::Clock;
 use crate::config::china_time;
 use crate::model::Agency;
 use crate::store::Store;
@@ -131,9 +132,10 @@ async fn find(store: &dyn Store, id: &str) -> anyhow::Result<AlertRow> {
 pub async fn alerts(
     out: &mut dyn Write,
     store: &dyn Store,
+    clock: &dyn Clock,
     command: AlertsCommand,
 ) -> anyhow::Result<ExitCode> {
-    let now = Utc::now();
+    let now = clock.now();
     match command {
         AlertsCommand::List {
             agency,
@@ -208,10 +210,10 @@ pub async fn alerts(
                     if !alert::known_rule(&r) {
                         anyhow::bail!("unknown rule {r:?}");
                     }
-                    ("rule", r)
+                    (SilenceScope::Rule, r)
                 }
-                (None, Some(u), None) => ("unit", u),
-                (None, None, Some(p)) => ("project", p),
+                (None, Some(u), None) => (SilenceScope::Unit, u),
+                (None, None, Some(p)) => (SilenceScope::Project, p),
                 _ => anyhow::bail!("give exactly one of --rule, --unit, --project"),
             };
             let until = parse_until(&until)?;
@@ -249,19 +251,15 @@ pub async fn alerts(
 
 /// Alerts by rule and severity, and by recipient: counts only.
 pub async fn print_alert_summary(out: &mut dyn Write, store: &dyn Store) -> anyhow::Result<()> {
-    let mut by_rule: BTreeMap<(String, String), u64> = BTreeMap::new();
-    let mut by_recipient: BTreeMap<String, u64> = BTreeMap::new();
-    for a in store
-        .alerts()
-        .await?
-        .iter()
-        .filter(|a| a.state != "resolved")
-    {
+    let mut by_rule: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut by_recipient: BTreeMap<&str, u64> = BTreeMap::new();
+    let alerts = store.alerts().await?;
+    for a in alerts.iter().filter(|a| a.state.is_active()) {
         *by_rule
-            .entry((a.rule.clone(), a.severity.clone()))
+            .entry((a.rule.as_str(), a.severity.as_str()))
             .or_default() += 1;
-        for r in serde_json::from_str::<Vec<Agency>>(&a.recipients).unwrap_or_default() {
-            *by_recipient.entry(r.to_string()).or_default() += 1;
+        for r in a.recipients() {
+            *by_recipient.entry(r.as_str()).or_default() += 1;
         }
     }
     writeln!(out, "\nactive alerts by rule and severity:")?;
@@ -278,6 +276,7 @@ pub async fn print_alert_summary(out: &mut dyn Write, store: &dyn Store) -> anyh
 pub async fn deliveries(
     out: &mut dyn Write,
     store: &dyn Store,
+    clock: &dyn Clock,
     command: DeliveriesCommand,
 ) -> anyhow::Result<ExitCode> {
     match command {
@@ -307,7 +306,7 @@ pub async fn deliveries(
             if id.is_none() && !all {
                 anyhow::bail!("give an outbox id or --all");
             }
-            let n = store.redrive(id, Utc::now()).await?;
+            let n = store.redrive(id, clock.now()).await?;
             writeln!(out, "{n} dead letter(s) back in the queue")?;
         }
     }

@@ -16,10 +16,11 @@ use clap::{Parser, Subcommand};
 use chrono::NaiveDate;
 
 use crate::adapter::{self, Adapter, SyncOptions, SyncReport, run_adapter};
-use crate::alert::subscribers;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, LogFormat};
-use crate::daemon::{self, Context as Ctx};
+use crate::daemon;
+use crate::deliver::subscribers;
+use crate::pipeline::Context as Ctx;
 use crate::store::{self, Store};
 
 mod alerts;
@@ -193,13 +194,17 @@ pub enum QuarantineCommand {
     },
 }
 
-fn parse_stream(s: &str) -> Result<crate::model::Collection, String> {
-    let (agency, name) = s
-        .split_once('.')
-        .ok_or_else(|| format!("{s:?} is not a stream like finance.payments"))?;
-    let agency: crate::model::Agency = agency.parse()?;
-    crate::model::Collection::parse(agency, name)
-        .ok_or_else(|| format!("{s:?} is not a stream of {agency}"))
+/// A `--stream` that names no stream.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a stream like finance.payments")]
+struct NotAStream(String);
+
+fn parse_stream(s: &str) -> Result<crate::model::Collection, NotAStream> {
+    s.split_once('.')
+        .and_then(|(agency, name)| {
+            crate::model::Collection::parse(crate::model::Agency::parse(agency)?, name)
+        })
+        .ok_or_else(|| NotAStream(s.to_owned()))
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,9 +237,13 @@ fn load_config(cli: &Cli) -> Result<(Config, Option<PathBuf>), crate::config::Co
     Ok((Config::load(&path)?, Some(path)))
 }
 
-fn parse_month(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
-        .map_err(|_| format!("{s:?} is not a month like 2021-09"))
+/// A `--month` that is not a month.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a month like 2021-09")]
+struct NotAMonth(String);
+
+fn parse_month(s: &str) -> Result<NaiveDate, NotAMonth> {
+    NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").map_err(|_| NotAMonth(s.to_owned()))
 }
 
 /// Runs the command line to completion and returns the process exit code.
@@ -413,7 +422,9 @@ pub async fn run(
 /// Everything `once` and `run` would refuse before doing any work, all of
 /// it rather than the first: the adapters (manifests, secrets, TLS files),
 /// the subscribers (their secrets read and decoded) and the store URL.
-fn config_problems(config: &Config) -> (Vec<Adapter>, Vec<crate::alert::Subscriber>, Vec<String>) {
+fn config_problems(
+    config: &Config,
+) -> (Vec<Adapter>, Vec<crate::deliver::Subscriber>, Vec<String>) {
     let mut problems = Vec::new();
     let adapters = adapter::build_all(config).unwrap_or_else(|errors| {
         problems.extend(errors.iter().map(ToString::to_string));
@@ -421,9 +432,9 @@ fn config_problems(config: &Config) -> (Vec<Adapter>, Vec<crate::alert::Subscrib
     });
     let mut subscribers = Vec::new();
     for (name, c) in &config.subscribers {
-        match crate::alert::Subscriber::build(name, c) {
+        match crate::deliver::Subscriber::build(name, c) {
             Ok(s) => subscribers.push(s),
-            Err(e) => problems.push(e),
+            Err(e) => problems.push(e.to_string()),
         }
     }
     let url = config.store_url();
@@ -617,7 +628,7 @@ pub async fn sync_once(
 
 /// The stages' context for a command.
 fn context(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Ctx> {
-    let subscribers = subscribers::build_all(config).map_err(|e| anyhow::anyhow!(e))?;
+    let subscribers = subscribers::build_all(config)?;
     Ok(Ctx::new(
         store,
         Arc::new(config.clone()),
@@ -641,7 +652,7 @@ fn print_outcome(
 
 /// Delivers due events round after round until nothing is due now.
 pub async fn deliver_now(ctx: &Ctx) -> anyhow::Result<crate::deliver::DeliveryStats> {
-    let deliverer = ctx.deliverer().map_err(|e| anyhow::anyhow!(e))?;
+    let deliverer = ctx.deliverer()?;
     let mut total = crate::deliver::DeliveryStats::default();
     loop {
         let round = deliverer
@@ -668,9 +679,11 @@ async fn run_with_store(
         | Command::Sim { .. }
         | Command::Bench { .. }
         | Command::Token { .. } => ExitCode::SUCCESS,
-        Command::Alerts { command } => alerts::alerts(&mut out, store.as_ref(), command).await?,
+        Command::Alerts { command } => {
+            alerts::alerts(&mut out, store.as_ref(), &SystemClock, command).await?
+        }
         Command::Deliveries { command } => {
-            alerts::deliveries(&mut out, store.as_ref(), command).await?
+            alerts::deliveries(&mut out, store.as_ref(), &SystemClock, command).await?
         }
         Command::Report {
             month,
@@ -733,8 +746,7 @@ async fn run_with_store(
                 api,
                 daemon::SHUTDOWN_DEADLINE,
             )
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
+            .await?;
             ExitCode::SUCCESS
         }
         Command::Sync {

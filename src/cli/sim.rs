@@ -11,12 +11,12 @@ use chrono::NaiveDate;
 use clap::Args;
 
 use crate::adapter::SyncOptions;
-use crate::alert::Subscriber;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::daemon::Context;
+use crate::deliver::Subscriber;
 use crate::demo::{SimConfigOptions, plant_anomalies, sim_config, write_manifests};
 use crate::model::Agency;
+use crate::pipeline::Context;
 use crate::sim::{GenParams, SimOptions, Simulator};
 
 /// What to simulate.
@@ -202,7 +202,7 @@ async fn receivers(
                 .to_owned()
         };
         let ts = h("webhook-timestamp").parse::<i64>().unwrap_or_default();
-        let expected = crate::alert::subscribers::sign(&[key], &h("webhook-id"), ts, &body);
+        let expected = crate::deliver::signature::sign(&[key], &h("webhook-id"), ts, &body);
         let mut inbox = inbox
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -6,7 +6,15 @@
 //! restart resumes exactly where delivery stood; a receiver may see an event
 //! twice (at-least-once) but always with the same `webhook-id`. Events of one
 //! alert reach one subscriber in order: the store hands out only the oldest
-//! pending event of each alert and subscriber.
+//! pending event of each alert and subscriber. Requests are signed as
+//! Standard Webhooks ([`signature`]) with each [`Subscriber`]'s keys.
+
+pub mod signature;
+pub mod subscribers;
+pub mod worker;
+
+pub use subscribers::Subscriber;
+pub use worker::DeliveryWorker;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,9 +23,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
-use crate::alert::Subscriber;
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
 use crate::store::alerts::OutboxRow;
@@ -58,14 +64,21 @@ pub struct Deliverer {
     metrics: Option<crate::metrics::SharedMetrics>,
 }
 
+/// The webhook client could not be built (the TLS stack refused).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the webhook client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
 impl Deliverer {
-    pub fn new(subscribers: Vec<Subscriber>, config: &DeliveryConfig) -> Result<Deliverer, String> {
+    pub fn new(
+        subscribers: Vec<Subscriber>,
+        config: &DeliveryConfig,
+    ) -> Result<Deliverer, ClientError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs))
             .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
             .user_agent(concat!("liankong/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Deliverer {
             client,
             subscribers: subscribers
@@ -217,28 +230,5 @@ impl Deliverer {
             );
         }
         Ok(stats)
-    }
-
-    /// Delivers until `shutdown`: a round whenever the previous one claimed a
-    /// full batch, otherwise every `poll_secs`.
-    pub async fn run(&self, store: &dyn Store, clock: &dyn Clock, shutdown: &CancellationToken) {
-        loop {
-            let full = match self.deliver_due(store, clock).await {
-                Ok(s) => s.attempted as i64 >= self.config.batch,
-                Err(e) => {
-                    tracing::error!(error = %e, "delivery round failed");
-                    false
-                }
-            };
-            if shutdown.is_cancelled() {
-                return;
-            }
-            if !full {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(self.config.poll_secs.max(1))) => {}
-                }
-            }
-        }
     }
 }

@@ -7,77 +7,7 @@ use serde_json::Value;
 
 use crate::model::Agency;
 
-/// The sixteen rules of `RULES.md`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RuleId {
-    ApprovedMismatch,
-    MirrorMismatch,
-    Slow,
-    Idle,
-    LumpSum,
-    TrancheUnsettled,
-    TargetMissing,
-    ResultUnapplied,
-    StatusMismatch,
-    Overdue,
-    FreezeBreach,
-    RateMismatch,
-    Unspendable,
-    OverQuota,
-    UnknownProject,
-    UnresolvedUnit,
-}
-
-impl RuleId {
-    pub const ALL: [RuleId; 16] = [
-        RuleId::ApprovedMismatch,
-        RuleId::MirrorMismatch,
-        RuleId::Slow,
-        RuleId::Idle,
-        RuleId::LumpSum,
-        RuleId::TrancheUnsettled,
-        RuleId::TargetMissing,
-        RuleId::ResultUnapplied,
-        RuleId::StatusMismatch,
-        RuleId::Overdue,
-        RuleId::FreezeBreach,
-        RuleId::RateMismatch,
-        RuleId::Unspendable,
-        RuleId::OverQuota,
-        RuleId::UnknownProject,
-        RuleId::UnresolvedUnit,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuleId::ApprovedMismatch => "budget.approved_mismatch",
-            RuleId::MirrorMismatch => "execution.mirror_mismatch",
-            RuleId::Slow => "execution.slow",
-            RuleId::Idle => "funds.idle",
-            RuleId::LumpSum => "disbursement.lump_sum",
-            RuleId::TrancheUnsettled => "disbursement.tranche_unsettled",
-            RuleId::TargetMissing => "target.missing",
-            RuleId::ResultUnapplied => "evaluation.result_unapplied",
-            RuleId::StatusMismatch => "audit.status_mismatch",
-            RuleId::Overdue => "audit.overdue",
-            RuleId::FreezeBreach => "referral.freeze_breach",
-            RuleId::RateMismatch => "orgdept.rate_mismatch",
-            RuleId::Unspendable => "yearend.unspendable",
-            RuleId::OverQuota => "payment.over_quota",
-            RuleId::UnknownProject => "link.unknown_project",
-            RuleId::UnresolvedUnit => "link.unresolved_unit",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RuleId> {
-        RuleId::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    /// Whether the rule reads discipline data (`RULES.md`, rules about rules).
-    pub fn reads_discipline(self) -> bool {
-        self == RuleId::FreezeBreach
-    }
-}
+pub use super::registry::RuleId;
 
 impl fmt::Display for RuleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -122,6 +52,12 @@ impl Severity {
     }
 }
 
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A source record a finding rests on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SourceRef {
@@ -141,7 +77,7 @@ impl SourceRef {
 }
 
 /// What one recipient sees of a finding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     pub subject: Value,
     /// One Chinese sentence a clerk can act on.
@@ -151,8 +87,20 @@ pub struct View {
     pub sources: Vec<SourceRef>,
 }
 
+impl View {
+    /// A view resting on one source record (a rule adds any others).
+    pub fn new(subject: Value, summary: String, facts: Value, source: SourceRef) -> View {
+        View {
+            subject,
+            summary,
+            facts,
+            sources: vec![source],
+        }
+    }
+}
+
 /// One condition found by one rule as of a date.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub rule: RuleId,
     pub severity: Severity,

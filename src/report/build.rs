@@ -138,15 +138,14 @@ fn unit_report(s: UnitSums, open_alerts: OpenAlerts) -> UnitReport {
 fn open_alerts(alerts: &[AlertRow]) -> BTreeMap<String, OpenAlerts> {
     let mut out: BTreeMap<String, OpenAlerts> = BTreeMap::new();
     for a in alerts {
-        if a.confidential || !matches!(a.state.as_str(), "firing" | "escalated") {
+        if a.confidential || !a.state.is_active() {
             continue;
         }
         let Some(unit) = &a.unit_code else { continue };
         let counts = out.entry(unit.clone()).or_default();
-        match Severity::parse(&a.severity) {
-            Some(Severity::Critical) => counts.critical += 1,
-            Some(Severity::Warning) => counts.warning += 1,
-            None => {}
+        match a.severity {
+            Severity::Critical => counts.critical += 1,
+            Severity::Warning => counts.warning += 1,
         }
     }
     out
@@ -179,6 +178,8 @@ fn rank(mut units: Vec<UnitReport>) -> Vec<UnitReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::RuleId;
+    use crate::store::alerts::AlertState;
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
@@ -244,21 +245,20 @@ mod tests {
         );
     }
 
-    fn alert(unit: &str, severity: &str, state: &str, confidential: bool) -> AlertRow {
+    fn alert(unit: &str, severity: Severity, state: AlertState, confidential: bool) -> AlertRow {
         let t = chrono::DateTime::from_timestamp(0, 0).unwrap();
+        let finding = crate::testing::finding(RuleId::Slow, severity, unit, "3701002021000001");
         AlertRow {
             id: format!("{unit}{severity}{state}{confidential}"),
-            rule: "execution.slow".into(),
-            subject: "{}".into(),
+            rule: RuleId::Slow,
+            subject: finding.subject().to_string(),
             confidential,
-            severity: severity.into(),
-            state: state.into(),
+            severity,
+            state,
             episode: 1,
             unit_code: Some(unit.into()),
             project_code: None,
-            recipients: "[]".into(),
-            finding: "{}".into(),
-            finding_hash: String::new(),
+            finding,
             as_of: d(2021, 9, 30),
             first_seen: t,
             changed_at: t,
@@ -274,13 +274,15 @@ mod tests {
 
     #[test]
     fn open_alerts_leave_out_confidential_and_resolved() {
+        use AlertState::{Escalated, Firing, Resolved};
+        use Severity::{Critical, Warning};
         let counts = open_alerts(&[
-            alert("370101", "critical", "firing", false),
-            alert("370101", "critical", "escalated", false),
-            alert("370101", "warning", "firing", false),
-            alert("370101", "critical", "resolved", false),
-            alert("370101", "critical", "firing", true),
-            alert("370102", "critical", "firing", true),
+            alert("370101", Critical, Firing, false),
+            alert("370101", Critical, Escalated, false),
+            alert("370101", Warning, Firing, false),
+            alert("370101", Critical, Resolved, false),
+            alert("370101", Critical, Firing, true),
+            alert("370102", Critical, Firing, true),
         ]);
         assert_eq!(
             counts.get("370101"),

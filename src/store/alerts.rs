@@ -1,32 +1,78 @@
 //! What the store keeps of alerts, silences and the delivery outbox, as
-//! plain rows. The alert and delivery stages own the logic; the store only
+//! typed rows. The alert and delivery stages own the logic; the store only
 //! keeps the rows and hands them out in transactions.
+//!
+//! The words an alert's state, an event's type and a silence's scope are
+//! stored as are spelled here, and only here ([`text_enum!`]); the finding
+//! is kept as JSON text and read back into its type (a row that does not
+//! read back is an error, never an alert left out).
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::StoreError;
+use super::columns::text_enum;
+use crate::model::Agency;
+use crate::reconcile::{Finding, RuleId, Severity};
+
+text_enum! {
+    /// Where an alert stands. The alert stage's lifecycle moves it; the
+    /// store keeps it.
+    pub enum AlertState {
+        /// Found by the newest evaluation at the severity it first had, or
+        /// lower again after an escalation.
+        Firing = "firing",
+        /// Found at a higher severity than before.
+        Escalated = "escalated",
+        /// No longer found: the episode is over.
+        Resolved = "resolved",
+    }
+}
+
+impl AlertState {
+    /// Firing or escalated.
+    pub fn is_active(self) -> bool {
+        self != AlertState::Resolved
+    }
+}
+
+text_enum! {
+    /// What an outbox event tells its subscriber: the webhook's `type`.
+    pub enum EventType {
+        Firing = "alert.firing",
+        Escalated = "alert.escalated",
+        Reminder = "alert.reminder",
+        Resolved = "alert.resolved",
+    }
+}
+
+text_enum! {
+    /// What a silence covers.
+    pub enum SilenceScope {
+        Rule = "rule",
+        Unit = "unit",
+        Project = "project",
+    }
+}
 
 /// An alert as stored: one row per identity, reused by every episode.
+/// The store also keeps its recipients and the sha-256 of its finding, for
+/// SQL's sake; both are the finding's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AlertRow {
     pub id: String,
-    pub rule: String,
+    pub rule: RuleId,
     /// Canonical JSON of the subject (confidential for confidential rules).
     pub subject: String,
     pub confidential: bool,
-    pub severity: String,
-    /// `firing`, `escalated` or `resolved`.
-    pub state: String,
+    pub severity: Severity,
+    pub state: AlertState,
     pub episode: i64,
     pub unit_code: Option<String>,
     pub project_code: Option<String>,
-    /// JSON array of recipient agencies.
-    pub recipients: String,
-    /// JSON of the newest finding, views included.
-    pub finding: String,
-    pub finding_hash: String,
+    /// The newest finding, views included.
+    pub finding: Finding,
     pub as_of: NaiveDate,
     pub first_seen: DateTime<Utc>,
     pub changed_at: DateTime<Utc>,
@@ -36,16 +82,22 @@ pub struct AlertRow {
     pub ack_note: Option<String>,
     /// The episode and state the recipients were last told about.
     pub notified_episode: Option<i64>,
-    pub notified_state: Option<String>,
+    pub notified_state: Option<AlertState>,
     pub notified_at: Option<DateTime<Utc>>,
+}
+
+impl AlertRow {
+    /// Who receives it: its finding's recipients.
+    pub fn recipients(&self) -> &[Agency] {
+        &self.finding.recipients
+    }
 }
 
 /// A silence of a rule, a unit or a project until a time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct SilenceRow {
     pub id: i64,
-    /// `rule`, `unit` or `project`.
-    pub scope: String,
+    pub scope: SilenceScope,
     pub value: String,
     pub until: DateTime<Utc>,
     pub reason: String,
@@ -53,7 +105,7 @@ pub struct SilenceRow {
     pub created_at: DateTime<Utc>,
     pub lifted_at: Option<DateTime<Utc>>,
     /// The agency whose deliveries it mutes; every recipient's when None.
-    pub agency: Option<String>,
+    pub agency: Option<Agency>,
 }
 
 /// An event to deliver to one subscriber.
@@ -64,8 +116,8 @@ pub struct OutboxRow {
     pub event_id: String,
     pub alert_id: String,
     pub subscriber: String,
-    pub agency: String,
-    pub event_type: String,
+    pub agency: Agency,
+    pub event_type: EventType,
     /// The exact body signed and sent.
     pub body: String,
     pub created_at: DateTime<Utc>,
@@ -84,8 +136,8 @@ pub struct NewEvent {
     pub event_id: String,
     pub alert_id: String,
     pub subscriber: String,
-    pub agency: String,
-    pub event_type: String,
+    pub agency: Agency,
+    pub event_type: EventType,
     pub body: String,
 }
 
@@ -146,9 +198,9 @@ pub trait AlertStore: Send + Sync {
     #[allow(clippy::too_many_arguments)]
     async fn add_silence(
         &self,
-        scope: &str,
+        scope: SilenceScope,
         value: &str,
-        agency: Option<&str>,
+        agency: Option<Agency>,
         until: DateTime<Utc>,
         reason: &str,
         by: &str,
@@ -184,4 +236,33 @@ pub trait AlertStore: Send + Sync {
     /// Puts dead events (one, or all when `id` is None) back to pending now.
     async fn redrive(&self, id: Option<i64>, at: DateTime<Utc>) -> Result<u64, StoreError>;
     async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_words_are_the_wire_words() {
+        // The webhook body, the API and the columns spell them alike.
+        assert_eq!(
+            serde_json::to_value(AlertState::Escalated).unwrap(),
+            "escalated"
+        );
+        assert_eq!(
+            serde_json::to_value(EventType::Reminder).unwrap(),
+            "alert.reminder"
+        );
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(*t));
+            let back: EventType = serde_json::from_value(serde_json::to_value(t).unwrap()).unwrap();
+            assert_eq!(back, *t);
+        }
+        assert_eq!(format!("{:<8}|", AlertState::Firing), "firing  |");
+        let err = serde_json::from_str::<SilenceScope>("\"agency\"").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"agency\" is not a SilenceScope (rule, unit, project)"
+        );
+    }
 }

@@ -10,6 +10,11 @@ use chrono::{Datelike, Duration, NaiveDate};
 use serde::Serialize;
 
 use super::StoreError;
+use crate::model::{
+    Agency, Centi, FindingStatus, PaymentKind, ProjectCategory, RectificationStatus,
+    ReferralOrigin, ReferralStatus,
+};
+use crate::money::Fen;
 
 /// What the rules read. Every method is one query.
 #[async_trait]
@@ -32,7 +37,7 @@ pub trait FactStore: Send + Sync {
     async fn mirror_mismatches(
         &self,
         q: &FactsQuery,
-        tolerance: i64,
+        tolerance: Fen,
     ) -> Result<Vec<MirrorFact>, StoreError>;
 
     /// Allocations of `Y` in `range` paid on or before `paid_on_or_before`
@@ -129,35 +134,35 @@ pub struct ProjectFacts {
     /// Finance holds a live project record for it.
     pub in_finance: bool,
     pub unit_code: Option<String>,
-    pub category: Option<String>,
+    pub category: Option<ProjectCategory>,
     pub full_year: bool,
     /// quota(p, Y): Σ initial + Σ adjustment − Σ reclaim.
-    pub quota: i64,
+    pub quota: Fen,
     /// Finance quota rows of (p, Y).
     pub quota_rows: i64,
     /// Σ initial quota of (p, Y).
-    pub initial: i64,
+    pub initial: Fen,
     /// The earliest `approved_on` of an initial quota of (p, Y).
     pub first_initial_on: Option<NaiveDate>,
     /// quota(p, Y − 1).
-    pub quota_prev: i64,
+    pub quota_prev: Fen,
     /// exp(p, D).
-    pub exp: i64,
+    pub exp: Fen,
     /// exp(p, D − lookback).
-    pub exp_lookback: i64,
+    pub exp_lookback: Fen,
     /// The newest expenditure date in `Y` up to `D`.
     pub last_exp_on: Option<NaiveDate>,
     /// alloc(p, D) and nalloc(p, D).
-    pub alloc: i64,
+    pub alloc: Fen,
     pub nalloc: i64,
     /// npc 批准数 + 调整数 for (p, Y), when the congress has the project-year.
-    pub npc_approved: Option<i64>,
+    pub npc_approved: Option<Fen>,
     pub npc_key: Option<String>,
     /// Finance performance targets of (p, Y).
     pub targets: i64,
-    /// The lowest finance evaluation score (hundredths) of (p, Y − 1), with
-    /// that evaluation's id.
-    pub prev_score: Option<i64>,
+    /// The lowest finance evaluation score of (p, Y − 1), with that
+    /// evaluation's id.
+    pub prev_score: Option<Centi>,
     pub prev_evaluation: Option<String>,
 }
 
@@ -171,9 +176,9 @@ pub struct MirrorFact {
     pub unit_code: Option<String>,
     pub as_of: NaiveDate,
     /// What finance reported to the congress (npc 累计支出).
-    pub reported: i64,
+    pub reported: Fen,
     /// exp(p, as_of) from finance's own payments.
-    pub exp: i64,
+    pub exp: Fen,
 }
 
 /// An allocation paid before the settle deadline whose cumulative
@@ -183,11 +188,11 @@ pub struct TrancheFact {
     pub project_code: String,
     pub payment_id: String,
     pub paid_on: NaiveDate,
-    pub amount: i64,
+    pub amount: Fen,
     /// alloc(p, paid_on).
-    pub cumulative: i64,
+    pub cumulative: Fen,
     /// exp(p, D).
-    pub exp: i64,
+    pub exp: Fen,
 }
 
 /// A live audit finding, with the finance unit its name resolved to.
@@ -197,8 +202,8 @@ pub struct FindingFact {
     pub unit_name: String,
     pub unit_code: Option<String>,
     pub project_code: Option<String>,
-    pub status: String,
-    pub amount: i64,
+    pub status: FindingStatus,
+    pub amount: Fen,
     pub deadline: NaiveDate,
     pub found_on: NaiveDate,
 }
@@ -208,7 +213,7 @@ pub struct FindingFact {
 pub struct RectificationFact {
     pub report_id: String,
     pub finding_no: String,
-    pub status: String,
+    pub status: RectificationStatus,
     pub reported_on: NaiveDate,
 }
 
@@ -220,13 +225,13 @@ pub struct FreezeFact {
     pub unit_code: String,
     pub referral_project: Option<String>,
     pub received_on: NaiveDate,
-    pub status: String,
-    pub origin: String,
+    pub status: ReferralStatus,
+    pub origin: ReferralOrigin,
     pub freeze_from: NaiveDate,
     pub payment_id: String,
     pub payment_project: String,
-    pub kind: String,
-    pub amount: i64,
+    pub kind: PaymentKind,
+    pub amount: Fen,
     pub paid_on: NaiveDate,
 }
 
@@ -235,9 +240,9 @@ pub struct FreezeFact {
 pub struct UnitQuarterFact {
     pub unit_code: String,
     /// Σ quota(p, Y, e).
-    pub quota: i64,
+    pub quota: Fen,
     /// Σ exp(p, e).
-    pub exp: i64,
+    pub exp: Fen,
 }
 
 /// An orgdept evaluation row of year `Y`.
@@ -246,14 +251,14 @@ pub struct OrgdeptFact {
     pub key: String,
     pub unit_code: String,
     pub quarter: i64,
-    /// Hundredths of a percent point.
-    pub reported_rate: i64,
+    /// In percent points.
+    pub reported_rate: Centi,
 }
 
 /// A live record naming a project code that finance has never sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct UnknownProjectFact {
-    pub agency: String,
+    pub agency: Agency,
     pub collection: String,
     pub key: String,
     pub project_code: String,

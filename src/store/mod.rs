@@ -14,6 +14,7 @@
 
 pub mod alerts;
 mod chain;
+mod columns;
 pub mod facts;
 pub mod postgres;
 pub mod report;
@@ -48,6 +49,8 @@ pub enum StoreError {
     },
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    #[error("cannot write a value as JSON: {0}")]
+    Encode(serde_json::Error),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("no answer from the database within {0:?}")]

@@ -14,7 +14,9 @@ use futures_util::TryStreamExt;
 use sqlx::query_builder::Separated;
 use sqlx::{AssertSqlSafe, Pool, QueryBuilder, Row};
 
-use super::alerts::{AlertRow, AlertStore, AlertTx, NewEvent, OutboxCounts, OutboxRow, SilenceRow};
+use super::alerts::{
+    AlertRow, AlertStore, AlertTx, NewEvent, OutboxCounts, OutboxRow, SilenceRow, SilenceScope,
+};
 use super::chain::{GENESIS, content_hash, link_hash};
 use super::facts::{
     FactStore, FactsQuery, FindingFact, FreezeFact, MirrorFact, OrgdeptFact, ProjectFacts,
@@ -27,6 +29,7 @@ use super::{
     StoreError, StoreUrl, StoredRecord, StreamState, SyncTx, Unseen, VerifyReport, Version,
 };
 use crate::model::{Agency, Collection, Record};
+use crate::money::Fen;
 
 /// Binds per statement stay below both backends' limits (SQLite 32766,
 /// PostgreSQL 65535).
@@ -1488,7 +1491,7 @@ impl FactStore for SqlStore {
     async fn mirror_mismatches(
         &self,
         q: &FactsQuery,
-        tolerance: i64,
+        tolerance: Fen,
     ) -> Result<Vec<MirrorFact>, StoreError> {
         // Each execution row's figure is one range of the covering payments
         // index (project, kind, date): measured at a quarter province, 1.3 s
@@ -1713,6 +1716,15 @@ const ALERT_COLUMNS: &str = "id, rule, subject, confidential, severity, state, e
      project_code, recipients, finding, finding_hash, as_of, first_seen, changed_at, resolved_at, \
      acked_at, acked_by, ack_note, notified_episode, notified_state, notified_at";
 
+/// The text of what an alert row keeps as JSON: its finding, the
+/// finding's sha-256 and its recipients.
+fn alert_json(a: &AlertRow) -> Result<(String, String, String), StoreError> {
+    let finding = serde_json::to_string(&a.finding).map_err(StoreError::Encode)?;
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(finding.as_bytes()));
+    let recipients = serde_json::to_string(a.recipients()).map_err(StoreError::Encode)?;
+    Ok((finding, hash, recipients))
+}
+
 const OUTBOX_COLUMNS: &str = "id, event_id, alert_id, subscriber, agency, event_type, body, \
      created_at, state, attempts, next_attempt_at, last_error, last_attempt_at, delivered_at";
 
@@ -1762,6 +1774,7 @@ impl AlertTx for SqlSyncTx {
     }
 
     async fn put_alert(&mut self, a: &AlertRow) -> Result<(), StoreError> {
+        let (finding, finding_hash, recipients) = alert_json(a)?;
         let updates: Vec<String> = ALERT_COLUMNS
             .split(", ")
             .skip(1)
@@ -1774,17 +1787,17 @@ impl AlertTx for SqlSyncTx {
             updates.join(", ")
         )))
         .bind(&a.id)
-        .bind(&a.rule)
+        .bind(a.rule)
         .bind(&a.subject)
         .bind(a.confidential)
-        .bind(&a.severity)
-        .bind(&a.state)
+        .bind(a.severity)
+        .bind(a.state)
         .bind(a.episode)
         .bind(&a.unit_code)
         .bind(&a.project_code)
-        .bind(&a.recipients)
-        .bind(&a.finding)
-        .bind(&a.finding_hash)
+        .bind(recipients)
+        .bind(finding)
+        .bind(finding_hash)
         .bind(a.as_of)
         .bind(a.first_seen)
         .bind(a.changed_at)
@@ -1793,7 +1806,7 @@ impl AlertTx for SqlSyncTx {
         .bind(&a.acked_by)
         .bind(&a.ack_note)
         .bind(a.notified_episode)
-        .bind(&a.notified_state)
+        .bind(a.notified_state)
         .bind(a.notified_at)
         .execute(&mut *self.tx)
         .await?;
@@ -1824,8 +1837,8 @@ impl AlertTx for SqlSyncTx {
                 sep.push_bind(e.event_id.as_str())
                     .push_bind(e.alert_id.as_str())
                     .push_bind(e.subscriber.as_str())
-                    .push_bind(e.agency.as_str())
-                    .push_bind(e.event_type.as_str())
+                    .push_bind(e.agency)
+                    .push_bind(e.event_type)
                     .push_bind(e.body.as_str())
                     .push_bind(now)
                     .push_bind("pending")
@@ -1914,9 +1927,9 @@ impl AlertStore for SqlStore {
 
     async fn add_silence(
         &self,
-        scope: &str,
+        scope: SilenceScope,
         value: &str,
-        agency: Option<&str>,
+        agency: Option<Agency>,
         until: DateTime<Utc>,
         reason: &str,
         by: &str,

@@ -80,10 +80,7 @@ pub struct TestStore {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn unique_name() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = liankong::clock::Clock::now(&liankong::clock::SystemClock).timestamp_subsec_nanos();
     format!(
         "lk_test_{}_{}_{}",
         std::process::id(),

@@ -1,0 +1,126 @@
+//! What an agency may see of its alerts: the views the CLI and the API
+//! list, filtered; an alert that is not for the agency is simply absent.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::silences::{in_force, muted};
+use crate::model::Agency;
+use crate::reconcile::{RuleId, Severity};
+use crate::store::alerts::{AlertRow, AlertState, SilenceRow};
+use crate::store::{Store, StoreError};
+
+/// An alert as one agency may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    pub alert_id: String,
+    pub rule: RuleId,
+    pub severity: Severity,
+    pub state: AlertState,
+    pub episode: i64,
+    pub as_of: NaiveDate,
+    pub first_seen: DateTime<Utc>,
+    pub changed_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub acknowledged: Option<Value>,
+    pub silenced: bool,
+    pub subject: Value,
+    pub summary: String,
+    pub facts: Value,
+    pub sources: Vec<crate::reconcile::SourceRef>,
+}
+
+/// The alert as `agency` may see it, or nothing when it is not for them.
+pub fn view_for(alert: &AlertRow, agency: Agency, silences: &[SilenceRow]) -> Option<AlertView> {
+    let finding = &alert.finding;
+    let view = finding.view_for(agency)?;
+    Some(AlertView {
+        alert_id: alert.id.clone(),
+        rule: alert.rule,
+        severity: alert.severity,
+        state: alert.state,
+        episode: alert.episode,
+        as_of: alert.as_of,
+        first_seen: alert.first_seen,
+        changed_at: alert.changed_at,
+        resolved_at: alert.resolved_at,
+        acknowledged: alert
+            .acked_at
+            .map(|t| json!({"at": t, "by": alert.acked_by, "note": alert.ack_note})),
+        silenced: muted(silences, finding, agency),
+        subject: view.subject.clone(),
+        summary: view.summary.clone(),
+        facts: view.facts.clone(),
+        sources: view.sources.clone(),
+    })
+}
+
+/// Rule ids for CLI and API validation.
+pub fn known_rule(s: &str) -> bool {
+    RuleId::parse(s).is_some()
+}
+
+/// Filters of alert listings (CLI and API).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertFilter {
+    /// `firing`, `escalated`, `resolved`, or `active` (firing or escalated).
+    pub state: Option<String>,
+    pub rule: Option<String>,
+    pub severity: Option<String>,
+    /// The unit the alert concerns (as its facts name it).
+    pub unit: Option<String>,
+    /// The project the alert concerns (as its facts name it).
+    pub project: Option<String>,
+    /// Only alerts this agency also receives.
+    pub agency: Option<Agency>,
+}
+
+impl AlertFilter {
+    pub fn matches(&self, v: &AlertView, recipients: &[Agency]) -> bool {
+        let field = |key: &str| v.facts.get(key).and_then(|x| x.as_str());
+        let state_ok = match self.state.as_deref() {
+            None => true,
+            Some("active") => v.state.is_active(),
+            Some(s) => v.state.as_str() == s,
+        };
+        state_ok
+            && self.rule.as_ref().is_none_or(|r| v.rule.as_str() == r)
+            && self
+                .severity
+                .as_ref()
+                .is_none_or(|s| v.severity.as_str() == s)
+            && self
+                .unit
+                .as_deref()
+                .is_none_or(|u| field("unit").or(field("unit_code")) == Some(u))
+            && self.project.as_deref().is_none_or(|p| {
+                field("project") == Some(p)
+                    || v.facts
+                        .get("projects")
+                        .and_then(|x| x.as_array())
+                        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(p)))
+            })
+            && self.agency.is_none_or(|a| recipients.contains(&a))
+    }
+}
+
+/// Every alert `agency` may see, filtered.
+pub async fn visible(
+    store: &dyn Store,
+    agency: Agency,
+    filter: &AlertFilter,
+    now: DateTime<Utc>,
+) -> Result<Vec<AlertView>, StoreError> {
+    let silences = in_force(store.silences().await?, now);
+    Ok(store
+        .alerts()
+        .await?
+        .iter()
+        .filter_map(|a| {
+            let v = view_for(a, agency, &silences)?;
+            filter.matches(&v, a.recipients()).then_some(v)
+        })
+        .collect())
+}
