@@ -14,6 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
+use crate::adapter::SyncReport;
 use crate::store::{Store, StoreError};
 use crate::worker::Workers;
 
@@ -85,48 +86,24 @@ pub async fn render(store: &dyn Store, process: &ProcessMetrics) -> Result<Strin
                 t.timestamp_millis() as f64 / 1000.0,
             ));
         }
-        let report: Option<serde_json::Value> = r
+        let Some(report) = r
             .report
             .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok());
-        if let Some(report) = &report {
-            if let Some(seconds) = report.get("seconds").and_then(|v| v.as_f64()) {
-                duration.push((labels(&[("adapter", a)]), seconds));
-            }
-            let mut totals = [0i64; 6];
-            for stream in report
-                .get("streams")
-                .and_then(|s| s.as_array())
-                .into_iter()
-                .flatten()
-            {
-                for (i, key) in [
-                    "fetched",
-                    "new",
-                    "changed",
-                    "unchanged",
-                    "deleted",
-                    "quarantined",
-                ]
-                .iter()
-                .enumerate()
-                {
-                    totals[i] += stream.get(*key).and_then(|v| v.as_i64()).unwrap_or(0);
-                }
-            }
-            for (i, outcome) in [
-                "fetched",
-                "new",
-                "changed",
-                "unchanged",
-                "deleted",
-                "quarantined",
-            ]
-            .iter()
-            .enumerate()
-            {
-                records.push((labels(&[("adapter", a), ("outcome", outcome)]), totals[i]));
-            }
+            .and_then(|s| SyncReport::from_stored(s).ok())
+        else {
+            continue;
+        };
+        duration.push((labels(&[("adapter", a)]), report.seconds));
+        let (fetched, o) = report.totals();
+        for (outcome, n) in [
+            ("fetched", fetched),
+            ("new", o.new),
+            ("changed", o.changed),
+            ("unchanged", o.unchanged),
+            ("deleted", o.deleted),
+            ("quarantined", o.quarantined),
+        ] {
+            records.push((labels(&[("adapter", a), ("outcome", outcome)]), n as i64));
         }
     }
     gauge_f64(

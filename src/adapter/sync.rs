@@ -19,7 +19,7 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -50,7 +50,7 @@ pub struct SyncOptions {
 }
 
 /// What one stream did in a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamReport {
     pub collection: String,
     pub fetched: u64,
@@ -61,16 +61,19 @@ pub struct StreamReport {
     pub complete: bool,
     /// Quarantined rows whose key could not be read: a snapshot with any
     /// deletes nothing, since it cannot tell which records they are.
+    #[serde(default)]
     pub unkeyed: u64,
     /// The deletions of a complete snapshot held by the mass-deletion guard
     /// (none were applied), and the live records they would have left.
+    #[serde(default)]
     pub held: Option<HeldReport>,
     /// An accepted hold whose snapshot now deletes more than was held.
+    #[serde(default)]
     pub accepted: Option<u64>,
 }
 
 /// Deletions a snapshot held back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldReport {
     pub deletions: u64,
     pub live: u64,
@@ -105,7 +108,10 @@ impl StreamReport {
 }
 
 /// What one run did. When `error` is set nothing of the run was kept.
-#[derive(Debug, Clone, Serialize)]
+///
+/// The one summary of a run: the store keeps it as JSON with the run, and
+/// the metrics and the API read it back as this type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncReport {
     pub adapter: String,
     pub run: Option<RunId>,
@@ -115,10 +121,16 @@ pub struct SyncReport {
     pub links_changed: u64,
     pub error: Option<String>,
     /// Another replica held this adapter's lease: nothing was pulled.
+    #[serde(default)]
     pub skipped: bool,
 }
 
 impl SyncReport {
+    /// A summary as the store keeps it with its run.
+    pub fn from_stored(text: &str) -> serde_json::Result<SyncReport> {
+        serde_json::from_str(text)
+    }
+
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }
@@ -287,7 +299,10 @@ pub async fn run_adapter(
                 report.error = Some(e.to_string());
             }
             report.seconds = timer.elapsed().as_secs_f64();
-            let summary = serde_json::to_string(&report).unwrap_or_default();
+            let summary = serde_json::to_string(&report).unwrap_or_else(|e| {
+                tracing::warn!(adapter = %adapter.name, error = %e, "cannot summarise the run");
+                String::new()
+            });
             if let Err(e) = store
                 .finish_run(run, clock.now(), result.is_ok(), &summary)
                 .await
@@ -791,5 +806,56 @@ impl<'a> StreamProgress<'a> {
             );
         }
         Ok(self.report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_summary_reads_back_as_it_was_written_and_older_ones_still_read() {
+        let report = SyncReport {
+            adapter: "audit".into(),
+            run: Some(RunId(7)),
+            started: DateTime::parse_from_rfc3339("2021-10-01T00:00:00Z")
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap(),
+            seconds: 1.5,
+            streams: vec![StreamReport {
+                collection: "audit.findings".into(),
+                fetched: 3,
+                outcome: BatchOutcome {
+                    new: 1,
+                    changed: 1,
+                    unchanged: 0,
+                    deleted: 0,
+                    quarantined: 1,
+                },
+                complete: true,
+                unkeyed: 0,
+                held: Some(HeldReport {
+                    deletions: 40,
+                    live: 42,
+                }),
+                accepted: None,
+            }],
+            links_changed: 2,
+            error: None,
+            skipped: false,
+        };
+        let text = serde_json::to_string(&report).unwrap();
+        let back = SyncReport::from_stored(&text).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        assert_eq!(back.totals(), (3, report.streams[0].outcome));
+        assert!(back.held());
+
+        // A summary stored before the held and unkeyed counts existed.
+        let old = r#"{"adapter":"npc","run":3,"started":"2021-10-01T00:00:00Z","seconds":2.0,
+            "streams":[{"collection":"npc.budgets","fetched":5,"new":5,"changed":0,
+            "unchanged":0,"deleted":0,"quarantined":0,"complete":true}],
+            "links_changed":0,"error":null,"skipped":false}"#;
+        let back = SyncReport::from_stored(old).unwrap();
+        assert_eq!((back.totals().0, back.streams[0].held), (5, None));
     }
 }

@@ -279,9 +279,9 @@ pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answ
                     "last_error_at": w.last_error_at,
                 })
             });
-        let report: Option<Value> = run
+        let report = run
             .and_then(|r| r.report.as_deref())
-            .and_then(|t| serde_json::from_str(t).ok());
+            .and_then(|t| crate::adapter::SyncReport::from_stored(t).ok());
         out.push(json!({
             "adapter": name,
             "agency": manifest_agency,
@@ -290,17 +290,13 @@ pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answ
             "next_run": c.schedule.next_after(now),
             "last_run": run.map(|r| json!({
                 "started_at": r.started_at, "finished_at": r.finished_at, "ok": r.ok,
-                "seconds": report.as_ref().and_then(|x| x.get("seconds")).cloned(),
+                "seconds": report.as_ref().map(|x| x.seconds),
             })),
             "last_success": run.and_then(|r| r.last_success),
             "runs": run.map(|r| r.runs),
             "failures": run.map(|r| r.failures),
-            "streams": if confidential { Value::Null } else {
-                report.as_ref().and_then(|x| x.get("streams")).cloned().unwrap_or(Value::Null)
-            },
-            "last_error": if confidential { Value::Null } else {
-                report.as_ref().and_then(|x| x.get("error")).cloned().unwrap_or(Value::Null)
-            },
+            "streams": if confidential { None } else { report.as_ref().map(|x| &x.streams) },
+            "last_error": if confidential { None } else { report.as_ref().and_then(|x| x.error.as_ref()) },
             // Snapshots whose deletions wait for an operator's word.
             "held": if confidential { Value::Null } else {
                 let prefix = manifest_agency.map(|a| format!("{a}."));

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Agency, Collection, Record};
 
@@ -121,7 +121,7 @@ impl fmt::Display for StoreUrl {
 
 /// The id of one adapter run; records seen by a run carry it, which is how a
 /// complete snapshot finds the keys it no longer holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RunId(pub i64);
 
 /// One change a source reported.
@@ -294,7 +294,7 @@ impl Batch {
 }
 
 /// What a batch did, record by record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct BatchOutcome {
     pub new: u64,
     pub changed: u64,
