@@ -29,6 +29,12 @@ use crate::store::StoreUrl;
 /// systemd units can point at a database without editing the file.
 pub const STORE_URL_ENV: &str = "LIANKONG_STORE_URL";
 
+/// Config text that does not describe a deployment: the first problem, in
+/// the words an operator reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
 /// Where a config is looked for when neither `--config` nor
 /// `$LIANKONG_CONFIG` names one, in this order: a checkout's (relative to
 /// the working directory), then an installation's.
@@ -364,22 +370,25 @@ impl fmt::Display for SecretRef {
     }
 }
 
+/// A secret written where a reference belongs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a secret must be a reference: env:VAR, file:/path or credential:NAME (never the secret itself)"
+)]
+pub struct NotAReference;
+
 impl TryFrom<String> for SecretRef {
-    type Error = String;
-    fn try_from(s: String) -> Result<SecretRef, String> {
-        let bad = || {
-            "a secret must be a reference: env:VAR, file:/path or credential:NAME (never the secret itself)"
-                .to_owned()
-        };
-        let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
+    type Error = NotAReference;
+    fn try_from(s: String) -> Result<SecretRef, NotAReference> {
+        let (kind, rest) = s.split_once(':').ok_or(NotAReference)?;
         if rest.is_empty() {
-            return Err(bad());
+            return Err(NotAReference);
         }
         match kind {
             "env" => Ok(SecretRef::Env(rest.to_owned())),
             "file" => Ok(SecretRef::File(PathBuf::from(rest))),
             "credential" => Ok(SecretRef::Credential(rest.to_owned())),
-            _ => Err(bad()),
+            _ => Err(NotAReference),
         }
     }
 }
@@ -403,22 +412,47 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A secret that cannot be read. Names the reference, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret {reference}: environment variable {var} is not set")]
+    Unset { reference: String, var: String },
+    #[error("cannot read secret {reference}: {source}")]
+    File {
+        reference: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "secret {reference}: CREDENTIALS_DIRECTORY is not set (not run by systemd with LoadCredential=?)"
+    )]
+    NoCredentials { reference: String },
+}
+
 impl SecretRef {
     /// Reads the secret now. A file's trailing newline is not part of it.
-    pub fn read(&self) -> Result<Secret, String> {
+    pub fn read(&self) -> Result<Secret, SecretError> {
+        let reference = || self.to_string();
         let from_file = |path: &Path| {
             std::fs::read_to_string(path)
                 .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_owned()))
-                .map_err(|e| format!("cannot read secret {self}: {e}"))
+                .map_err(|source| SecretError::File {
+                    reference: reference(),
+                    source,
+                })
         };
         match self {
             SecretRef::Env(var) => std::env::var(var)
                 .map(Secret)
-                .map_err(|_| format!("secret {self}: environment variable {var} is not set")),
+                .map_err(|_| SecretError::Unset {
+                    reference: reference(),
+                    var: var.clone(),
+                }),
             SecretRef::File(path) => from_file(path),
             SecretRef::Credential(name) => {
                 let dir = std::env::var("CREDENTIALS_DIRECTORY").map_err(|_| {
-                    format!("secret {self}: CREDENTIALS_DIRECTORY is not set (not run by systemd with LoadCredential=?)")
+                    SecretError::NoCredentials {
+                        reference: reference(),
+                    }
                 })?;
                 from_file(&Path::new(&dir).join(name))
             }
@@ -445,9 +479,18 @@ impl fmt::Debug for Schedule {
     }
 }
 
+/// A schedule that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("schedule {text:?} is not a cron expression: {reason}")]
+    NotCron { text: String, reason: String },
+    #[error("schedule {0:?} never fires")]
+    NeverFires(String),
+}
+
 impl TryFrom<String> for Schedule {
-    type Error = String;
-    fn try_from(text: String) -> Result<Schedule, String> {
+    type Error = ScheduleError;
+    fn try_from(text: String) -> Result<Schedule, ScheduleError> {
         let fields = text.split_whitespace().count();
         // The cron crate wants seconds first; operators write five fields.
         let expr = if fields == 5 {
@@ -455,10 +498,12 @@ impl TryFrom<String> for Schedule {
         } else {
             text.clone()
         };
-        let cron = cron::Schedule::from_str(&expr)
-            .map_err(|e| format!("schedule {text:?} is not a cron expression: {e}"))?;
+        let cron = cron::Schedule::from_str(&expr).map_err(|e| ScheduleError::NotCron {
+            text: text.clone(),
+            reason: e.to_string(),
+        })?;
         if cron.upcoming(china_time()).next().is_none() {
-            return Err(format!("schedule {text:?} never fires"));
+            return Err(ScheduleError::NeverFires(text));
         }
         Ok(Schedule { text, cron })
     }
@@ -569,7 +614,7 @@ impl Config {
         })?;
         let mut config = Config::parse(&text).map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
-            message,
+            message: message.0,
         })?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             config.resolve_paths(dir);
@@ -583,51 +628,57 @@ impl Config {
     }
 
     /// Parses config text without touching the environment.
-    pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        crate::reconcile::check_recipients(&config.rules).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Config, Invalid> {
+        let config: Config = toml::from_str(text).map_err(|e| Invalid(e.to_string()))?;
+        crate::reconcile::check_recipients(&config.rules).map_err(|e| Invalid(e.to_string()))?;
         if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "api.listen {:?} is not an address like 127.0.0.1:8470",
                 config.api.listen
-            ));
+            )));
         }
         for t in &config.api.tokens {
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "api token {:?}: sha256 must be 64 hex digits (the hash, never the token)",
                     t.name
-                ));
+                )));
             }
         }
         for (name, s) in &config.subscribers {
             if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
-                return Err(format!("subscribers.{name}.url must be http(s)"));
+                return Err(Invalid(format!("subscribers.{name}.url must be http(s)")));
             }
             if s.secrets.is_empty() {
-                return Err(format!("subscribers.{name} needs at least one secret"));
+                return Err(Invalid(format!(
+                    "subscribers.{name} needs at least one secret"
+                )));
             }
             for e in s.events.iter().flatten() {
                 if crate::alert::EventType::parse(e).is_none() {
-                    return Err(format!("subscribers.{name}: unknown event type {e:?}"));
+                    return Err(Invalid(format!(
+                        "subscribers.{name}: unknown event type {e:?}"
+                    )));
                 }
             }
         }
         for (name, a) in &config.adapters {
             if !(0.0..=1.0).contains(&a.max_delete_share) {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "adapters.{name}.max_delete_share must be between 0 and 1 (a share, not a percentage)"
-                ));
+                )));
             }
         }
         if config.sync.batch_size == 0 || config.sync.retry_attempts == 0 {
-            return Err("sync.batch_size and sync.retry_attempts must be at least 1".into());
+            return Err(Invalid(
+                "sync.batch_size and sync.retry_attempts must be at least 1".into(),
+            ));
         }
         let url = config.store_url();
         if !url.is_sqlite() && !url.is_postgres() {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "store.url {url} is not sqlite:PATH or postgres://…"
-            ));
+            )));
         }
         Ok(config)
     }
@@ -677,9 +728,9 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_urls_are_errors() {
         let e = Config::parse("[store]\nurl = \"sqlite:x.db\"\npool = 3\n").unwrap_err();
-        assert!(e.contains("unknown field `pool`"), "{e}");
+        assert!(e.0.contains("unknown field `pool`"), "{e}");
         let e = Config::parse("[store]\nurl = \"mysql://x\"\n").unwrap_err();
-        assert!(e.contains("is not sqlite:PATH"), "{e}");
+        assert!(e.0.contains("is not sqlite:PATH"), "{e}");
     }
 
     #[test]
@@ -800,18 +851,18 @@ mod tests {
         assert!(c("*/15 * * * *").is_ok());
         assert!(c("0 30 7 * * Mon-Fri").is_ok());
         let e = c("0 0 30 2 *").unwrap_err();
-        assert!(e.contains("never fires"), "{e}");
+        assert!(e.0.contains("never fires"), "{e}");
         let e = c("every day").unwrap_err();
-        assert!(e.contains("not a cron expression"), "{e}");
+        assert!(e.0.contains("not a cron expression"), "{e}");
     }
 
     #[test]
     fn secrets_are_references_and_never_printed() {
         let e = Config::parse("[adapters.a]\nmanifest = \"m\"\nschedule = \"* * * * *\"\nsecrets = { token = \"hunter2\" }\n").unwrap_err();
-        assert!(e.contains("a secret must be a reference"), "{e}");
+        assert!(e.0.contains("a secret must be a reference"), "{e}");
         assert!(!format!("{:?}", Secret::new("hunter2")).contains("hunter2"));
         let r = SecretRef::try_from("env:LIANKONG_TEST_NOT_SET_ANYWHERE".to_owned()).unwrap();
-        assert!(r.read().unwrap_err().contains("is not set"));
+        assert!(r.read().unwrap_err().to_string().contains("is not set"));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use calamine::{DataRef, Reader, Xlsx};
 use serde_json::{Map, Number, Value};
 use tokio::sync::mpsc;
 
+use super::Unbuildable;
 use super::json::UniqueKeys;
 
 use super::http::FetchError;
@@ -86,7 +87,7 @@ pub fn matches(pattern: &str, name: &str) -> bool {
 }
 
 impl FileSource {
-    pub fn new(transport: &Transport, dir: Option<&Path>) -> Result<FileSource, String> {
+    pub fn new(transport: &Transport, dir: Option<&Path>) -> Result<FileSource, Unbuildable> {
         let Transport::File {
             pattern,
             take,

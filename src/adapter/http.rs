@@ -14,6 +14,7 @@ use reqwest::{Certificate, Identity, StatusCode};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+use super::Unbuildable;
 use super::manifest::{Auth, Paging, Transport};
 use super::retry::RetryPolicy;
 use crate::clock::{Clock, SystemClock};
@@ -149,7 +150,7 @@ pub struct HttpSource {
     retry: RetryPolicy,
 }
 
-fn sensitive(value: &str) -> Result<HeaderValue, String> {
+fn sensitive(value: &str) -> Result<HeaderValue, Unbuildable> {
     let mut v = HeaderValue::from_str(value).map_err(|_| "a secret is not a valid header value")?;
     v.set_sensitive(true);
     Ok(v)
@@ -162,7 +163,7 @@ impl HttpSource {
         auth: &Auth,
         config: &AdapterConfig,
         retry: RetryPolicy,
-    ) -> Result<HttpSource, String> {
+    ) -> Result<HttpSource, Unbuildable> {
         let Transport::Http {
             timeout_secs,
             connect_timeout_secs,
@@ -215,14 +216,14 @@ impl HttpSource {
             (None, None) => {}
             _ => return Err("set both tls.client_cert and tls.client_key, or neither".into()),
         }
-        let secret = |name: &str| -> Result<Secret, String> {
-            config
+        let secret = |name: &str| -> Result<Secret, Unbuildable> {
+            Ok(config
                 .secrets
                 .get(name)
                 .ok_or_else(|| {
                     format!("the manifest needs the secret {name:?}: add it under secrets")
                 })?
-                .read()
+                .read()?)
         };
         let refused = refusal(auth);
         let auth = match auth {
@@ -293,7 +294,7 @@ impl HttpSource {
                     request = request.header(
                         reqwest::header::AUTHORIZATION,
                         sensitive(&format!("Bearer {}", self.token().await?.expose()))
-                            .map_err(FetchError::Transport)?,
+                            .map_err(|e| FetchError::Transport(e.0))?,
                     );
                 }
             }
@@ -439,7 +440,7 @@ fn decode_body(url: &str, body: &[u8]) -> Result<Value, FetchError> {
 /// Parses every certificate of a CA bundle as the client will, so that
 /// `check` refuses what every run would: a bundle with no certificate (a
 /// client that trusts nobody) or one that is not a certificate at all.
-fn check_ca_bundle(pem: &[u8]) -> Result<(), String> {
+fn check_ca_bundle(pem: &[u8]) -> Result<(), Unbuildable> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();

@@ -21,6 +21,24 @@ pub struct ManifestError {
     pub message: String,
 }
 
+/// Manifest text that does not describe a usable adapter: the first
+/// problem, in the words an operator reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Invalid {
+        Invalid(message)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Invalid {
+        Invalid(message.to_owned())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -282,12 +300,12 @@ impl Manifest {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        Manifest::parse(&text).map_err(err)
+        Manifest::parse(&text).map_err(|e| err(e.0))
     }
 
     /// Parses and validates manifest text.
-    pub fn parse(text: &str) -> Result<Manifest, String> {
-        let manifest: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Manifest, Invalid> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| Invalid(e.to_string()))?;
         manifest.validate()?;
         Ok(manifest)
     }
@@ -304,7 +322,7 @@ impl Manifest {
         matches!(self.transport, Transport::Http { .. })
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         if self.streams.is_empty() {
             return Err("no [[stream]]".into());
         }
@@ -313,17 +331,17 @@ impl Manifest {
                 return Err(format!(
                     "stream collection {:?} is not a collection of {}",
                     s.collection, self.agency
-                ));
+                )
+                .into());
             }
             match (&self.transport, &s.path) {
                 (Transport::Http { .. }, None) => {
-                    return Err(format!("stream {} needs a path", s.collection));
+                    return Err(format!("stream {} needs a path", s.collection).into());
                 }
                 (Transport::File { .. }, Some(_)) => {
-                    return Err(format!(
-                        "stream {}: file transports take no path",
-                        s.collection
-                    ));
+                    return Err(
+                        format!("stream {}: file transports take no path", s.collection).into(),
+                    );
                 }
                 _ => {}
             }
@@ -331,20 +349,20 @@ impl Manifest {
                 // A blank header names no column, and blanks may repeat
                 // (src/adapter/file.rs): no field may read one.
                 if f.from.trim().is_empty() {
-                    return Err(format!("field {name}: from names no source field"));
+                    return Err(format!("field {name}: from names no source field").into());
                 }
                 if f.kind == FieldType::Enum && f.values.is_empty() {
-                    return Err(format!("field {name}: an enum needs values"));
+                    return Err(format!("field {name}: an enum needs values").into());
                 }
                 if f.kind != FieldType::Enum && !f.values.is_empty() {
-                    return Err(format!("field {name}: only enum fields take values"));
+                    return Err(format!("field {name}: only enum fields take values").into());
                 }
                 if let Some(offset) = &f.offset
                     && crate::adapter::mapping::parse_offset(offset).is_none()
                 {
-                    return Err(format!(
-                        "field {name}: offset {offset:?} is not like +08:00"
-                    ));
+                    return Err(
+                        format!("field {name}: offset {offset:?} is not like +08:00").into(),
+                    );
                 }
             }
         }
@@ -367,7 +385,7 @@ impl Manifest {
             } = &self.transport
                 && encoding_rs::Encoding::for_label(enc.as_bytes()).is_none()
             {
-                return Err(format!("unknown encoding {enc:?}"));
+                return Err(format!("unknown encoding {enc:?}").into());
             }
             if *format == FileFormat::Xlsx
                 && matches!(&self.transport, Transport::File { sheet: None, .. })
@@ -405,12 +423,12 @@ mode = "snapshot"
             "{base}[[stream]]\ncollection = \"payments\"\npath = \"/x\"\n[stream.fields]\n"
         ))
         .unwrap_err();
-        assert!(e.contains("not a collection of npc"), "{e}");
+        assert!(e.0.contains("not a collection of npc"), "{e}");
         let e = Manifest::parse(&format!(
             "{base}[[stream]]\ncollection = \"budgets\"\npath = \"/x\"\n[stream.fields]\nx = {{ from = \"a\", type = \"money\" }}\n"
         ))
         .unwrap_err();
-        assert!(e.contains("unknown variant `money`"), "{e}");
+        assert!(e.0.contains("unknown variant `money`"), "{e}");
     }
 
     #[test]
@@ -441,7 +459,7 @@ mode = "snapshot"
         );
         assert_eq!(
             manifest("", " ").unwrap_err(),
-            "field finding_no: from names no source field"
+            "field finding_no: from names no source field".into()
         );
     }
 }

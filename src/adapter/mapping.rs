@@ -20,6 +20,52 @@ use crate::store::Item;
 /// A source row: field or column name → value.
 pub type Row = Map<String, Value>;
 
+/// Why a row is not a canonical record: what an operator reads in the
+/// quarantine.
+#[derive(Debug, thiserror::Error)]
+pub enum MapError {
+    #[error("{name} (from {from:?}): {reason}")]
+    Field {
+        name: String,
+        from: String,
+        reason: FieldError,
+    },
+    #[error("not a valid {collection} record: {reason}")]
+    NotARecord {
+        collection: Collection,
+        reason: serde_json::Error,
+    },
+    #[error("{flag}: {value} is not a boolean")]
+    Flag { flag: String, value: Value },
+}
+
+/// Why one source value is not the canonical field it should become.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FieldError {
+    #[error("missing")]
+    Missing,
+    #[error("{0} is not a scalar")]
+    NotScalar(Value),
+    #[error("{0} is not a decimal string (money is never read from a number)")]
+    MoneyNotText(Value),
+    #[error(transparent)]
+    Decimal(#[from] crate::money::DecimalError),
+    #[error("{0} is not an integer")]
+    NotInteger(Value),
+    #[error("{0} is not a boolean")]
+    NotBoolean(Value),
+    #[error("{value:?} is not a date like {format}")]
+    NotDate { value: String, format: String },
+    #[error("{0:?} is not an RFC 3339 time")]
+    NotRfc3339(String),
+    #[error("{value:?} is not a time like {format}")]
+    NotTime { value: String, format: String },
+    #[error("{0:?} is not a valid local time")]
+    NotLocalTime(String),
+    #[error("{word:?} is not one of {words:?}")]
+    NotAWord { word: String, words: Vec<String> },
+}
+
 /// Maps the rows of one stream.
 #[derive(Debug, Clone)]
 pub struct Mapper {
@@ -73,19 +119,30 @@ impl Mapper {
     }
 
     /// The row as a canonical change, or why it is not one.
-    pub fn map(&self, row: &Row) -> Result<Item, String> {
+    pub fn map(&self, row: &Row) -> Result<Item, MapError> {
         let mut canonical = Map::with_capacity(self.fields.len());
         for (name, field) in &self.fields {
-            let value = convert(field, row.get(&field.from))
-                .map_err(|e| format!("{name} (from {:?}): {e}", field.from))?;
+            let value = convert(field, row.get(&field.from)).map_err(|reason| MapError::Field {
+                name: name.clone(),
+                from: field.from.clone(),
+                reason,
+            })?;
             canonical.insert(name.clone(), value);
         }
-        let record = Record::from_json(self.collection, Value::Object(canonical))
-            .map_err(|e| format!("not a valid {} record: {e}", self.collection))?;
+        let record =
+            Record::from_json(self.collection, Value::Object(canonical)).map_err(|reason| {
+                MapError::NotARecord {
+                    collection: self.collection,
+                    reason,
+                }
+            })?;
         let deleted = match &self.deleted_when {
             Some(flag) => match row.get(flag) {
                 None | Some(Value::Null) => false,
-                Some(v) => as_bool(v).ok_or_else(|| format!("{flag}: {v} is not a boolean"))?,
+                Some(v) => as_bool(v).ok_or_else(|| MapError::Flag {
+                    flag: flag.clone(),
+                    value: v.clone(),
+                })?,
             },
             None => false,
         };
@@ -152,7 +209,7 @@ pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn convert(field: &Field, value: Option<&Value>) -> Result<Value, String> {
+fn convert(field: &Field, value: Option<&Value>) -> Result<Value, FieldError> {
     let present = value.filter(|v| match v {
         Value::Null => false,
         Value::String(s) => !s.trim().is_empty(),
@@ -162,10 +219,10 @@ fn convert(field: &Field, value: Option<&Value>) -> Result<Value, String> {
         return if field.optional {
             Ok(Value::Null)
         } else {
-            Err("missing".into())
+            Err(FieldError::Missing)
         };
     };
-    let raw = || text_of(v).ok_or_else(|| format!("{v} is not a scalar"));
+    let raw = || text_of(v).ok_or_else(|| FieldError::NotScalar(v.clone()));
     // Everything but free text is read without surrounding white space.
     let text = || raw().map(|s| s.trim().to_owned());
     Ok(match field.kind {
@@ -180,36 +237,41 @@ fn convert(field: &Field, value: Option<&Value>) -> Result<Value, String> {
         }
         FieldType::Yuan | FieldType::Wan => {
             let Value::String(s) = v else {
-                return Err(format!(
-                    "{v} is not a decimal string (money is never read from a number)"
-                ));
+                return Err(FieldError::MoneyNotText(v.clone()));
             };
             let fen = if field.kind == FieldType::Yuan {
                 Fen::from_yuan(s.trim())
             } else {
                 Fen::from_wan(s.trim())
-            }
-            .map_err(|e| e.to_string())?;
+            }?;
             Value::from(fen.0)
         }
-        FieldType::Int => Value::from(as_int(v).ok_or_else(|| format!("{v} is not an integer"))?),
-        FieldType::Bool => Value::Bool(as_bool(v).ok_or_else(|| format!("{v} is not a boolean"))?),
+        FieldType::Int => Value::from(as_int(v).ok_or_else(|| FieldError::NotInteger(v.clone()))?),
+        FieldType::Bool => {
+            Value::Bool(as_bool(v).ok_or_else(|| FieldError::NotBoolean(v.clone()))?)
+        }
         FieldType::Date => {
             let s = text()?;
             let format = field.format.as_deref().unwrap_or("%Y-%m-%d");
-            let d = NaiveDate::parse_from_str(&s, format)
-                .map_err(|_| format!("{s:?} is not a date like {format}"))?;
+            let d = NaiveDate::parse_from_str(&s, format).map_err(|_| FieldError::NotDate {
+                value: s.clone(),
+                format: format.to_owned(),
+            })?;
             Value::String(d.to_string())
         }
         FieldType::Datetime => {
             let s = text()?;
             let t = match field.format.as_deref() {
                 None | Some("rfc3339") => {
-                    parse_rfc3339(&s).ok_or_else(|| format!("{s:?} is not an RFC 3339 time"))?
+                    parse_rfc3339(&s).ok_or_else(|| FieldError::NotRfc3339(s.clone()))?
                 }
                 Some(format) => {
-                    let naive = NaiveDateTime::parse_from_str(&s, format)
-                        .map_err(|_| format!("{s:?} is not a time like {format}"))?;
+                    let naive = NaiveDateTime::parse_from_str(&s, format).map_err(|_| {
+                        FieldError::NotTime {
+                            value: s.clone(),
+                            format: format.to_owned(),
+                        }
+                    })?;
                     let offset = field
                         .offset
                         .as_deref()
@@ -218,14 +280,14 @@ fn convert(field: &Field, value: Option<&Value>) -> Result<Value, String> {
                     offset
                         .from_local_datetime(&naive)
                         .single()
-                        .ok_or_else(|| format!("{s:?} is not a valid local time"))?
+                        .ok_or_else(|| FieldError::NotLocalTime(s.clone()))?
                         .with_timezone(&Utc)
                 }
             };
             Value::String(utc_string(t))
         }
         FieldType::Decimal2 => {
-            let c = Centi::parse(&text()?).map_err(|e| e.to_string())?;
+            let c = Centi::parse(&text()?)?;
             Value::from(c.0)
         }
         FieldType::Enum => {
@@ -233,7 +295,10 @@ fn convert(field: &Field, value: Option<&Value>) -> Result<Value, String> {
             let canonical = field
                 .values
                 .get(&word)
-                .ok_or_else(|| format!("{word:?} is not one of {:?}", field.values.keys()))?;
+                .ok_or_else(|| FieldError::NotAWord {
+                    word: word.clone(),
+                    words: field.values.keys().cloned().collect(),
+                })?;
             Value::String(canonical.clone())
         }
     })
@@ -301,7 +366,7 @@ mod tests {
             "amount": "12,34.5x", "paid_on": "2021-03-01", "voided": false,
             "updated_at": "2021-06-30T16:20:00+08:00"
         });
-        let e = m.map(&row(base.clone())).unwrap_err();
+        let e = m.map(&row(base.clone())).unwrap_err().to_string();
         assert!(
             e.starts_with("amount (from \"amount\"): \"12,34.5x\" is not an amount in yuan"),
             "{e}"
@@ -311,6 +376,7 @@ mod tests {
         assert!(
             m.map(&row(as_number))
                 .unwrap_err()
+                .to_string()
                 .contains("never read from a number")
         );
         let mut voided = base;
@@ -644,7 +710,7 @@ mod props {
                     prop_assert_eq!(mapper.key(&row), Some(key.clone()));
                     prop_assert!(!key.is_empty());
                 }
-                Err(reason) => prop_assert!(!reason.is_empty()),
+                Err(reason) => prop_assert!(!reason.to_string().is_empty()),
             }
         }
     }

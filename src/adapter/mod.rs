@@ -34,6 +34,30 @@ pub struct AdapterError {
     pub message: String,
 }
 
+/// Why a source cannot be built from its manifest and config, in the words
+/// an operator reads (the adapter's name is added by [`AdapterError`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unbuildable(pub String);
+
+impl From<String> for Unbuildable {
+    fn from(message: String) -> Unbuildable {
+        Unbuildable(message)
+    }
+}
+
+impl From<&str> for Unbuildable {
+    fn from(message: &str) -> Unbuildable {
+        Unbuildable(message.to_owned())
+    }
+}
+
+impl From<crate::config::SecretError> for Unbuildable {
+    fn from(e: crate::config::SecretError) -> Unbuildable {
+        Unbuildable(e.to_string())
+    }
+}
+
 /// One stream of an adapter, ready to map rows.
 #[derive(Debug)]
 pub struct StreamSpec {
@@ -106,7 +130,8 @@ impl Adapter {
                 return Err(err("dir is for file systems; this one is HTTP".into()));
             }
             Source::Http(
-                HttpSource::new(&manifest.transport, &manifest.auth, config, retry).map_err(err)?,
+                HttpSource::new(&manifest.transport, &manifest.auth, config, retry)
+                    .map_err(|e| err(e.0))?,
             )
         } else {
             if config.base_url.is_some() {
@@ -114,7 +139,10 @@ impl Adapter {
                     "base_url is for HTTP systems; this one drops files".into()
                 ));
             }
-            Source::File(FileSource::new(&manifest.transport, config.dir.as_deref()).map_err(err)?)
+            Source::File(
+                FileSource::new(&manifest.transport, config.dir.as_deref())
+                    .map_err(|e| err(e.0))?,
+            )
         };
         let wanted: Vec<&str> = manifest.auth.secret_names();
         for given in config.secrets.keys() {
@@ -152,7 +180,7 @@ impl Adapter {
 
     /// Tries to reach the system: the first page of each stream, or the
     /// newest file's first rows. Returns one line per stream.
-    pub async fn check_connection(&self) -> Vec<(String, Result<String, String>)> {
+    pub async fn check_connection(&self) -> Vec<(String, Result<String, http::FetchError>)> {
         let mut lines = Vec::new();
         match &self.source {
             Source::Http(h) => {
@@ -165,17 +193,17 @@ impl Adapter {
                             rows.len()
                         )),
                         Ok(None) => Ok(format!("reached {path}: no rows")),
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(e),
                     };
                     lines.push((s.collection.to_string(), outcome));
                 }
             }
             Source::File(f) => {
-                let outcome = match f.select() {
-                    Ok(files) if files.is_empty() => Err(format!(
+                let outcome = || match f.select() {
+                    Ok(files) if files.is_empty() => Err(http::FetchError::File(format!(
                         "no file matching the manifest's pattern in {}",
                         f.dir().display()
-                    )),
+                    ))),
                     Ok(files) => Ok(format!(
                         "{} file(s) in {}, newest {}",
                         files.len(),
@@ -186,10 +214,10 @@ impl Adapter {
                             .map(|n| n.to_string_lossy().into_owned())
                             .unwrap_or_default()
                     )),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(e),
                 };
                 for s in &self.streams {
-                    lines.push((s.collection.to_string(), outcome.clone()));
+                    lines.push((s.collection.to_string(), outcome()));
                 }
             }
         }

@@ -555,7 +555,7 @@ fn map_rows(
                 match spec.mapper.map(&row) {
                     Ok(item) => mapped.items.push(item),
                     Err(reason) => mapped.quarantine.push(Quarantined {
-                        reason,
+                        reason: reason.to_string(),
                         raw: serde_json::Value::Object(row.clone()).to_string(),
                         key: spec.mapper.key(&row),
                         refetch: incremental.then(|| instant.map_or(from, Refetch::From)),

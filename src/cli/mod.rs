@@ -525,9 +525,9 @@ async fn check(config: &Config, connect: bool) -> anyhow::Result<ExitCode> {
 
 /// Opens the store without migrating it, and says how its schema stands.
 /// A SQLite file that does not exist yet is not created here.
-async fn reach_store(url: &store::StoreUrl) -> Result<String, String> {
+async fn reach_store(url: &store::StoreUrl) -> anyhow::Result<String> {
     if url.is_sqlite() {
-        let file = store::sqlite_file(url).map_err(|e| e.to_string())?;
+        let file = store::sqlite_file(url)?;
         if !file.exists() {
             return Ok(format!(
                 "{} does not exist yet: the first command that opens the store creates it",
@@ -535,7 +535,7 @@ async fn reach_store(url: &store::StoreUrl) -> Result<String, String> {
             ));
         }
     }
-    let store = store::open(url).await.map_err(|e| e.to_string())?;
+    let store = store::open(url).await?;
     let schema = match store.readiness().await {
         Ok(()) => "every migration applied".to_owned(),
         Err(e) => format!("not ready ({e}); run and migrate apply the migrations"),

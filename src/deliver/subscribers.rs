@@ -29,7 +29,7 @@ impl std::fmt::Debug for Subscriber {
 
 /// A subscriber that cannot be built, named. It never shows a secret, only
 /// where it was to be read from.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SubscriberError {
     /// `reason` names the reference it could not read.
     #[error("subscriber {subscriber}: {reason}")]
@@ -37,7 +37,7 @@ pub enum SubscriberError {
         subscriber: String,
         /// Where the secret is read from (`env:VAR`, `file:…`).
         reference: String,
-        reason: String,
+        reason: crate::config::SecretError,
     },
     #[error("subscriber {subscriber}: {reference}: {error}")]
     BadSecret {
