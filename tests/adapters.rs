@@ -2117,7 +2117,7 @@ async fn an_empty_snapshot_or_a_mass_deletion_is_held_until_an_operator_accepts_
             let s = &r.streams[0];
             assert_eq!(
                 (s.outcome.deleted, s.held),
-                (0, Some(liankong::adapter::sync::HeldReport { deletions: n, live: n }))
+                (0, Some(liankong::adapter::HeldReport { deletions: n, live: n }))
             );
             assert_eq!(
                 s.status("audit"),

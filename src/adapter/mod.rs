@@ -11,6 +11,7 @@ pub mod http;
 pub mod json;
 pub mod manifest;
 pub mod mapping;
+pub mod report;
 pub mod retry;
 pub mod sync;
 
@@ -24,7 +25,8 @@ use manifest::Manifest;
 use mapping::Mapper;
 use retry::RetryPolicy;
 
-pub use sync::{StreamReport, SyncOptions, SyncReport, run_adapter};
+pub use report::{HeldReport, StreamReport, SyncReport};
+pub use sync::{SyncOptions, run_adapter};
 
 /// An adapter that cannot be built, named.
 #[derive(Debug, thiserror::Error)]
