@@ -39,7 +39,7 @@ pub enum StoreError {
     #[error("unsupported store URL {0}: use sqlite:PATH or postgres://…")]
     UnsupportedUrl(StoreUrl),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a batch for {batch} holds a record of {record}")]
@@ -68,6 +68,17 @@ pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// there for whoever asks (`RUST_LOG=info,sqlx::query=debug`).
 const SLOW_STATEMENT: std::time::Duration = std::time::Duration::from_secs(1);
 const SLOW_STATEMENT_LOG: log::LevelFilter = log::LevelFilter::Debug;
+
+/// The one place a database error becomes a store error: a row a query
+/// required and did not find is `NotFound`, whatever the backend.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound("a row the query required".into()),
+            other => StoreError::Database(other),
+        }
+    }
+}
 
 /// A store URL. Its `Debug` and `Display` hide any password it carries.
 #[derive(Clone, PartialEq, Eq)]
@@ -622,6 +633,18 @@ mod tests {
         );
         assert!(check_url(&StoreUrl::new("postgres://u@db.example:5432/liankong")).is_ok());
         assert!(check_url(&StoreUrl::new("postgres://u@db.example:notaport/liankong")).is_err());
+    }
+
+    #[test]
+    fn a_missing_row_is_not_found_and_other_database_errors_stay_what_they_are() {
+        assert!(matches!(
+            StoreError::from(sqlx::Error::RowNotFound),
+            StoreError::NotFound(_)
+        ));
+        assert!(matches!(
+            StoreError::from(sqlx::Error::PoolTimedOut),
+            StoreError::Database(sqlx::Error::PoolTimedOut)
+        ));
     }
 
     #[test]
