@@ -1961,6 +1961,25 @@ fn budget_key(b: &ApprovedBudget) -> String {
     Record::ApprovedBudget(b.clone()).key()
 }
 
+/// npc garbles one field of one budget and withdraws another; then a sync.
+async fn garble_withdraw_and_sync(
+    t: &TestStore,
+    env: &Env,
+    npc: &Adapter,
+    (garbled, set, to): (&ApprovedBudget, &str, serde_json::Value),
+    withdrawn: &ApprovedBudget,
+) -> liankong::adapter::SyncReport {
+    garble_npc_budget(env, &garbled.project_code, set, to);
+    assert!(
+        env.sim
+            .data()
+            .delete(Collection::Budgets, &budget_key(withdrawn))
+    );
+    let r = sync_with(t, npc, &SyncOptions::default()).await;
+    assert!(r.ok(), "{:?}", r.error);
+    r
+}
+
 #[tokio::test]
 async fn a_snapshot_with_a_quarantined_row_deletes_exactly_the_other_missing_keys() {
     on_both(|t| async move {
@@ -1978,19 +1997,14 @@ async fn a_snapshot_with_a_quarantined_row_deletes_exactly_the_other_missing_key
         // budget the congress withdrew the same day is deleted all the same,
         // and the garbled one keeps its last good version.
         let (garbled, withdrawn) = (&lone[0], &lone[1]);
-        garble_npc_budget(
+        let r = garble_withdraw_and_sync(
+            &t,
             &env,
-            &garbled.project_code,
-            "批准数",
-            serde_json::json!("二百四十"),
-        );
-        assert!(
-            env.sim
-                .data()
-                .delete(Collection::Budgets, &budget_key(withdrawn))
-        );
-        let r = sync_with(&t, &npc, &SyncOptions::default()).await;
-        assert!(r.ok(), "{:?}", r.error);
+            &npc,
+            (garbled, "批准数", serde_json::json!("二百四十")),
+            withdrawn,
+        )
+        .await;
         let s = stream(&r, "npc.budgets");
         assert_eq!(
             (
@@ -2035,19 +2049,14 @@ async fn a_snapshot_with_a_quarantined_row_deletes_exactly_the_other_missing_key
         // A row whose key itself cannot be read may be any budget: the
         // snapshot deletes nothing and says why.
         let (unreadable, withdrawn2) = (&lone[2], &lone[3]);
-        garble_npc_budget(
+        let r = garble_withdraw_and_sync(
+            &t,
             &env,
-            &unreadable.project_code,
-            "项目编码",
-            serde_json::json!("37-01-00"),
-        );
-        assert!(
-            env.sim
-                .data()
-                .delete(Collection::Budgets, &budget_key(withdrawn2))
-        );
-        let r = sync_with(&t, &npc, &SyncOptions::default()).await;
-        assert!(r.ok(), "{:?}", r.error);
+            &npc,
+            (unreadable, "项目编码", serde_json::json!("37-01-00")),
+            withdrawn2,
+        )
+        .await;
         let s = stream(&r, "npc.budgets");
         assert_eq!(
             (s.outcome.quarantined, s.outcome.deleted, s.unkeyed),
@@ -2237,6 +2246,17 @@ fn finance_with(env: &Env, dir: &Path, from: &str, to: &str) -> Adapter {
     Adapter::build("finance", &c, &env.config).unwrap()
 }
 
+/// From now on finance serves payment `id` with `set` replaced by `to`.
+fn garble_payment(env: &Env, id: &str, set: &str, to: serde_json::Value) {
+    env.sim.faults().add_garble(liankong::sim::Garble {
+        path: "/api/v1/payments".into(),
+        when: "payment_id".into(),
+        equals: id.to_owned(),
+        set: set.into(),
+        to,
+    });
+}
+
 /// The `updated_since` of the newest payments request.
 fn payments_since(env: &Env) -> Option<String> {
     env.sim
@@ -2309,13 +2329,12 @@ async fn the_high_water_mark_never_passes_a_quarantined_row() {
         good.updated_at = at("2021-10-02T09:00:00+08:00");
         env.sim.data().upsert(Record::Payment(bad.clone()));
         env.sim.data().upsert(Record::Payment(good.clone()));
-        env.sim.faults().add_garble(liankong::sim::Garble {
-            path: "/api/v1/payments".into(),
-            when: "payment_id".into(),
-            equals: bad.payment_id.clone(),
-            set: "amount".into(),
-            to: serde_json::json!("12,34.5x"),
-        });
+        garble_payment(
+            &env,
+            &bad.payment_id,
+            "amount",
+            serde_json::json!("12,34.5x"),
+        );
         let r = sync(&t, &env, "finance").await;
         assert!(r.ok(), "{:?}", r.error);
         assert_eq!(payments_since(&env).as_deref(), Some(mark.as_str()));
@@ -2401,13 +2420,12 @@ async fn the_high_water_mark_never_passes_a_quarantined_row() {
         good2.updated_at = at("2021-10-04T09:00:00+08:00");
         env.sim.data().upsert(Record::Payment(bad2.clone()));
         env.sim.data().upsert(Record::Payment(good2));
-        env.sim.faults().add_garble(liankong::sim::Garble {
-            path: "/api/v1/payments".into(),
-            when: "payment_id".into(),
-            equals: bad2.payment_id.clone(),
-            set: "paid_on".into(),
-            to: serde_json::json!("2021-13-45"),
-        });
+        garble_payment(
+            &env,
+            &bad2.payment_id,
+            "paid_on",
+            serde_json::json!("2021-13-45"),
+        );
         sync(&t, &env, "finance").await;
         sync(&t, &env, "finance").await;
         assert_eq!(
@@ -2449,13 +2467,7 @@ async fn the_high_water_mark_never_passes_a_quarantined_row() {
         let mut newest = ds.payments[4].clone();
         newest.updated_at = at("2021-10-05T09:00:00+08:00");
         env.sim.data().upsert(Record::Payment(newest.clone()));
-        env.sim.faults().add_garble(liankong::sim::Garble {
-            path: "/api/v1/payments".into(),
-            when: "payment_id".into(),
-            equals: newest.payment_id.clone(),
-            set: "amount".into(),
-            to: serde_json::json!(""),
-        });
+        garble_payment(&env, &newest.payment_id, "amount", serde_json::json!(""));
         for _ in 0..2 {
             let r = sync(&t, &env, "finance").await;
             assert!(r.ok(), "{:?}", r.error);
