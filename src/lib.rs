@@ -29,4 +29,5 @@ pub mod sim;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod witness;
 pub mod worker;
