@@ -707,7 +707,13 @@ pub async fn take(
         alert: alert.as_ref(),
         position: position.as_ref(),
     };
-    let action = decide(actor, req, &known, new_action_id()?, now)?;
+    // Recorded strictly after every action before it, so that "in the
+    // order taken, then recorded" never ties, whatever the clock's grain.
+    let recorded_at = actions
+        .iter()
+        .map(|a| a.recorded_at + Duration::microseconds(1))
+        .fold(now.trunc_subsecs(6), DateTime::max);
+    let action = decide(actor, req, &known, new_action_id()?, recorded_at)?;
     let withdrawn = view::withdrawn(&actions, &action);
     let events = view::events(&action, withdrawn, subscribers, now);
     let answer = view::action_json(&action, withdrawn);

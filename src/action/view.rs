@@ -102,6 +102,18 @@ pub fn listed(actions: &[Action], action: &Action) -> Value {
     v
 }
 
+/// The actions taken on (project, year) that `agency` may see, as a
+/// listing shows them (withdrawals aside: a withdrawn action says so).
+pub fn on_project(actions: &[Action], project: &str, year: i32, agency: Agency) -> Vec<Value> {
+    actions
+        .iter()
+        .filter(|a| a.kind != ActionKind::Withdraw)
+        .filter(|a| a.project_code.as_str() == project && a.year == year)
+        .filter(|a| may_see(actions, a, agency))
+        .map(|a| listed(actions, a))
+        .collect()
+}
+
 /// The webhook body announcing an action.
 pub fn event_body(action: &Action, withdrawn: Option<&Action>) -> String {
     json!({
