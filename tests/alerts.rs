@@ -2704,3 +2704,193 @@ async fn every_kind_is_taken_and_refused_through_the_cli() {
     })
     .await;
 }
+
+// ---- the rules that follow actions through ----
+
+fn freeze_on(project: &str, taken: &str, effective: &str) -> ActionRequest {
+    let mut r = ask(ActionKind::Freeze, project, taken);
+    r.effective_on = Some(day(effective));
+    r
+}
+
+#[tokio::test]
+async fn action_freeze_breach() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        spend(&mut w, "E-BEFORE", P1, 100_000, "2021-06-09");
+        spend(&mut w, "E-IN", P1, 500_000, "2021-06-10");
+        allocate(&mut w, "A-LATER", P1, 100_000, "2021-06-20");
+        w.write(s).await;
+        let f = act(s, Finance, &freeze_on(P1, "2021-06-01", "2021-06-10"), "2021-06-01T02:00:00Z").await;
+
+        // The day before effective_on is not a breach; a payment dated after D is not seen.
+        let fs = eval(&t, "2021-06-15", RuleId::ActionFreezeBreach).await;
+        let found = one(&fs);
+        assert_eq!(judged(found), (Severity::Critical, vec![Finance, Npc, Audit, Discipline]));
+        assert_eq!(found.view.subject, json!({"rule": "action.freeze_breach", "action": f}));
+        assert_eq!(
+            facts(found),
+            &json!({"action_id": f, "project": P1, "year": 2021, "taken_on": "2021-06-01",
+                    "effective_on": "2021-06-10", "frozen_until": null,
+                    "payments": [{"payment_id": "E-IN", "kind": "expenditure", "amount": "5000.00", "paid_on": "2021-06-10"}],
+                    "payment_count": 1, "total": "5000.00", "as_of": "2021-06-15"})
+        );
+        assert_eq!(found.view.sources[0], liankong::reconcile::SourceRef::new(Source::Liankong, "actions", &f));
+        assert!(eval(&t, "2021-06-09", RuleId::ActionFreezeBreach).await.is_empty());
+        assert_eq!(facts(one(&eval(&t, "2021-06-30", RuleId::ActionFreezeBreach).await))["total"], "6000.00");
+
+        // Lifted from the 20th: the allocation of that day is no breach.
+        let mut lift = ask(ActionKind::Unfreeze, P1, "2021-06-15");
+        lift.effective_on = Some(day("2021-06-20"));
+        act(s, Finance, &lift, "2021-06-15T02:00:00Z").await;
+        let found = eval(&t, "2021-06-30", RuleId::ActionFreezeBreach).await;
+        assert_eq!((facts(one(&found))["total"].clone(), facts(one(&found))["frozen_until"].clone()),
+                   (json!("5000.00"), json!("2021-06-19")));
+        // As of before the unfreeze was taken, the window was still open.
+        assert_eq!(facts(one(&eval(&t, "2021-06-14", RuleId::ActionFreezeBreach).await))["frozen_until"], Value::Null);
+
+        // The alert fires; the breaching payment voided, it resolves.
+        cycle(&t, RuleId::ActionFreezeBreach, "2021-06-30", "2021-06-30T10:00:00Z").await;
+        assert_eq!(alerts_of(&t, RuleId::ActionFreezeBreach).await, vec![(AlertState::Firing, Severity::Critical, 1)]);
+        w.delete(Collection::Payments, "E-IN");
+        w.write(s).await;
+        let o = cycle(&t, RuleId::ActionFreezeBreach, "2021-06-30", "2021-07-01T10:00:00Z").await;
+        assert_eq!(o.resolved, 1);
+
+        // A withdrawn freeze makes later payments no breaches, from the
+        // withdrawal's day on.
+        spend(&mut w, "E-AGAIN", P1, 200_000, "2021-06-12");
+        w.write(s).await;
+        assert_eq!(eval(&t, "2021-06-30", RuleId::ActionFreezeBreach).await.len(), 1);
+        act(s, Finance, &ask_withdraw(&f, "2021-07-01"), "2021-07-01T02:00:00Z").await;
+        assert!(eval(&t, "2021-07-01", RuleId::ActionFreezeBreach).await.is_empty());
+        assert_eq!(eval(&t, "2021-06-30", RuleId::ActionFreezeBreach).await.len(), 1, "a replay before the withdrawal");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn action_reclaim_unapplied() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        // A reclaim row from before the action is not its application.
+        w.add(quota("Q-OLD", P1, 2021, QuotaKind::Reclaim, 10_000_000, "2021-05-31"));
+        w.write(s).await;
+        let mut r = ask(ActionKind::Reclaim, P1, "2021-06-01");
+        r.amount = Some("100000.00".into());
+        let id = act(s, Finance, &r, "2021-06-01T02:00:00Z").await;
+
+        assert!(eval(&t, "2021-06-16", RuleId::ReclaimUnapplied).await.is_empty(), "apply_days not yet over");
+        let fs = eval(&t, "2021-06-17", RuleId::ReclaimUnapplied).await;
+        let found = one(&fs);
+        assert_eq!(judged(found), (Severity::Warning, vec![Finance, Npc]));
+        assert_eq!(found.view.subject, json!({"rule": "action.reclaim_unapplied", "action": id}));
+        assert_eq!(
+            facts(found),
+            &json!({"action_id": id, "kind": "reclaim", "project": P1, "year": 2021, "taken_on": "2021-06-01",
+                    "amount": "100000.00", "cumulative_due": "100000.00", "shown": "0.00",
+                    "apply_days": 15, "as_of": "2021-06-17"})
+        );
+        cycle(&t, RuleId::ReclaimUnapplied, "2021-06-17", "2021-06-17T10:00:00Z").await;
+        // Finance's reclaim row lands on the 18th: applied, resolved.
+        w.add(quota("Q-R", P1, 2021, QuotaKind::Reclaim, 10_000_000, "2021-06-18"));
+        w.write(s).await;
+        assert!(eval(&t, "2021-06-20", RuleId::ReclaimUnapplied).await.is_empty());
+        assert_eq!(eval(&t, "2021-06-17", RuleId::ReclaimUnapplied).await.len(), 1, "a replay sees the 17th");
+        let o = cycle(&t, RuleId::ReclaimUnapplied, "2021-06-20", "2021-06-20T10:00:00Z").await;
+        assert_eq!(o.resolved, 1);
+        // A second reclaim beyond what finance shows: only it is unapplied.
+        r.amount = Some("50000.00".into());
+        r.taken_on = Some(day("2021-06-20"));
+        let second = act(s, Finance, &r, "2021-06-20T02:00:00Z").await;
+        let found = eval(&t, "2021-07-06", RuleId::ReclaimUnapplied).await;
+        assert_eq!(facts(one(&found))["action_id"], second.as_str());
+        assert_eq!((facts(one(&found))["cumulative_due"].clone(), facts(one(&found))["shown"].clone()),
+                   (json!("150000.00"), json!("100000.00")));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn action_revive_unapplied() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        funded(&mut w, P2, 100_000_000);
+        w.write(s).await;
+        let mut r = ask(ActionKind::Reclaim, P1, "2021-06-01");
+        r.amount = Some("100000.00".into());
+        let reclaim = act(s, Finance, &r, "2021-06-01T02:00:00Z").await;
+        let mut v = ask(ActionKind::Revive, P2, "2021-06-01");
+        v.amount = Some("50000.00".into());
+        v.from = Some(vec![reclaim.clone()]);
+        let id = act(s, Finance, &v, "2021-06-01T02:00:01Z").await;
+        // A negative adjustment is not a revive's application.
+        w.add(quota("Q-NEG", P2, 2021, QuotaKind::Adjustment, -5_000_000, "2021-06-05"));
+        w.write(s).await;
+
+        assert!(eval(&t, "2021-06-16", RuleId::ReviveUnapplied).await.is_empty());
+        let fs = eval(&t, "2021-06-17", RuleId::ReviveUnapplied).await;
+        let found = one(&fs);
+        assert_eq!(judged(found), (Severity::Warning, vec![Finance, Npc]));
+        assert_eq!(
+            facts(found),
+            &json!({"action_id": id, "kind": "revive", "project": P2, "year": 2021, "taken_on": "2021-06-01",
+                    "amount": "50000.00", "cumulative_due": "50000.00", "shown": "0.00",
+                    "apply_days": 15, "as_of": "2021-06-17"})
+        );
+        w.add(quota("Q-ADJ", P2, 2021, QuotaKind::Adjustment, 5_000_000, "2021-06-10"));
+        w.write(s).await;
+        assert!(eval(&t, "2021-06-17", RuleId::ReviveUnapplied).await.is_empty());
+        // The reclaim it drew on is still unapplied: that rule's own alert.
+        assert_eq!(eval(&t, "2021-06-17", RuleId::ReclaimUnapplied).await.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn action_warn_unanswered() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P2, 100_000_000);
+        allocate(&mut w, "A2", P2, 100_000_001, "2021-04-01");
+        w.write(s).await;
+        apply_at(&t, &[], "2021-06-30", at("2021-06-30T10:00:00Z")).await;
+        let over = t.store.alerts().await.unwrap().into_iter().find(|a| a.rule == RuleId::OverQuota).unwrap();
+        let mut warn = ask(ActionKind::Warn, P2, "2021-07-01");
+        warn.alert = Some(over.id.clone());
+        warn.deadline = Some(day("2021-07-10"));
+        let id = act(s, Audit, &warn, "2021-07-01T02:00:00Z").await;
+
+        assert!(eval(&t, "2021-07-10", RuleId::WarnUnanswered).await.is_empty(), "the day of the deadline");
+        let fs = eval(&t, "2021-07-11", RuleId::WarnUnanswered).await;
+        let found = one(&fs);
+        assert_eq!(judged(found), (Severity::Warning, vec![Finance, Audit, Orgdept]));
+        assert_eq!(found.view.subject, json!({"rule": "action.warn_unanswered", "action": id}));
+        assert_eq!(
+            facts(found),
+            &json!({"action_id": id, "agency": "audit", "project": P2, "year": 2021, "taken_on": "2021-07-01",
+                    "deadline": "2021-07-10", "days_overdue": 1, "alert_id": over.id,
+                    "alert_rule": "payment.over_quota", "as_of": "2021-07-11"})
+        );
+        assert_eq!(one(&eval(&t, "2021-08-09", RuleId::WarnUnanswered).await).severity, Severity::Warning);
+        assert_eq!(one(&eval(&t, "2021-08-10", RuleId::WarnUnanswered).await).severity, Severity::Critical);
+        // The alert about P2 shows the warning taken on it; the warning
+        // alone changed nothing else of it.
+        let over_now = eval(&t, "2021-07-11", RuleId::OverQuota).await;
+        assert_eq!(facts(one(&over_now))["actions"][0]["action_id"], id.as_str());
+        assert_eq!(facts(one(&over_now))["excess"], "0.01");
+        // The unit answers: the excess payment is voided, the alert stops
+        // firing, the warning is answered.
+        w.delete(Collection::Payments, "A2");
+        w.write(s).await;
+        assert!(eval(&t, "2021-07-11", RuleId::WarnUnanswered).await.is_empty());
+    })
+    .await;
+}

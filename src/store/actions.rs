@@ -47,6 +47,10 @@ pub trait ActionFacts: Send + Sync {
         as_of: NaiveDate,
     ) -> Result<Vec<PaymentFact>, StoreError>;
 
+    /// The unit finance files each project with actions in `Y` under (none
+    /// for a project finance no longer holds).
+    async fn action_projects(&self, year: i32) -> Result<Vec<ActionProject>, StoreError>;
+
     /// The alerts the warnings of `Y` name, as stored.
     async fn warned_alerts(&self, year: i32) -> Result<Vec<WarnedAlert>, StoreError>;
 }
@@ -83,6 +87,13 @@ pub struct PaymentFact {
     pub kind: PaymentKind,
     pub amount: Fen,
     pub paid_on: NaiveDate,
+}
+
+/// A project that actions of a year name, with its unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ActionProject {
+    pub project_code: String,
+    pub unit_code: Option<String>,
 }
 
 /// An alert a warning names, as the newest evaluation left it.

@@ -8,7 +8,7 @@
 // name `liankong_actions`' columns.
 
 use super::actions::{
-    ActionFacts, ActionStore, ActionTx, PaymentFact, ProjectPosition, QuotaMove, Remembered,
+    ActionFacts, ActionProject, ActionStore, ActionTx, PaymentFact, ProjectPosition, QuotaMove, Remembered,
     WarnedAlert,
 };
 use crate::model::{Action, ActionKind, ProjectCode};
@@ -147,6 +147,17 @@ impl ActionFacts for SqlStore {
         )
         .bind(year_start)
         .bind(as_of)
+        .bind(i64::from(year))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn action_projects(&self, year: i32) -> Result<Vec<ActionProject>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT a.project_code, MAX(p.unit_code) AS unit_code FROM liankong_actions a \
+             LEFT JOIN finance_projects p ON p.key = a.project_code AND p.deleted = FALSE \
+             WHERE a.deleted = FALSE AND a.year = $1 GROUP BY a.project_code ORDER BY a.project_code",
+        )
         .bind(i64::from(year))
         .fetch_all(&self.pool)
         .await?)
