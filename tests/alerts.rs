@@ -2894,3 +2894,145 @@ async fn action_warn_unanswered() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_report_counts_each_unit_s_actions_and_the_money_put_back_to_use() {
+    use liankong::report::{Format, build, render};
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        const U2: &str = "370102";
+        let mut w = World::default();
+        w.add(unit(U1, "市教育局")).add(unit(U2, "市卫健委"));
+        funded(&mut w, P1, 100_000_000);
+        funded(&mut w, P3, 100_000_000);
+        allocate(&mut w, "A3", P3, 100_000_001, "2021-04-01");
+        w.add(project(P2, U2, ProjectCategory::Basic, false))
+            .add(quota(
+                "Q-P2",
+                P2,
+                2021,
+                QuotaKind::Initial,
+                100_000_000,
+                "2021-01-15",
+            ))
+            .add(quota(
+                "Q-ADJ",
+                P2,
+                2021,
+                QuotaKind::Adjustment,
+                10_000_000,
+                "2021-09-20",
+            ));
+        w.write(s).await;
+        apply_at(&t, &[], "2021-08-31", at("2021-08-31T10:00:00Z")).await;
+        let over = t
+            .store
+            .alerts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.rule == RuleId::OverQuota)
+            .unwrap();
+
+        let mut r = ask(ActionKind::Reclaim, P1, "2021-08-10");
+        r.amount = Some("100000.00".into());
+        let r1 = act(s, Finance, &r, "2021-09-10T02:00:00Z").await;
+        r.amount = Some("50000.00".into());
+        r.taken_on = Some(day("2021-09-02"));
+        let r2 = act(s, Finance, &r, "2021-09-10T02:00:01Z").await;
+        act(
+            s,
+            Finance,
+            &freeze_on(P1, "2021-09-05", "2021-09-05"),
+            "2021-09-10T02:00:02Z",
+        )
+        .await;
+        let mistaken = act(
+            s,
+            Finance,
+            &freeze_on(P2, "2021-09-05", "2021-09-05"),
+            "2021-09-10T02:00:03Z",
+        )
+        .await;
+        act(
+            s,
+            Finance,
+            &ask_withdraw(&mistaken, "2021-09-06"),
+            "2021-09-10T02:00:04Z",
+        )
+        .await;
+        let mut v = ask(ActionKind::Revive, P2, "2021-09-08");
+        v.amount = Some("120000.00".into());
+        v.from = Some(vec![r1, r2]);
+        act(s, Finance, &v, "2021-09-10T02:00:05Z").await;
+        let mut warn = ask(ActionKind::Warn, P3, "2021-09-09");
+        warn.alert = Some(over.id.clone());
+        warn.deadline = Some(day("2021-09-30"));
+        act(s, Npc, &warn, "2021-09-10T02:00:06Z").await;
+
+        let september = build(s, day("2021-09-01")).await.unwrap();
+        let of = |code: &str| {
+            september
+                .units
+                .iter()
+                .find(|u| u.unit_code == code)
+                .unwrap()
+                .clone()
+        };
+        let counts =
+            |c: &liankong::report::ActionCounts| (c.warnings, c.freezes, c.reclaimed, c.revived);
+        assert_eq!(
+            counts(&of(U1).month_actions),
+            (1, 1, Fen(5_000_000), Fen(0))
+        );
+        assert_eq!(
+            counts(&of(U1).year_actions),
+            (1, 1, Fen(15_000_000), Fen(0))
+        );
+        assert_eq!(
+            counts(&of(U2).month_actions),
+            (0, 0, Fen(0), Fen(12_000_000)),
+            "the withdrawn freeze counts nowhere"
+        );
+        assert_eq!(
+            (september.revived, september.revived_applied),
+            (Fen(12_000_000), Fen(10_000_000))
+        );
+        let md = render(&september, Format::Markdown);
+        assert!(
+            md.contains("本年度盘活（复活）资金：120000.00元，财政指标已落实100000.00元。"),
+            "{md}"
+        );
+        let csv = render(&september, Format::Csv);
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let headers: Vec<String> = rows.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(
+            &headers[11..],
+            [
+                "warnings_month",
+                "warnings_ytd",
+                "freezes_month",
+                "freezes_ytd",
+                "reclaimed_month_yuan",
+                "reclaimed_ytd_yuan",
+                "revived_month_yuan",
+                "revived_ytd_yuan"
+            ]
+        );
+        let u1 = rows
+            .records()
+            .map(Result::unwrap)
+            .find(|r| &r[0] == U1)
+            .unwrap();
+        assert_eq!(
+            u1.iter().skip(11).collect::<Vec<_>>(),
+            ["1", "1", "1", "1", "50000.00", "150000.00", "0.00", "0.00"]
+        );
+        // August: only the first reclaim; none of September's actions.
+        let august = build(s, day("2021-08-01")).await.unwrap();
+        let u1 = august.units.iter().find(|u| u.unit_code == U1).unwrap();
+        assert_eq!(counts(&u1.month_actions), (0, 0, Fen(10_000_000), Fen(0)));
+        assert_eq!((august.revived, august.revived_applied), (Fen(0), Fen(0)));
+    })
+    .await;
+}
