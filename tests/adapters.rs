@@ -2658,7 +2658,17 @@ async fn demo_sim_and_token_need_no_config_and_run_from_any_directory() {
         "{out}{}",
         String::from_utf8_lossy(&demo.stderr)
     );
-    assert!(out.contains("\n4. verify: intact"), "{out}");
+    assert!(out.contains("\n5. verify: intact"), "{out}");
+    // One of each action, and the rules that follow them through.
+    for line in [
+        "  action.freeze_breach      1 firing: freezes 3701002021990001 from 2021-09-15",
+        "  action.reclaim_unapplied  1 firing: reclaims 20000.00 yuan more from 3701002021990009",
+        "  action.revive_unapplied   1 firing: revives 8000.00 yuan of it into 3701002021990005",
+        "  action.warn_unanswered    1 firing: warns about 3701002021990001, answer due 2021-09-25",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    assert_eq!(out.matches(" recorded: ").count(), 8, "{out}");
     // The manifests are the binary's own, written beside the demo's config.
     let manifest = dir.path().join("demo/adapters/finance.toml");
     assert_eq!(
