@@ -2163,11 +2163,19 @@ async fn report_indicators_ranks_and_confidentiality() {
 
         // The CSV parses back, names and all.
         let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
-        assert_eq!(reader.headers().unwrap().len(), 11);
-        let rows: Vec<Vec<String>> = reader
+        assert_eq!(reader.headers().unwrap().len(), 19);
+        let records: Vec<Vec<String>> = reader
             .records()
             .map(|r| r.unwrap().iter().map(String::from).collect())
             .collect();
+        // No action was taken: the action columns are all zero.
+        for r in &records {
+            assert_eq!(
+                r[11..],
+                ["0", "0", "0", "0", "0.00", "0.00", "0.00", "0.00"]
+            );
+        }
+        let rows: Vec<Vec<String>> = records.into_iter().map(|r| r[..11].to_vec()).collect();
         assert_eq!(
             rows,
             REPORT_CSV_ROWS
@@ -2193,7 +2201,12 @@ async fn report_indicators_ranks_and_confidentiality() {
             );
         }
 
-        // Nothing of the confidential alert in any format.
+        // Nothing of the confidential alert in any format. The headings of
+        // the freeze columns count finance's own freeze actions, not
+        // discipline's: they alone may say so.
+        let headings = ["本月冻结", "累计冻结", "freezes_month", "freezes_ytd"];
+        let strip = |t: &str| headings.iter().fold(t.to_owned(), |t, h| t.replace(h, ""));
+        let (md, csv_text, html) = (strip(&md), strip(&csv_text), strip(&html));
         for (format, text) in [("md", &md), ("csv", &csv_text), ("html", &html)] {
             for secret in [
                 REPORT_REFERRAL,
