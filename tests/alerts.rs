@@ -2904,6 +2904,12 @@ async fn action_warn_unanswered() {
         w.delete(Collection::Payments, "A2");
         w.write(s).await;
         assert!(eval(&t, "2021-07-11", RuleId::WarnUnanswered).await.is_empty());
+        // Its alert resolved, a new warning about it is a conflict.
+        cycle(&t, RuleId::OverQuota, "2021-07-11", "2021-07-11T10:00:00Z").await;
+        warn.taken_on = Some(day("2021-07-11"));
+        warn.deadline = Some(day("2021-07-20"));
+        let (status, reason, figures) = refused(s, Audit, &warn, "2021-07-11T10:00:00Z").await;
+        assert_eq!((status, reason, figures["state"].clone()), (409, "alert_not_firing", json!("resolved")));
     })
     .await;
 }
