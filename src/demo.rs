@@ -355,3 +355,44 @@ fn planted_records() -> Result<Vec<crate::model::Record>, crate::model::ModelErr
     }));
     Ok(records)
 }
+
+/// What finance's and the congress's systems show after the demo's actions
+/// (`liankong demo`, step 3): finance's reclaim row for the first reclaim on
+/// MIRROR, approved three days after it was taken, and the congress's
+/// approval of that reduction (so that `budget.approved_mismatch` stays as
+/// planted). The second reclaim and the revive are shown by nothing: the
+/// rules that follow actions through fire for them.
+pub fn action_followups(
+    first_reclaim_on: chrono::NaiveDate,
+) -> Result<Vec<crate::model::Record>, crate::model::ModelError> {
+    use crate::model::*;
+    use crate::money::Fen;
+    use chrono::{DateTime, Duration, NaiveDate, Utc};
+    use planted::*;
+    // Later than everything planted, so that incremental pulls take them.
+    let stamp = DateTime::parse_from_rfc3339("2021-09-30T19:00:00+08:00")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default();
+    Ok(vec![
+        Record::Quota(Quota {
+            quota_id: format!("ZB-{MIRROR}-SH1"),
+            project_code: ProjectCode::parse(MIRROR)?,
+            fiscal_year: 2021,
+            kind: QuotaKind::Reclaim,
+            amount: Fen(DEMO_RECLAIM_APPLIED),
+            approved_on: first_reclaim_on + Duration::days(3),
+            updated_at: stamp,
+        }),
+        Record::ApprovedBudget(ApprovedBudget {
+            project_code: ProjectCode::parse(MIRROR)?,
+            year: 2021,
+            approved: Fen(100_000_000),
+            adjustment: Fen(-DEMO_RECLAIM_APPLIED),
+            approved_on: NaiveDate::from_ymd_opt(2021, 1, 20).unwrap_or_default(),
+            updated_at: stamp,
+        }),
+    ])
+}
+
+/// The demo's first reclaim on MIRROR, which finance then applies (fen).
+pub const DEMO_RECLAIM_APPLIED: i64 = 1_000_000;

@@ -72,7 +72,76 @@ impl fmt::Display for Agency {
     }
 }
 
-/// Every canonical collection, each owned by one agency.
+/// Who a collection's records come from: one of the five agencies'
+/// systems, or liankong itself (`liankong`: the actions its users take).
+/// Not an [`Agency`]: liankong receives nothing, is no recipient and has no
+/// confidentiality of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Agency(Agency),
+    Liankong,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Agency(a) => a.as_str(),
+            Source::Liankong => "liankong",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Source> {
+        match s {
+            "liankong" => Some(Source::Liankong),
+            other => Agency::parse(other).map(Source::Agency),
+        }
+    }
+
+    /// The agency, when the source is one.
+    pub fn agency(self) -> Option<Agency> {
+        match self {
+            Source::Agency(a) => Some(a),
+            Source::Liankong => None,
+        }
+    }
+}
+
+impl From<Agency> for Source {
+    fn from(a: Agency) -> Source {
+        Source::Agency(a)
+    }
+}
+
+impl PartialEq<Agency> for Source {
+    fn eq(&self, a: &Agency) -> bool {
+        *self == Source::Agency(*a)
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
+        let s = String::deserialize(d)?;
+        Source::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a source (npc, finance, audit, discipline, orgdept, liankong)"
+            ))
+        })
+    }
+}
+
+/// Every canonical collection, each owned by one [`Source`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Collection {
     Units,
@@ -87,10 +156,32 @@ pub enum Collection {
     Findings,
     Referrals,
     OrgdeptEvaluations,
+    /// liankong's own: the actions agencies take (`RULES.md` § Actions).
+    Actions,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 12] = [
+    /// Every collection the store keeps, liankong's own included: what
+    /// `verify`, the counts and the data generation walk.
+    pub const ALL: [Collection; 13] = [
+        Collection::Units,
+        Collection::Projects,
+        Collection::Quotas,
+        Collection::Payments,
+        Collection::Targets,
+        Collection::Evaluations,
+        Collection::Rectifications,
+        Collection::Budgets,
+        Collection::Execution,
+        Collection::Findings,
+        Collection::Referrals,
+        Collection::OrgdeptEvaluations,
+        Collection::Actions,
+    ];
+
+    /// The collections the five agencies' systems send (what adapters and
+    /// the simulator fill).
+    pub const FROM_AGENCIES: [Collection; 12] = [
         Collection::Units,
         Collection::Projects,
         Collection::Quotas,
@@ -105,17 +196,24 @@ impl Collection {
         Collection::OrgdeptEvaluations,
     ];
 
-    pub fn agency(self) -> Agency {
+    /// Whose records these are.
+    pub fn source(self) -> Source {
         use Collection::*;
         match self {
             Units | Projects | Quotas | Payments | Targets | Evaluations | Rectifications => {
-                Agency::Finance
+                Source::Agency(Agency::Finance)
             }
-            Budgets | Execution => Agency::Npc,
-            Findings => Agency::Audit,
-            Referrals => Agency::Discipline,
-            OrgdeptEvaluations => Agency::Orgdept,
+            Budgets | Execution => Source::Agency(Agency::Npc),
+            Findings => Source::Agency(Agency::Audit),
+            Referrals => Source::Agency(Agency::Discipline),
+            OrgdeptEvaluations => Source::Agency(Agency::Orgdept),
+            Actions => Source::Liankong,
         }
+    }
+
+    /// The agency whose system sends them; `None` for liankong's own.
+    pub fn agency(self) -> Option<Agency> {
+        self.source().agency()
     }
 
     /// The collection's name within its agency, as manifests and the CLI spell it.
@@ -133,6 +231,7 @@ impl Collection {
             Execution => "execution",
             Findings => "findings",
             Referrals => "referrals",
+            Actions => "actions",
         }
     }
 
@@ -152,20 +251,22 @@ impl Collection {
             Findings => &["finding_no"],
             Referrals => &["referral_id"],
             OrgdeptEvaluations => &["unit_code", "year", "quarter"],
+            Actions => &["action_id"],
         }
     }
 
     pub fn parse(agency: Agency, name: &str) -> Option<Collection> {
         Collection::ALL
             .into_iter()
-            .find(|c| c.agency() == agency && c.name() == name)
+            .find(|c| c.agency() == Some(agency) && c.name() == name)
     }
 }
 
 impl fmt::Display for Collection {
-    /// `agency.collection`, e.g. `finance.payments`.
+    /// `source.collection`, e.g. `finance.payments`, `liankong.actions`:
+    /// the stream's name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.agency(), self.name())
+        write!(f, "{}.{}", self.source(), self.name())
     }
 }
 
@@ -497,6 +598,103 @@ pub struct OrgdeptEvaluation {
     pub grade: Grade,
 }
 
+/// What an agency did (`RULES.md` § Actions): the three buttons of execution
+/// control and what goes with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// 预警: a formal warning to the unit about a firing alert.
+    Warn,
+    /// 冻结: no more payments on the project from a day.
+    Freeze,
+    /// Lifts a freeze from a day.
+    Unfreeze,
+    /// 收回: takes an amount of the project's quota back.
+    Reclaim,
+    /// 盘活、复活: puts reclaimed money to use in another project.
+    Revive,
+    /// 撤销: takes back a mistaken action.
+    Withdraw,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 6] = [
+        ActionKind::Warn,
+        ActionKind::Freeze,
+        ActionKind::Unfreeze,
+        ActionKind::Reclaim,
+        ActionKind::Revive,
+        ActionKind::Withdraw,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Warn => "warn",
+            ActionKind::Freeze => "freeze",
+            ActionKind::Unfreeze => "unfreeze",
+            ActionKind::Reclaim => "reclaim",
+            ActionKind::Revive => "revive",
+            ActionKind::Withdraw => "withdraw",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A word that names no action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an action (warn, freeze, unfreeze, reclaim, revive, withdraw)")]
+pub struct UnknownAction(pub String);
+
+impl std::str::FromStr for ActionKind {
+    type Err = UnknownAction;
+    fn from_str(s: &str) -> Result<ActionKind, UnknownAction> {
+        ActionKind::parse(s).ok_or_else(|| UnknownAction(s.to_owned()))
+    }
+}
+
+/// liankong `actions`: one action an agency took, as recorded. Append-only:
+/// an action is never changed, a mistaken one is withdrawn by another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub action_id: String,
+    pub kind: ActionKind,
+    /// The agency that took it (its token's).
+    pub agency: Agency,
+    /// The name of the token it came through (`cli` from the command line).
+    pub token: String,
+    /// The person the caller named.
+    pub by: String,
+    /// When liankong recorded it (whole microseconds).
+    pub recorded_at: DateTime<Utc>,
+    /// The day it was taken: never after the day it was recorded.
+    pub taken_on: NaiveDate,
+    /// The project and year it concerns; a withdrawal's are those of the
+    /// action it withdraws.
+    pub project_code: ProjectCode,
+    pub year: i32,
+    /// `warn`: the alert it is about, and the day it must be answered by.
+    pub alert_id: Option<String>,
+    pub deadline: Option<NaiveDate>,
+    /// `freeze`, `unfreeze`: the day it takes effect.
+    pub effective_on: Option<NaiveDate>,
+    /// `reclaim`, `revive`: greater than zero.
+    pub amount: Option<Fen>,
+    /// `revive`: the reclaims it draws on, in the order it draws.
+    pub from: Vec<String>,
+    /// `withdraw`: the action it takes back.
+    pub withdraws: Option<String>,
+    pub reason: String,
+}
+
 /// A unit name as the link step compares it: full-width brackets made
 /// half-width and all white space (ASCII and the ideographic space) removed.
 /// The audit office writes names this loosely (`SYSTEMS.md` §3).
@@ -526,6 +724,7 @@ pub enum Record {
     AuditFinding(AuditFinding),
     Referral(Referral),
     OrgdeptEvaluation(OrgdeptEvaluation),
+    Action(Action),
 }
 
 /// Runs `$body` with `$r` bound to the inner record of any variant.
@@ -544,6 +743,7 @@ macro_rules! with_inner {
             Record::AuditFinding($r) => $body,
             Record::Referral($r) => $body,
             Record::OrgdeptEvaluation($r) => $body,
+            Record::Action($r) => $body,
         }
     };
 }
@@ -602,6 +802,10 @@ macro_rules! decode {
                 type T = OrgdeptEvaluation;
                 $decode?
             }),
+            Actions => Record::Action({
+                type T = Action;
+                $decode?
+            }),
         })
     }};
 }
@@ -621,6 +825,7 @@ impl Record {
             Record::AuditFinding(_) => Collection::Findings,
             Record::Referral(_) => Collection::Referrals,
             Record::OrgdeptEvaluation(_) => Collection::OrgdeptEvaluations,
+            Record::Action(_) => Collection::Actions,
         }
     }
 
@@ -642,6 +847,7 @@ impl Record {
             Record::OrgdeptEvaluation(r) => {
                 format!("{}/{}/Q{}", r.unit_code, r.year, r.quarter)
             }
+            Record::Action(r) => r.action_id.clone(),
         }
     }
 
@@ -678,6 +884,7 @@ impl Record {
                 let quarter = u8::try_from(fields.get("quarter")?.as_i64()?).ok()?;
                 format!("{}/{}/Q{quarter}", unit()?, year()?)
             }
+            Actions => text("action_id")?.to_owned(),
         })
     }
 

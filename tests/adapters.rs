@@ -19,7 +19,7 @@ use support::*;
 fn live(stats: &[liankong::store::CollectionStats], c: Collection) -> i64 {
     stats
         .iter()
-        .find(|s| s.agency == c.agency() && s.collection == c.name())
+        .find(|s| s.source == c.source() && s.collection == c.name())
         .unwrap()
         .live
 }
@@ -50,7 +50,7 @@ async fn a_full_sync_lands_exactly_the_generated_records() {
         sync_all(&t, &env).await;
         let ds = env.sim.data().snapshot();
         let stats = t.store.stats().await.unwrap();
-        for c in Collection::ALL {
+        for c in Collection::FROM_AGENCIES {
             assert_eq!(live(&stats, c), ds.len(c) as i64, "{c}");
             assert!(ds.len(c) > 0, "the generator makes some {c}");
         }
@@ -66,7 +66,7 @@ async fn a_full_sync_lands_exactly_the_generated_records() {
         assert_eq!(sums(&t, "finance_quotas").await, quotas);
         // Every record is the generated one, field for field (万元 and dashed
         // codes included).
-        for c in Collection::ALL {
+        for c in Collection::FROM_AGENCIES {
             for r in ds.records(c) {
                 let got = t.store.get(c, &r.key()).await.unwrap().unwrap();
                 assert_eq!(got.record, r, "{c} {}", r.key());
@@ -1349,7 +1349,7 @@ async fn a_run_whose_lease_was_taken_commits_nothing() {
 async fn assert_store_matches_simulator(t: &TestStore, env: &Env) {
     let ds = env.sim.data().snapshot();
     let mut live = 0i64;
-    for c in Collection::ALL {
+    for c in Collection::FROM_AGENCIES {
         for r in ds.records(c) {
             let got = t
                 .store
@@ -2670,7 +2670,17 @@ async fn demo_sim_and_token_need_no_config_and_run_from_any_directory() {
         "{out}{}",
         String::from_utf8_lossy(&demo.stderr)
     );
-    assert!(out.contains("\n4. verify: intact"), "{out}");
+    assert!(out.contains("\n5. verify: intact"), "{out}");
+    // One of each action, and the rules that follow them through.
+    for line in [
+        "  action.freeze_breach      1 firing: freezes 3701002021990001 from 2021-09-15",
+        "  action.reclaim_unapplied  1 firing: reclaims 20000.00 yuan more from 3701002021990009",
+        "  action.revive_unapplied   1 firing: revives 8000.00 yuan of it into 3701002021990005",
+        "  action.warn_unanswered    1 firing: warns about 3701002021990001, answer due 2021-09-25",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    assert_eq!(out.matches(" recorded: ").count(), 8, "{out}");
     // The manifests are the binary's own, written beside the demo's config.
     let manifest = dir.path().join("demo/adapters/finance.toml");
     assert_eq!(

@@ -2163,11 +2163,19 @@ async fn report_indicators_ranks_and_confidentiality() {
 
         // The CSV parses back, names and all.
         let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
-        assert_eq!(reader.headers().unwrap().len(), 11);
-        let rows: Vec<Vec<String>> = reader
+        assert_eq!(reader.headers().unwrap().len(), 19);
+        let records: Vec<Vec<String>> = reader
             .records()
             .map(|r| r.unwrap().iter().map(String::from).collect())
             .collect();
+        // No action was taken: the action columns are all zero.
+        for r in &records {
+            assert_eq!(
+                r[11..],
+                ["0", "0", "0", "0", "0.00", "0.00", "0.00", "0.00"]
+            );
+        }
+        let rows: Vec<Vec<String>> = records.into_iter().map(|r| r[..11].to_vec()).collect();
         assert_eq!(
             rows,
             REPORT_CSV_ROWS
@@ -2193,7 +2201,12 @@ async fn report_indicators_ranks_and_confidentiality() {
             );
         }
 
-        // Nothing of the confidential alert in any format.
+        // Nothing of the confidential alert in any format. The headings of
+        // the freeze columns count finance's own freeze actions, not
+        // discipline's: they alone may say so.
+        let headings = ["本月冻结", "累计冻结", "freezes_month", "freezes_ytd"];
+        let strip = |t: &str| headings.iter().fold(t.to_owned(), |t, h| t.replace(h, ""));
+        let (md, csv_text, html) = (strip(&md), strip(&csv_text), strip(&html));
         for (format, text) in [("md", &md), ("csv", &csv_text), ("html", &html)] {
             for secret in [
                 REPORT_REFERRAL,
@@ -2376,4 +2389,669 @@ async fn listing_filters_outside_their_words_are_errors_not_empty_lists() {
         assert!(err.contains(wanted), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}: no listing");
     }
+}
+
+// ---- actions through the API, the CLI and webhooks ----
+
+const P3: &str = "3701002021000003";
+const SECRETS: [(Agency, &str); 5] = [
+    (Npc, "whsec_bnBjLW5wYy1ucGMtbnBjLW5wYy1ucGMtbnBjIQ=="),
+    (Finance, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    (Audit, "whsec_YXVkaXQtYXVkaXQtYXVkaXQtYXVkaXQtYXU="),
+    (Discipline, "whsec_ZGlzY2lwbGluZS1kaXNjaXBsaW5lLWRpc2M="),
+    (Orgdept, "whsec_b3JnZGVwdC1vcmdkZXB0LW9yZ2RlcHQtb3I="),
+];
+
+/// P1 and P2 of U1 with 1,000,000.00 yuan each, 200,000.00 spent on P1 in
+/// March; P2 over its quota (an alert for finance, npc and audit);
+/// discipline's referral freezing P1 from 10 May and a payment after it (a
+/// confidential alert); a referral naming a project finance never sent (an
+/// alert for discipline alone).
+async fn acting_world(t: &TestStore) {
+    let mut w = World::default();
+    funded(&mut w, P1, 100_000_000);
+    funded(&mut w, P2, 100_000_000);
+    funded(&mut w, P3, 100_000_000);
+    spend(&mut w, "E1", P1, 20_000_000, "2021-03-01");
+    spend(&mut w, "E2", P1, 1_000_000, "2021-05-20");
+    allocate(&mut w, "A2", P2, 100_000_001, "2021-04-01");
+    w.add(referral("XS-1", U1, Some(P1)));
+    w.add(referral("XS-2", U1, Some("3701002021997777")));
+    w.write(t.store.as_ref()).await;
+}
+
+fn action_tokens() -> String {
+    let mut t = String::from("[api]\nlisten = \"127.0.0.1:0\"\n");
+    for a in Agency::ALL {
+        t.push_str(&format!(
+            "[[api.tokens]]\nname = \"{a}-clerk\"\nagency = \"{a}\"\nsha256 = \"{}\"\n",
+            liankong::api::token_hash(&format!("{a}-token"))
+        ));
+    }
+    t
+}
+
+#[tokio::test]
+async fn actions_through_the_api_reach_exactly_their_agencies_signed() {
+    on_both(|t| async move {
+        acting_world(&t).await;
+        let mut receivers = Vec::new();
+        let mut subs = Vec::new();
+        for (agency, secret) in SECRETS {
+            let r = Receiver::start().await;
+            subs.push(liankong::deliver::Subscriber::with_keys(
+                &format!("{agency}-hook"),
+                agency,
+                &r.url,
+                vec![liankong::deliver::signature::decode_secret(secret).unwrap()],
+            ));
+            receivers.push((agency, secret, r));
+        }
+        apply_at(&t, &[], "2021-06-30", at("2021-06-30T10:00:00Z")).await;
+        let alerts = t.store.alerts().await.unwrap();
+        let over = alerts.iter().find(|a| a.rule == RuleId::OverQuota).unwrap().id.clone();
+        let breach = alerts.iter().find(|a| a.rule == RuleId::FreezeBreach).unwrap().id.clone();
+        let unknown = alerts.iter().find(|a| a.rule == RuleId::UnknownProject).unwrap().id.clone();
+
+        let config = liankong::config::Config::parse(&action_tokens()).unwrap();
+        let running = liankong::api::RunningConfig::new(std::sync::Arc::new(config), &[])
+            .with_subscribers(std::sync::Arc::new(subs.clone()));
+        let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(running));
+        let clock = ManualClock::new("2021-07-01T02:00:00Z");
+        let state = liankong::api::ApiState {
+            store: t.store.clone(),
+            config: rx,
+            metrics: Default::default(),
+            clock: clock.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(liankong::api::serve(listener, state, stop.clone()));
+        let http = reqwest::Client::new();
+        let post = |agency: Agency, body: Value, key: Option<&str>| {
+            let mut r = http
+                .post(format!("{base}/v1/actions"))
+                .bearer_auth(format!("{agency}-token"))
+                .json(&body);
+            if let Some(k) = key {
+                r = r.header("Idempotency-Key", k);
+            }
+            async move {
+                let r = r.send().await.unwrap();
+                let replayed = r.headers().contains_key("idempotent-replayed");
+                (r.status().as_u16(), r.json::<Value>().await.unwrap(), replayed)
+            }
+        };
+        let count = || async { t.store.actions(None).await.unwrap().len() };
+
+        // A warning by audit about the over-quota alert of P2.
+        let warn = json!({"kind": "warn", "by": "李审计", "project": P2, "year": 2021, "alert": over,
+                          "deadline": "2021-07-31", "reason": "超指标支付，限期说明"});
+        let (status, w, _) = post(Audit, warn.clone(), None).await;
+        assert_eq!(status, 201, "{w}");
+        assert_eq!(
+            (&w["kind"], &w["agency"], &w["token"], &w["by"], &w["taken_on"], &w["alert_id"], &w["deadline"]),
+            (&json!("warn"), &json!("audit"), &json!("audit-clerk"), &json!("李审计"), &json!("2021-07-01"),
+             &json!(over), &json!("2021-07-31"))
+        );
+        // The same 404 for a confidential alert, one the caller does not
+        // receive, and no alert at all; only the id given differs.
+        let not_found = |body: &Value, id: &str| body.to_string().replace(id, "ID");
+        let mut answers = Vec::new();
+        for (agency, id) in [(Audit, breach.as_str()), (Finance, breach.as_str()), (Finance, unknown.as_str()),
+                             (Orgdept, over.as_str()), (Npc, "0000")] {
+            let mut b = warn.clone();
+            b["alert"] = json!(id);
+            let (status, body, _) = post(agency, b, None).await;
+            assert_eq!(status, 404, "{agency} {body}");
+            answers.push(not_found(&body, id));
+        }
+        answers.dedup();
+        assert_eq!(answers, vec![r#"{"error":"no alert ID","figures":{"alert":"ID"},"reason":"no_such_alert"}"#]);
+        let mut late = warn.clone();
+        late["deadline"] = json!("2021-07-01");
+        assert_eq!(post(Npc, late, None).await.1["reason"], "deadline_not_after_taken");
+        let (status, body, _) = post(Discipline, warn.clone(), None).await;
+        assert_eq!((status, body["reason"].clone()), (403, json!("kind_not_allowed")));
+
+        // finance freezes P1 from today, lifts it on the 10th, reclaims,
+        // revives; a double freeze is refused.
+        let freeze = json!({"kind": "freeze", "by": "王科长", "project": P1, "year": 2021, "reason": "线索核查"});
+        let (status, f, _) = post(Finance, freeze.clone(), None).await;
+        assert_eq!((status, &f["effective_on"]), (201, &json!("2021-07-01")));
+        let (status, body, _) = post(Finance, freeze, None).await;
+        assert_eq!((status, &body["reason"]), (409, &json!("already_frozen")));
+        let (status, u, _) = post(Finance, json!({"kind": "unfreeze", "by": "王科长", "project": P1, "year": 2021,
+            "effective_on": "2021-07-10", "reason": "核查完毕"}), None).await;
+        assert_eq!(status, 201, "{u}");
+        let reclaim = json!({"kind": "reclaim", "by": "王科长", "project": P1, "year": 2021, "amount": "100000.00",
+                             "reason": "收回闲置资金"});
+        let (status, r, replayed) = post(Finance, reclaim.clone(), Some("click-1")).await;
+        assert_eq!((status, replayed), (201, false));
+        assert_eq!(r["amount"], "100000.00");
+        // A double click: the first answer, nothing recorded.
+        let before = count().await;
+        let (status, again, replayed) = post(Finance, reclaim.clone(), Some("click-1")).await;
+        assert_eq!((status, replayed, &again), (201, true, &r));
+        assert_eq!(count().await, before);
+        let mut other = reclaim.clone();
+        other["amount"] = json!("1.00");
+        let (status, body, _) = post(Finance, other.clone(), Some("click-1")).await;
+        assert_eq!((status, &body["reason"]), (422, &json!("idempotency_key_reused")));
+        // The key is finance's: npc's own key of that name is another.
+        assert_eq!(post(Npc, other.clone(), Some("click-1")).await.0, 403);
+        // After 24 hours the key records anew.
+        clock.advance(chrono::Duration::hours(24) + chrono::Duration::seconds(1));
+        let (status, r2, replayed) = post(Finance, other, Some("click-1")).await;
+        assert_eq!((status, replayed), (201, false));
+        assert_ne!(r2["action_id"], r["action_id"]);
+        let mut too_much = reclaim.clone();
+        too_much["amount"] = json!("700000.00");
+        let (status, body, _) = post(Finance, too_much, None).await;
+        assert_eq!((status, &body["reason"]), (422, &json!("reclaim_above_balance")));
+        assert_eq!(body["figures"]["balance"], "689999.00");
+        assert!(body["error"].as_str().unwrap().contains("689999.00"), "{body}");
+        let (status, v, _) = post(Finance, json!({"kind": "revive", "by": "王科长", "project": P3, "year": 2021,
+            "amount": "60000.00", "from": [r["action_id"]], "reason": "急需"}), None).await;
+        assert_eq!(status, 201, "{v}");
+        assert_eq!(v["from"], json!([r["action_id"]]));
+        let (status, x, _) = post(Audit, json!({"kind": "withdraw", "by": "李审计", "action": w["action_id"],
+            "reason": "误发"}), None).await;
+        assert_eq!((status, &x["withdraws"], &x["withdrawn_kind"]), (201, &w["action_id"], &json!("warn")));
+        let (status, body, _) = post(Finance, json!({"kind": "freeze", "by": "王", "project": P1, "year": 2021,
+            "amount": "1.00", "reason": "x"}), None).await;
+        assert_eq!((status, &body["reason"]), (422, &json!("field_not_for_kind")));
+        let (status, body, _) = post(Finance, json!({"kind": "freeze", "amount": 1}), None).await;
+        assert_eq!((status, &body["reason"]), (422, &json!("not_an_action")));
+        assert_eq!(count().await, 7);
+
+        // Each agency lists what it may see.
+        let list = |agency: Agency, query: &str| {
+            let r = http.get(format!("{base}/v1/actions{query}")).bearer_auth(format!("{agency}-token")).send();
+            async move { r.await.unwrap().json::<Vec<Value>>().await.unwrap() }
+        };
+        let kinds = |v: &[Value]| v.iter().map(|a| a["kind"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+        assert_eq!(kinds(&list(Discipline, "").await), ["freeze", "unfreeze"]);
+        assert_eq!(kinds(&list(Orgdept, "").await), ["warn", "withdraw"]);
+        assert_eq!(kinds(&list(Audit, "").await), ["warn", "freeze", "unfreeze", "reclaim", "reclaim", "withdraw"]);
+        assert_eq!(kinds(&list(Finance, &format!("?kind=reclaim&project={P1}&year=2021")).await), ["reclaim", "reclaim"]);
+        assert!(list(Finance, "?year=2022").await.is_empty());
+        assert_eq!(list(Audit, "").await[0]["withdrawn_by"]["action_id"], x["action_id"]);
+        // The alert about P2 shows the warning (withdrawn) to finance.
+        let shown: Value = http.get(format!("{base}/v1/alerts/{over}")).bearer_auth("finance-token")
+            .send().await.unwrap().json().await.unwrap();
+        assert_eq!(shown["actions"][0]["action_id"], w["action_id"]);
+        assert_eq!(shown["actions"][0]["withdrawn_by"]["action_id"], x["action_id"]);
+
+        // Every event: signed, to exactly the agencies of RULES.md, each
+        // subscriber once.
+        let deliverer = liankong::deliver::Deliverer::new(subs.clone(), &delivery_config()).unwrap();
+        // A withdrawal goes after the action it withdraws: a second round.
+        let mut delivered = Vec::new();
+        loop {
+            let stats = deliverer.deliver_due(t.store.as_ref(), clock.as_ref()).await.unwrap();
+            if stats.attempted == 0 {
+                break;
+            }
+            delivered.push(stats.delivered);
+        }
+        assert_eq!(delivered, vec![4 + 4 + 4 + 3 + 3 + 2, 4]);
+        let now = liankong::clock::Clock::now(clock.as_ref());
+        let id = |v: &Value| v["action_id"].as_str().unwrap().to_owned();
+        let expect: Vec<(String, &str, Vec<Agency>)> = vec![
+            (id(&w), "action.warn", vec![Npc, Finance, Audit, Orgdept]),
+            (id(&f), "action.freeze", vec![Npc, Finance, Audit, Discipline]),
+            (id(&u), "action.unfreeze", vec![Npc, Finance, Audit, Discipline]),
+            (id(&r), "action.reclaim", vec![Npc, Finance, Audit]),
+            (id(&r2), "action.reclaim", vec![Npc, Finance, Audit]),
+            (id(&v), "action.revive", vec![Npc, Finance]),
+            (id(&x), "action.withdraw", vec![Npc, Finance, Audit, Orgdept]),
+        ];
+        for (action, event_type, agencies) in expect {
+            let mut reached = Vec::new();
+            for (agency, secret, receiver) in &receivers {
+                let got: Vec<Received> = receiver.received().into_iter()
+                    .filter(|m| m.body.contains(&format!("\"action_id\":\"{action}\""))).collect();
+                for m in &got {
+                    verify_webhook(secret, m, now).unwrap();
+                    let body: Value = serde_json::from_str(&m.body).unwrap();
+                    assert_eq!(body["type"], event_type);
+                    assert_eq!(body["data"]["action_id"], action.as_str());
+                }
+                if !got.is_empty() {
+                    assert_eq!(got.len(), 1, "{agency} got {action} once");
+                    reached.push(*agency);
+                }
+            }
+            assert_eq!(reached, agencies, "{event_type} {action}");
+        }
+        // Nothing of discipline's reached anyone else through actions.
+        for (agency, _, receiver) in &receivers {
+            if *agency != Discipline {
+                for m in receiver.received() {
+                    assert!(!m.body.contains("XS-"), "{agency}: {}", m.body);
+                }
+            }
+        }
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_kind_is_taken_and_refused_through_the_cli() {
+    on_both(|t| async move {
+        acting_world(&t).await;
+        apply_at(&t, &[], "2021-06-30", at("2021-06-30T10:00:00Z")).await;
+        let alerts = t.store.alerts().await.unwrap();
+        let over = alerts.iter().find(|a| a.rule == RuleId::OverQuota).unwrap().id.clone();
+        let breach = alerts.iter().find(|a| a.rule == RuleId::FreezeBreach).unwrap().id.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("liankong.toml");
+        let receiver = Receiver::start().await;
+        std::fs::write(
+            &config,
+            format!("[subscribers.fin]\nagency = \"finance\"\nurl = \"{}\"\nsecrets = [\"env:LK_WHSEC\"]\n", receiver.url),
+        )
+        .unwrap();
+        let run = |args: Vec<String>| {
+            let config = config.clone();
+            let url = t.url.expose().to_owned();
+            async move {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let out = liankong(&config, &url, &args).await;
+                (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(),
+                 String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        };
+        let args = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<String>>();
+        let recorded = |(code, stdout, stderr): (Option<i32>, String, String)| {
+            assert_eq!(code, Some(0), "{stdout}{stderr}");
+            let first = stdout.lines().next().unwrap().to_owned();
+            let id = first.strip_prefix("action ").and_then(|l| l.strip_suffix(" recorded"))
+                .unwrap_or_else(|| panic!("first line {first:?}")).to_owned();
+            assert!(id.starts_with("act_"), "{first}");
+            id
+        };
+        let taken = " --by 王科长 --year 2021 --taken-on 2021-07-01 --reason 测试";
+        let w = recorded(run(args(&format!(
+            "act warn --agency npc --project {P2} --alert {over} --deadline 2021-07-31{taken}"))).await);
+        let f = recorded(run(args(&format!("act freeze --agency finance --project {P1}{taken}"))).await);
+        recorded(run(args(&format!(
+            "act unfreeze --agency finance --project {P1} --effective-on 2021-07-05{taken}"))).await);
+        let r = recorded(run(args(&format!("act reclaim --agency finance --project {P1} --amount 1000.00{taken}"))).await);
+        let r2 = recorded(run(args(&format!("act reclaim --agency finance --project {P2} --amount 500.00{taken}"))).await);
+        recorded(run(args(&format!(
+            "act revive --agency finance --project {P3} --amount 1200.00 --from {r},{r2}{taken}"))).await);
+        recorded(run(args(&format!("act withdraw --agency finance --action {f} --by 王科长 --taken-on 2021-07-02 --reason 误操作"))).await);
+
+        for (command, status_reason) in [
+            (format!("act reclaim --agency finance --project {P1} --amount 790000.00{taken}"), "422 reclaim_above_balance"),
+            (format!("act revive --agency finance --project {P3} --amount 300.01 --from {r},{r2}{taken}"), "422 revive_above_held"),
+            (format!("act freeze --agency npc --project {P1}{taken}"), "403 kind_not_allowed"),
+            (format!("act warn --agency finance --project {P1} --alert {breach} --deadline 2021-07-31{taken}"), "404 no_such_alert"),
+            (format!("act warn --agency npc --project {P2} --alert {over} --deadline 2021-06-30{taken}"), "422 deadline_not_after_taken"),
+            (format!("act unfreeze --agency finance --project {P3}{taken}"), "409 not_frozen"),
+            (format!("act withdraw --agency orgdept --action {f} --by 王 --reason x"), "404 no_such_action"),
+            (format!("act withdraw --agency npc --action {f} --by 王 --reason x"), "403 not_your_action"),
+            (format!("act withdraw --agency finance --action {f} --by 王 --reason x"), "409 already_withdrawn"),
+            (format!("act freeze --agency finance --project 3701002021999999{taken}"), "422 unknown_project"),
+            (format!("act freeze --agency finance --project {P3} --by 王 --year 2021 --taken-on 2099-01-01 --reason x"), "422 taken_in_future"),
+        ] {
+            let (code, stdout, stderr) = run(args(&command)).await;
+            assert_eq!(code, Some(1), "{command}: {stdout}{stderr}");
+            assert!(stderr.contains(&format!("liankong: refused ({status_reason}): ")), "{command}: {stderr}");
+            assert!(stdout.is_empty(), "{stdout}");
+        }
+        assert_eq!(t.store.actions(None).await.unwrap().len(), 7);
+        let (code, stdout, _) = run(args("actions list --agency orgdept")).await;
+        assert_eq!(code, Some(0));
+        let listed: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0]["action_id"].as_str(), listed[0]["token"].as_str()), (Some(w.as_str()), Some("cli")));
+        // The finance subscriber's events were queued with each action.
+        let finance_events = t.raw.count("SELECT COUNT(*) FROM outbox WHERE event_type LIKE 'action.%'").await;
+        assert_eq!(finance_events, 7);
+    })
+    .await;
+}
+
+// ---- the rules that follow actions through ----
+
+fn freeze_on(project: &str, taken: &str, effective: &str) -> ActionRequest {
+    let mut r = ask(ActionKind::Freeze, project, taken);
+    r.effective_on = Some(day(effective));
+    r
+}
+
+#[tokio::test]
+async fn action_freeze_breach() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        spend(&mut w, "E-BEFORE", P1, 100_000, "2021-06-09");
+        spend(&mut w, "E-IN", P1, 500_000, "2021-06-10");
+        allocate(&mut w, "A-LATER", P1, 100_000, "2021-06-20");
+        w.write(s).await;
+        let f = act(s, Finance, &freeze_on(P1, "2021-06-01", "2021-06-10"), "2021-06-01T02:00:00Z").await;
+
+        // The day before effective_on is not a breach; a payment dated after D is not seen.
+        let fs = eval(&t, "2021-06-15", RuleId::ActionFreezeBreach).await;
+        let found = one(&fs);
+        assert_eq!(judged(found), (Severity::Critical, vec![Finance, Npc, Audit, Discipline]));
+        assert_eq!(found.view.subject, json!({"rule": "action.freeze_breach", "action": f}));
+        assert_eq!(
+            facts(found),
+            &json!({"action_id": f, "project": P1, "year": 2021, "taken_on": "2021-06-01",
+                    "effective_on": "2021-06-10", "frozen_until": null,
+                    "payments": [{"payment_id": "E-IN", "kind": "expenditure", "amount": "5000.00", "paid_on": "2021-06-10"}],
+                    "payment_count": 1, "total": "5000.00", "as_of": "2021-06-15"})
+        );
+        assert_eq!(found.view.sources[0], liankong::reconcile::SourceRef::new(Source::Liankong, "actions", &f));
+        assert!(eval(&t, "2021-06-09", RuleId::ActionFreezeBreach).await.is_empty());
+        assert_eq!(facts(one(&eval(&t, "2021-06-30", RuleId::ActionFreezeBreach).await))["total"], "6000.00");
+
+        // Lifted from the 20th: the allocation of that day is no breach.
+        let mut lift = ask(ActionKind::Unfreeze, P1, "2021-06-15");
+        lift.effective_on = Some(day("2021-06-20"));
+        act(s, Finance, &lift, "2021-06-15T02:00:00Z").await;
+        let found = eval(&t, "2021-06-30", RuleId::ActionFreezeBreach).await;
+        assert_eq!((facts(one(&found))["total"].clone(), facts(one(&found))["frozen_until"].clone()),
+                   (json!("5000.00"), json!("2021-06-19")));
+        // As of before the unfreeze was taken, the window was still open.
+        assert_eq!(facts(one(&eval(&t, "2021-06-14", RuleId::ActionFreezeBreach).await))["frozen_until"], Value::Null);
+
+        // The alert fires; the breaching payment voided, it resolves.
+        cycle(&t, RuleId::ActionFreezeBreach, "2021-06-30", "2021-06-30T10:00:00Z").await;
+        assert_eq!(alerts_of(&t, RuleId::ActionFreezeBreach).await, vec![(AlertState::Firing, Severity::Critical, 1)]);
+        w.delete(Collection::Payments, "E-IN");
+        w.write(s).await;
+        let o = cycle(&t, RuleId::ActionFreezeBreach, "2021-06-30", "2021-07-01T10:00:00Z").await;
+        assert_eq!(o.resolved, 1);
+
+        // A withdrawn freeze makes later payments no breaches, from the
+        // withdrawal's day on.
+        spend(&mut w, "E-AGAIN", P1, 200_000, "2021-06-12");
+        w.write(s).await;
+        assert_eq!(eval(&t, "2021-06-30", RuleId::ActionFreezeBreach).await.len(), 1);
+        act(s, Finance, &ask_withdraw(&f, "2021-07-01"), "2021-07-01T02:00:00Z").await;
+        assert!(eval(&t, "2021-07-01", RuleId::ActionFreezeBreach).await.is_empty());
+        assert_eq!(eval(&t, "2021-06-30", RuleId::ActionFreezeBreach).await.len(), 1, "a replay before the withdrawal");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn action_reclaim_unapplied() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        // A reclaim row from before the action is not its application.
+        w.add(quota("Q-OLD", P1, 2021, QuotaKind::Reclaim, 10_000_000, "2021-05-31"));
+        w.write(s).await;
+        let mut r = ask(ActionKind::Reclaim, P1, "2021-06-01");
+        r.amount = Some("100000.00".into());
+        let id = act(s, Finance, &r, "2021-06-01T02:00:00Z").await;
+
+        assert!(eval(&t, "2021-06-16", RuleId::ReclaimUnapplied).await.is_empty(), "apply_days not yet over");
+        let fs = eval(&t, "2021-06-17", RuleId::ReclaimUnapplied).await;
+        let found = one(&fs);
+        assert_eq!(judged(found), (Severity::Warning, vec![Finance, Npc]));
+        assert_eq!(found.view.subject, json!({"rule": "action.reclaim_unapplied", "action": id}));
+        assert_eq!(
+            facts(found),
+            &json!({"action_id": id, "kind": "reclaim", "project": P1, "year": 2021, "taken_on": "2021-06-01",
+                    "amount": "100000.00", "cumulative_due": "100000.00", "shown": "0.00",
+                    "apply_days": 15, "as_of": "2021-06-17"})
+        );
+        cycle(&t, RuleId::ReclaimUnapplied, "2021-06-17", "2021-06-17T10:00:00Z").await;
+        // Finance's reclaim row lands on the 18th: applied, resolved.
+        w.add(quota("Q-R", P1, 2021, QuotaKind::Reclaim, 10_000_000, "2021-06-18"));
+        w.write(s).await;
+        assert!(eval(&t, "2021-06-20", RuleId::ReclaimUnapplied).await.is_empty());
+        assert_eq!(eval(&t, "2021-06-17", RuleId::ReclaimUnapplied).await.len(), 1, "a replay sees the 17th");
+        let o = cycle(&t, RuleId::ReclaimUnapplied, "2021-06-20", "2021-06-20T10:00:00Z").await;
+        assert_eq!(o.resolved, 1);
+        // A second reclaim beyond what finance shows: only it is unapplied.
+        r.amount = Some("50000.00".into());
+        r.taken_on = Some(day("2021-06-20"));
+        let second = act(s, Finance, &r, "2021-06-20T02:00:00Z").await;
+        let found = eval(&t, "2021-07-06", RuleId::ReclaimUnapplied).await;
+        assert_eq!(facts(one(&found))["action_id"], second.as_str());
+        assert_eq!((facts(one(&found))["cumulative_due"].clone(), facts(one(&found))["shown"].clone()),
+                   (json!("150000.00"), json!("100000.00")));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn action_revive_unapplied() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P1, 100_000_000);
+        funded(&mut w, P2, 100_000_000);
+        w.write(s).await;
+        let mut r = ask(ActionKind::Reclaim, P1, "2021-06-01");
+        r.amount = Some("100000.00".into());
+        let reclaim = act(s, Finance, &r, "2021-06-01T02:00:00Z").await;
+        let mut v = ask(ActionKind::Revive, P2, "2021-06-01");
+        v.amount = Some("50000.00".into());
+        v.from = Some(vec![reclaim.clone()]);
+        let id = act(s, Finance, &v, "2021-06-01T02:00:01Z").await;
+        // A negative adjustment is not a revive's application.
+        w.add(quota("Q-NEG", P2, 2021, QuotaKind::Adjustment, -5_000_000, "2021-06-05"));
+        w.write(s).await;
+
+        assert!(eval(&t, "2021-06-16", RuleId::ReviveUnapplied).await.is_empty());
+        let fs = eval(&t, "2021-06-17", RuleId::ReviveUnapplied).await;
+        let found = one(&fs);
+        assert_eq!(judged(found), (Severity::Warning, vec![Finance, Npc]));
+        assert_eq!(
+            facts(found),
+            &json!({"action_id": id, "kind": "revive", "project": P2, "year": 2021, "taken_on": "2021-06-01",
+                    "amount": "50000.00", "cumulative_due": "50000.00", "shown": "0.00",
+                    "apply_days": 15, "as_of": "2021-06-17"})
+        );
+        w.add(quota("Q-ADJ", P2, 2021, QuotaKind::Adjustment, 5_000_000, "2021-06-10"));
+        w.write(s).await;
+        assert!(eval(&t, "2021-06-17", RuleId::ReviveUnapplied).await.is_empty());
+        // The reclaim it drew on is still unapplied: that rule's own alert.
+        assert_eq!(eval(&t, "2021-06-17", RuleId::ReclaimUnapplied).await.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn action_warn_unanswered() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        funded(&mut w, P2, 100_000_000);
+        allocate(&mut w, "A2", P2, 100_000_001, "2021-04-01");
+        w.write(s).await;
+        apply_at(&t, &[], "2021-06-30", at("2021-06-30T10:00:00Z")).await;
+        let over = t.store.alerts().await.unwrap().into_iter().find(|a| a.rule == RuleId::OverQuota).unwrap();
+        let mut warn = ask(ActionKind::Warn, P2, "2021-07-01");
+        warn.alert = Some(over.id.clone());
+        warn.deadline = Some(day("2021-07-10"));
+        let id = act(s, Audit, &warn, "2021-07-01T02:00:00Z").await;
+
+        assert!(eval(&t, "2021-07-10", RuleId::WarnUnanswered).await.is_empty(), "the day of the deadline");
+        let fs = eval(&t, "2021-07-11", RuleId::WarnUnanswered).await;
+        let found = one(&fs);
+        assert_eq!(judged(found), (Severity::Warning, vec![Finance, Audit, Orgdept]));
+        assert_eq!(found.view.subject, json!({"rule": "action.warn_unanswered", "action": id}));
+        assert_eq!(
+            facts(found),
+            &json!({"action_id": id, "agency": "audit", "project": P2, "year": 2021, "taken_on": "2021-07-01",
+                    "deadline": "2021-07-10", "days_overdue": 1, "alert_id": over.id,
+                    "alert_rule": "payment.over_quota", "as_of": "2021-07-11"})
+        );
+        assert_eq!(one(&eval(&t, "2021-08-09", RuleId::WarnUnanswered).await).severity, Severity::Warning);
+        assert_eq!(one(&eval(&t, "2021-08-10", RuleId::WarnUnanswered).await).severity, Severity::Critical);
+        // The alert about P2 shows the warning taken on it; the warning
+        // alone changed nothing else of it.
+        let over_now = eval(&t, "2021-07-11", RuleId::OverQuota).await;
+        assert_eq!(facts(one(&over_now))["actions"][0]["action_id"], id.as_str());
+        assert_eq!(facts(one(&over_now))["excess"], "0.01");
+        // The unit answers: the excess payment is voided, the alert stops
+        // firing, the warning is answered.
+        w.delete(Collection::Payments, "A2");
+        w.write(s).await;
+        assert!(eval(&t, "2021-07-11", RuleId::WarnUnanswered).await.is_empty());
+        // Its alert resolved, a new warning about it is a conflict.
+        cycle(&t, RuleId::OverQuota, "2021-07-11", "2021-07-11T10:00:00Z").await;
+        warn.taken_on = Some(day("2021-07-11"));
+        warn.deadline = Some(day("2021-07-20"));
+        let (status, reason, figures) = refused(s, Audit, &warn, "2021-07-11T10:00:00Z").await;
+        assert_eq!((status, reason, figures["state"].clone()), (409, "alert_not_firing", json!("resolved")));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_report_counts_each_unit_s_actions_and_the_money_put_back_to_use() {
+    use liankong::report::{Format, build, render};
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        const U2: &str = "370102";
+        let mut w = World::default();
+        w.add(unit(U1, "市教育局")).add(unit(U2, "市卫健委"));
+        funded(&mut w, P1, 100_000_000);
+        funded(&mut w, P3, 100_000_000);
+        allocate(&mut w, "A3", P3, 100_000_001, "2021-04-01");
+        w.add(project(P2, U2, ProjectCategory::Basic, false))
+            .add(quota(
+                "Q-P2",
+                P2,
+                2021,
+                QuotaKind::Initial,
+                100_000_000,
+                "2021-01-15",
+            ))
+            .add(quota(
+                "Q-ADJ",
+                P2,
+                2021,
+                QuotaKind::Adjustment,
+                10_000_000,
+                "2021-09-20",
+            ));
+        w.write(s).await;
+        apply_at(&t, &[], "2021-08-31", at("2021-08-31T10:00:00Z")).await;
+        let over = t
+            .store
+            .alerts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.rule == RuleId::OverQuota)
+            .unwrap();
+
+        let mut r = ask(ActionKind::Reclaim, P1, "2021-08-10");
+        r.amount = Some("100000.00".into());
+        let r1 = act(s, Finance, &r, "2021-09-10T02:00:00Z").await;
+        r.amount = Some("50000.00".into());
+        r.taken_on = Some(day("2021-09-02"));
+        let r2 = act(s, Finance, &r, "2021-09-10T02:00:01Z").await;
+        act(
+            s,
+            Finance,
+            &freeze_on(P1, "2021-09-05", "2021-09-05"),
+            "2021-09-10T02:00:02Z",
+        )
+        .await;
+        let mistaken = act(
+            s,
+            Finance,
+            &freeze_on(P2, "2021-09-05", "2021-09-05"),
+            "2021-09-10T02:00:03Z",
+        )
+        .await;
+        act(
+            s,
+            Finance,
+            &ask_withdraw(&mistaken, "2021-09-06"),
+            "2021-09-10T02:00:04Z",
+        )
+        .await;
+        let mut v = ask(ActionKind::Revive, P2, "2021-09-08");
+        v.amount = Some("120000.00".into());
+        v.from = Some(vec![r1, r2]);
+        act(s, Finance, &v, "2021-09-10T02:00:05Z").await;
+        let mut warn = ask(ActionKind::Warn, P3, "2021-09-09");
+        warn.alert = Some(over.id.clone());
+        warn.deadline = Some(day("2021-09-30"));
+        act(s, Npc, &warn, "2021-09-10T02:00:06Z").await;
+
+        let september = build(s, day("2021-09-01")).await.unwrap();
+        let of = |code: &str| {
+            september
+                .units
+                .iter()
+                .find(|u| u.unit_code == code)
+                .unwrap()
+                .clone()
+        };
+        let counts =
+            |c: &liankong::report::ActionCounts| (c.warnings, c.freezes, c.reclaimed, c.revived);
+        assert_eq!(
+            counts(&of(U1).month_actions),
+            (1, 1, Fen(5_000_000), Fen(0))
+        );
+        assert_eq!(
+            counts(&of(U1).year_actions),
+            (1, 1, Fen(15_000_000), Fen(0))
+        );
+        assert_eq!(
+            counts(&of(U2).month_actions),
+            (0, 0, Fen(0), Fen(12_000_000)),
+            "the withdrawn freeze counts nowhere"
+        );
+        assert_eq!(
+            (september.revived, september.revived_applied),
+            (Fen(12_000_000), Fen(10_000_000))
+        );
+        let md = render(&september, Format::Markdown);
+        assert!(
+            md.contains("本年度盘活（复活）资金：120000.00元，财政指标已落实100000.00元。"),
+            "{md}"
+        );
+        let csv = render(&september, Format::Csv);
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let headers: Vec<String> = rows.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(
+            &headers[11..],
+            [
+                "warnings_month",
+                "warnings_ytd",
+                "freezes_month",
+                "freezes_ytd",
+                "reclaimed_month_yuan",
+                "reclaimed_ytd_yuan",
+                "revived_month_yuan",
+                "revived_ytd_yuan"
+            ]
+        );
+        let u1 = rows
+            .records()
+            .map(Result::unwrap)
+            .find(|r| &r[0] == U1)
+            .unwrap();
+        assert_eq!(
+            u1.iter().skip(11).collect::<Vec<_>>(),
+            ["1", "1", "1", "1", "50000.00", "150000.00", "0.00", "0.00"]
+        );
+        // August: only the first reclaim; none of September's actions.
+        let august = build(s, day("2021-08-01")).await.unwrap();
+        let u1 = august.units.iter().find(|u| u.unit_code == U1).unwrap();
+        assert_eq!(counts(&u1.month_actions), (0, 0, Fen(10_000_000), Fen(0)));
+        assert_eq!((august.revived, august.revived_applied), (Fen(0), Fen(0)));
+    })
+    .await;
 }

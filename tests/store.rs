@@ -209,7 +209,7 @@ async fn unchanged_records_write_no_version_and_changes_do() {
         let stats = s.stats().await.unwrap();
         let payments = stats
             .iter()
-            .find(|c| c.agency.as_str() == "finance" && c.collection == "payments")
+            .find(|c| c.source.as_str() == "finance" && c.collection == "payments")
             .unwrap();
         assert_eq!(
             (payments.live, payments.deleted, payments.versions),
@@ -830,4 +830,236 @@ async fn run_refuses_an_address_in_use_before_it_touches_the_store() {
         "the store was not created, let alone migrated"
     );
     drop(taken);
+}
+
+// ---- actions: records of liankong.actions ----
+
+use liankong::model::{Agency, ProjectCategory, QuotaKind};
+
+const U1: &str = "370101";
+
+/// P1 with a quota of 1,000,000.00 yuan, 200,000.00 spent on 1 March;
+/// P2 funded alike.
+async fn funded_projects(s: &dyn liankong::store::Store) {
+    let mut w = World::default();
+    for p in [P1, P2] {
+        w.add(project(p, U1, ProjectCategory::Basic, false))
+            .add(quota(
+                &format!("Q-{p}"),
+                p,
+                2021,
+                QuotaKind::Initial,
+                100_000_000,
+                "2021-01-15",
+            ));
+    }
+    w.add(payment(
+        "PAY-1",
+        P1,
+        PaymentKind::Expenditure,
+        20_000_000,
+        "2021-03-01",
+    ));
+    w.write(s).await;
+}
+
+#[tokio::test]
+async fn an_action_is_a_chained_record_and_verify_names_one_altered() {
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        funded_projects(s).await;
+        let mut freeze = ask(ActionKind::Freeze, P1, "2021-06-01");
+        freeze.effective_on = Some(day("2021-06-05"));
+        let id = act(s, Agency::Finance, &freeze, "2021-06-01T02:00:00Z").await;
+        let mut reclaim = ask(ActionKind::Reclaim, P2, "2021-06-01");
+        reclaim.amount = Some("1000.00".into());
+        let other = act(s, Agency::Finance, &reclaim, "2021-06-01T02:00:01Z").await;
+
+        let stored = s.get(Collection::Actions, &id).await.unwrap().unwrap();
+        assert_eq!(stored.version, 1);
+        let Record::Action(a) = &stored.record else {
+            panic!("not an action: {stored:?}")
+        };
+        assert_eq!(
+            (a.kind, a.agency, a.token.as_str(), a.by.as_str()),
+            (ActionKind::Freeze, Agency::Finance, "finance-token", "王科长")
+        );
+        assert_eq!((a.taken_on, a.effective_on), (day("2021-06-01"), Some(day("2021-06-05"))));
+        assert_eq!(s.history(Collection::Actions, &id).await.unwrap().len(), 1);
+        let stats = s.stats().await.unwrap();
+        let actions = stats.iter().find(|c| c.source.as_str() == "liankong").unwrap();
+        assert_eq!((actions.collection, actions.live, actions.versions), ("actions", 2, 2));
+        let report = s.verify().await.unwrap();
+        assert!(report.is_intact(), "{:?}", report.damage);
+
+        // A typed column changed behind the store's back.
+        t.raw
+            .exec(&format!("UPDATE liankong_actions SET effective_on = '2021-07-01' WHERE key = '{id}'"))
+            .await;
+        let report = s.verify().await.unwrap();
+        assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
+        assert_eq!(
+            report.damage[0].to_string(),
+            format!("liankong.actions {id:?} version 1: column effective_on differs from the recorded content")
+        );
+        // The recorded content itself rewritten: its chain breaks there.
+        t.raw
+            .exec(&format!(
+                "UPDATE versions SET content = REPLACE(content, '100000', '200000') \
+                 WHERE stream = 'liankong.actions' AND key = '{other}'"
+            ))
+            .await;
+        let report = s.verify().await.unwrap();
+        let chain = report
+            .damage
+            .iter()
+            .find(|d| d.key == other)
+            .expect("the altered reclaim is named");
+        assert_eq!(chain.collection, "liankong.actions");
+        // An action removed from its table is missed too.
+        t.raw.exec(&format!("DELETE FROM liankong_actions WHERE key = '{id}'")).await;
+        let report = s.verify().await.unwrap();
+        assert!(
+            report.damage.iter().any(|d| d.key == id
+                && d.problem == "the record has a history but is missing from its table"),
+            "{:?}",
+            report.damage
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn finance_s_actions_are_refused_exactly_as_the_rules_say() {
+    use Agency::{Audit, Finance, Npc};
+    on_both(|t| async move {
+        let s = t.store.as_ref();
+        funded_projects(s).await;
+        let now = "2021-06-10T02:00:00Z";
+        const UNKNOWN: &str = "3701002021999999";
+
+        // Who may take which kind.
+        for kind in [ActionKind::Freeze, ActionKind::Unfreeze, ActionKind::Reclaim, ActionKind::Revive] {
+            let (status, reason, _) = refused(s, Npc, &ask(kind, P1, "2021-06-10"), now).await;
+            assert_eq!((status, reason), (403, "kind_not_allowed"), "{kind}");
+        }
+        // A project finance never sent; a day in the future.
+        let (status, reason, figures) = refused(s, Finance, &ask(ActionKind::Freeze, UNKNOWN, "2021-06-10"), now).await;
+        assert_eq!((status, reason), (422, "unknown_project"));
+        assert_eq!(figures, serde_json::json!({"project": UNKNOWN}));
+        let (status, reason, _) = refused(s, Finance, &ask(ActionKind::Freeze, P1, "2021-06-11"), now).await;
+        assert_eq!((status, reason), (422, "taken_in_future"));
+        // China time: 2021-06-10T17:00Z is already the 11th there.
+        act(s, Finance, &ask(ActionKind::Freeze, P2, "2021-06-11"), "2021-06-10T17:00:00Z").await;
+        let lifted = act(s, Finance, &{
+            let mut u = ask(ActionKind::Unfreeze, P2, "2021-06-11");
+            u.effective_on = Some(day("2021-06-12"));
+            u
+        }, "2021-06-10T17:00:01Z").await;
+        assert!(lifted.starts_with("act_") && lifted.len() == 36, "{lifted}");
+
+        // Freeze and unfreeze.
+        let mut early = ask(ActionKind::Freeze, P1, "2021-06-10");
+        early.effective_on = Some(day("2021-06-09"));
+        assert_eq!(refused(s, Finance, &early, now).await.1, "effective_before_taken");
+        let (status, reason, _) = refused(s, Finance, &ask(ActionKind::Unfreeze, P1, "2021-06-10"), now).await;
+        assert_eq!((status, reason), (409, "not_frozen"));
+        let mut freeze = ask(ActionKind::Freeze, P1, "2021-06-10");
+        freeze.effective_on = Some(day("2021-06-15"));
+        let f = act(s, Finance, &freeze, now).await;
+        // Frozen from the 15th: another freeze on the 20th is a double
+        // freeze, one effective on the 12th is not refused.
+        let mut again = ask(ActionKind::Freeze, P1, "2021-06-10");
+        again.effective_on = Some(day("2021-06-20"));
+        let (status, reason, figures) = refused(s, Finance, &again, now).await;
+        assert_eq!((status, reason), (409, "already_frozen"));
+        assert_eq!(figures["freeze"], f.as_str());
+        let mut unfreeze = ask(ActionKind::Unfreeze, P1, "2021-06-10");
+        unfreeze.effective_on = Some(day("2021-06-14"));
+        assert_eq!(refused(s, Finance, &unfreeze, now).await.1, "not_frozen");
+        unfreeze.effective_on = Some(day("2021-06-15"));
+        assert_eq!(refused(s, Finance, &unfreeze, now).await.1, "unfreeze_on_freeze_day");
+        unfreeze.effective_on = Some(day("2021-06-30"));
+        let u = act(s, Finance, &unfreeze, now).await;
+        assert_eq!(refused(s, Finance, &unfreeze, now).await.0, 409, "not frozen on the 30th any more");
+
+        // Reclaims: the balance on t is quota(p, Y, t) − exp(p, t) − the
+        // reclaims finance has not applied yet.
+        let mut reclaim = ask(ActionKind::Reclaim, P1, "2021-06-10");
+        reclaim.amount = Some("800000.01".into());
+        let (status, reason, figures) = refused(s, Finance, &reclaim, now).await;
+        assert_eq!((status, reason), (422, "reclaim_above_balance"));
+        assert_eq!(
+            figures,
+            serde_json::json!({"amount": "800000.01", "balance": "800000.00", "quota": "1000000.00",
+                               "spent": "200000.00", "unapplied_reclaims": "0.00", "on": "2021-06-10"})
+        );
+        reclaim.amount = Some("0.00".into());
+        assert_eq!(refused(s, Finance, &reclaim, now).await.1, "amount_not_positive");
+        reclaim.amount = Some("1.234".into());
+        assert_eq!(refused(s, Finance, &reclaim, now).await.1, "bad_amount");
+        reclaim.amount = Some("500000.00".into());
+        let r1 = act(s, Finance, &reclaim, now).await;
+        reclaim.amount = Some("300000.01".into());
+        let (_, reason, figures) = refused(s, Finance, &reclaim, now).await;
+        assert_eq!(reason, "reclaim_above_balance");
+        assert_eq!((figures["balance"].as_str(), figures["unapplied_reclaims"].as_str()), (Some("300000.00"), Some("500000.00")));
+        // Finance's reclaim row lands: applied, the quota is smaller, the
+        // balance the same.
+        let mut w = World::default();
+        w.add(quota("Q-R1", P1, 2021, QuotaKind::Reclaim, 50_000_000, "2021-06-10"));
+        w.write(s).await;
+        let (_, _, figures) = refused(s, Finance, &reclaim, now).await;
+        assert_eq!((figures["quota"].as_str(), figures["unapplied_reclaims"].as_str()), (Some("500000.00"), Some("0.00")));
+
+        // Revives draw on reclaims of other projects of the year.
+        let mut revive = ask(ActionKind::Revive, P2, "2021-06-10");
+        revive.amount = Some("400000.00".into());
+        revive.from = Some(vec!["act_nothing".into()]);
+        let (status, reason, _) = refused(s, Finance, &revive, now).await;
+        assert_eq!((status, reason), (404, "no_such_action"));
+        revive.from = Some(vec![f.clone()]);
+        assert_eq!(refused(s, Finance, &revive, now).await.1, "from_not_reclaim");
+        let mut own = revive.clone();
+        own.project = Some(P1.into());
+        own.from = Some(vec![r1.clone()]);
+        assert_eq!(refused(s, Finance, &own, now).await.1, "from_own_project");
+        let mut other_year = revive.clone();
+        other_year.year = Some(2022);
+        other_year.from = Some(vec![r1.clone()]);
+        assert_eq!(refused(s, Finance, &other_year, now).await.1, "from_other_year");
+        let mut before = revive.clone();
+        before.taken_on = Some(day("2021-06-09"));
+        before.from = Some(vec![r1.clone()]);
+        assert_eq!(refused(s, Finance, &before, now).await.1, "from_after_taken");
+        revive.from = Some(vec![r1.clone()]);
+        revive.amount = Some("500000.01".into());
+        let (status, reason, figures) = refused(s, Finance, &revive, now).await;
+        assert_eq!((status, reason), (422, "revive_above_held"));
+        assert_eq!(figures["held"], "500000.00");
+        revive.amount = Some("400000.00".into());
+        act(s, Finance, &revive, now).await;
+        revive.amount = Some("100000.01".into());
+        let (_, _, figures) = refused(s, Finance, &revive, now).await;
+        assert_eq!(figures["from"], serde_json::json!([{"action_id": r1, "holds": "100000.00"}]));
+
+        // Withdrawals: only the agency that took it, once.
+        let (status, reason, _) = refused(s, Npc, &ask_withdraw(&u, "2021-06-10"), now).await;
+        assert_eq!((status, reason), (403, "not_your_action"));
+        let (status, reason, _) = refused(s, Finance, &ask_withdraw("act_none", "2021-06-10"), now).await;
+        assert_eq!((status, reason), (404, "no_such_action"));
+        let w = act(s, Finance, &ask_withdraw(&u, "2021-06-10"), now).await;
+        let (status, reason, _) = refused(s, Finance, &ask_withdraw(&u, "2021-06-10"), now).await;
+        assert_eq!((status, reason), (409, "already_withdrawn"));
+        assert_eq!(refused(s, Finance, &ask_withdraw(&w, "2021-06-10"), now).await.1, "withdraw_of_withdrawal");
+        // The unfreeze withdrawn, P1 is frozen on the 30th again.
+        assert_eq!(refused(s, Finance, &again, now).await.1, "already_frozen");
+        // Audit sees freezes: a withdrawal of finance's is forbidden, not
+        // unknown, to it.
+        assert_eq!(refused(s, Audit, &ask_withdraw(&f, "2021-06-10"), now).await.0, 403);
+        let recorded = s.actions(None).await.unwrap();
+        assert_eq!(recorded.len(), 7);
+        assert!(s.verify().await.unwrap().is_intact());
+    })
+    .await;
 }

@@ -1,7 +1,7 @@
 //! What an agency may see of its alerts: the views the CLI and the API
 //! list, filtered; an alert that is not for the agency is simply absent.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -29,6 +29,10 @@ pub struct AlertView {
     pub summary: String,
     pub facts: Value,
     pub sources: Vec<crate::reconcile::SourceRef>,
+    /// The actions taken on the alert's project in its year that the
+    /// agency may see (filled by [`visible`] and the API, from the store).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Value>,
 }
 
 /// The alert as `agency` may see it, or nothing when it is not for them.
@@ -53,7 +57,23 @@ pub fn view_for(alert: &AlertRow, agency: Agency, silences: &[SilenceRow]) -> Op
         summary: view.summary.clone(),
         facts: view.facts.clone(),
         sources: view.sources.clone(),
+        actions: Vec::new(),
     })
+}
+
+/// Fills in the actions taken on each view's project (in its year) that
+/// `agency` may see.
+pub fn add_actions(
+    views: &mut [AlertView],
+    alerts: &[&AlertRow],
+    actions: &[crate::model::Action],
+    agency: Agency,
+) {
+    for (v, a) in views.iter_mut().zip(alerts) {
+        if let Some(project) = a.project_code.as_deref() {
+            v.actions = crate::action::view::on_project(actions, project, a.as_of.year(), agency);
+        }
+    }
 }
 
 /// Rule ids for CLI and API validation.
@@ -114,13 +134,14 @@ pub async fn visible(
     now: DateTime<Utc>,
 ) -> Result<Vec<AlertView>, StoreError> {
     let silences = in_force(store.silences().await?, now);
-    Ok(store
-        .alerts()
-        .await?
+    let alerts = store.alerts().await?;
+    let (rows, mut views): (Vec<&AlertRow>, Vec<AlertView>) = alerts
         .iter()
         .filter_map(|a| {
             let v = view_for(a, agency, &silences)?;
-            filter.matches(&v, a.recipients()).then_some(v)
+            filter.matches(&v, a.recipients()).then_some((a, v))
         })
-        .collect())
+        .unzip();
+    add_actions(&mut views, &rows, &store.actions(None).await?, agency);
+    Ok(views)
 }

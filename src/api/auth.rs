@@ -22,6 +22,48 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// The agency a request speaks for.
 pub struct Caller(pub Agency);
 
+/// The agency a request speaks for and the name of its token: tokens are
+/// personal, so an action records who took it.
+pub struct Person {
+    pub agency: Agency,
+    pub token: String,
+}
+
+/// The configured token a request carries, if any.
+fn token_of(parts: &Parts, state: &ApiState) -> Option<crate::config::ApiToken> {
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())?;
+    let hash = token_hash(token);
+    let config = state.config.borrow().clone();
+    config
+        .api
+        .tokens
+        .iter()
+        .find(|t| same(t.sha256.to_ascii_lowercase().as_bytes(), hash.as_bytes()))
+        .cloned()
+}
+
+impl FromRequestParts<ApiState> for Person {
+    type Rejection = Unauthorized;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Person, Unauthorized> {
+        token_of(parts, state)
+            .map(|t| Person {
+                agency: t.agency,
+                token: t.name,
+            })
+            .ok_or(Unauthorized)
+    }
+}
+
 pub struct Unauthorized;
 
 impl IntoResponse for Unauthorized {
@@ -44,21 +86,7 @@ impl FromRequestParts<ApiState> for Caller {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Caller, Unauthorized> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(Unauthorized)?;
-        let hash = token_hash(token);
-        let config = state.config.borrow().clone();
-        config
-            .api
-            .tokens
-            .iter()
-            .find(|t| same(t.sha256.to_ascii_lowercase().as_bytes(), hash.as_bytes()))
+        token_of(parts, state)
             .map(|t| Caller(t.agency))
             .ok_or(Unauthorized)
     }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::auth::Caller;
+use super::auth::{Caller, Person};
 use crate::alert::{self, AlertFilter, SilenceScope};
 use crate::model::Agency;
 
@@ -95,7 +95,10 @@ async fn visible_alert(
 ) -> Result<alert::AlertView, ApiError> {
     let a = s.store.get_alert(id).await?.ok_or(ApiError::NotFound)?;
     let silences = alert::in_force(s.store.silences().await?, s.clock.now());
-    alert::view_for(&a, agency, &silences).ok_or(ApiError::NotFound)
+    let mut view = alert::view_for(&a, agency, &silences).ok_or(ApiError::NotFound)?;
+    let actions = s.store.actions(None).await?;
+    alert::view::add_actions(std::slice::from_mut(&mut view), &[&a], &actions, agency);
+    Ok(view)
 }
 
 pub async fn get_alert(
@@ -312,4 +315,100 @@ pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answ
         }));
     }
     ok(out)
+}
+
+/// The longest `Idempotency-Key` kept.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+fn refusal(r: &crate::action::Refusal) -> Response {
+    let status = StatusCode::from_u16(r.status.code()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    (status, Json(r.body())).into_response()
+}
+
+/// `POST /v1/actions`: 201 and the action, or the refusal's status and
+/// reason with its figures. Under an `Idempotency-Key` the agency gave
+/// within 24 hours, the first answer again (`Idempotent-Replayed: true`).
+pub async fn take_action(
+    person: Person,
+    State(s): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(k)) if !k.trim().is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => {
+            Some(k.trim().to_owned())
+        }
+        Some(_) => {
+            return ApiError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible characters"
+            ))
+            .into_response();
+        }
+    };
+    let req: crate::action::ActionRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(
+                    json!({"error": format!("the request is not an action: {e}"),
+                            "reason": "not_an_action", "figures": {}}),
+                ),
+            )
+                .into_response();
+        }
+    };
+    let config = s.config.borrow().clone();
+    let actor = crate::action::Actor {
+        agency: person.agency,
+        token: person.token,
+    };
+    match crate::action::take(
+        s.store.as_ref(),
+        config.subscribers(),
+        &actor,
+        &req,
+        key.as_deref(),
+        s.clock.now(),
+    )
+    .await
+    {
+        Ok(taken) => {
+            let mut r = (StatusCode::CREATED, Json(taken.answer)).into_response();
+            if taken.replayed {
+                r.headers_mut().insert(
+                    "idempotent-replayed",
+                    axum::http::HeaderValue::from_static("true"),
+                );
+            }
+            r
+        }
+        Err(crate::action::TakeError::Refused(r)) => refusal(&r),
+        Err(crate::action::TakeError::Store(e)) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActionQuery {
+    project: Option<String>,
+    kind: Option<crate::model::ActionKind>,
+    year: Option<i32>,
+}
+
+/// `GET /v1/actions`: the actions the caller's agency may see.
+pub async fn list_actions(
+    Caller(agency): Caller,
+    State(s): State<ApiState>,
+    Query(q): Query<ActionQuery>,
+) -> Answer {
+    ok(crate::action::visible(
+        s.store.as_ref(),
+        agency,
+        q.project.as_deref(),
+        q.kind,
+        q.year,
+    )
+    .await?)
 }

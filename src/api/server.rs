@@ -26,6 +26,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/deliveries", get(routes::list_deliveries))
         .route("/v1/deliveries/{id}/redrive", post(routes::redrive))
         .route("/v1/adapters", get(routes::adapters))
+        .route(
+            "/v1/actions",
+            get(routes::list_actions).post(routes::take_action),
+        )
         .with_state(state)
 }
 

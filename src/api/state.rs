@@ -11,6 +11,7 @@ use crate::adapter::Adapter;
 use crate::adapter::manifest::Manifest;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::deliver::Subscriber;
 use crate::metrics::SharedMetrics;
 use crate::model::Agency;
 use crate::store::Store;
@@ -22,6 +23,8 @@ use crate::store::Store;
 pub struct RunningConfig {
     config: Arc<Config>,
     agencies: BTreeMap<String, Agency>,
+    /// Who hears of the actions taken through the API.
+    subscribers: Arc<Vec<Subscriber>>,
 }
 
 impl RunningConfig {
@@ -39,7 +42,21 @@ impl RunningConfig {
                 agencies.insert(name.clone(), m.agency);
             }
         }
-        RunningConfig { config, agencies }
+        RunningConfig {
+            config,
+            agencies,
+            subscribers: Arc::default(),
+        }
+    }
+
+    /// The config's subscribers, built once with it (their secrets read).
+    pub fn with_subscribers(mut self, subscribers: Arc<Vec<Subscriber>>) -> RunningConfig {
+        self.subscribers = subscribers;
+        self
+    }
+
+    pub fn subscribers(&self) -> &[Subscriber] {
+        &self.subscribers
     }
 
     /// The agency an adapter's manifest serves, if its manifest loaded.

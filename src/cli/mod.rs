@@ -23,6 +23,7 @@ use crate::deliver::subscribers;
 use crate::pipeline::Context as Ctx;
 use crate::store::{self, Store};
 
+mod act;
 mod alerts;
 mod bench;
 mod check;
@@ -125,6 +126,15 @@ pub enum Command {
     Alerts {
         #[command(subcommand)]
         command: alerts::AlertsCommand,
+    },
+    /// Take an action as an agency (RULES.md § Actions): warn, freeze,
+    /// unfreeze, reclaim, revive or withdraw. Prints `action ID recorded`
+    /// first; a refusal exits 1 with its reason and figures.
+    Act(act::ActArgs),
+    /// List the actions an agency may see.
+    Actions {
+        #[command(subcommand)]
+        command: act::ActionsCommand,
     },
     /// List webhook deliveries and re-drive dead letters.
     Deliveries {
@@ -561,6 +571,11 @@ async fn run_with_store(
         Command::Deliveries { command } => {
             alerts::deliveries(&mut out, store.as_ref(), &SystemClock, command).await?
         }
+        Command::Act(args) => {
+            let subscribers = subscribers::build_all(config)?;
+            act::act(&mut out, store.as_ref(), &subscribers, &SystemClock, args).await?
+        }
+        Command::Actions { command } => act::actions(&mut out, store.as_ref(), command).await?,
         Command::Report {
             month,
             format,
@@ -680,13 +695,13 @@ async fn run_with_store(
             writeln!(
                 out,
                 "{:<11}{:<16}{:>10}{:>10}{:>10}{:>13}",
-                "agency", "collection", "live", "deleted", "versions", "quarantined"
+                "source", "collection", "live", "deleted", "versions", "quarantined"
             )?;
             for s in stats {
                 writeln!(
                     out,
                     "{:<11}{:<16}{:>10}{:>10}{:>10}{:>13}",
-                    s.agency.as_str(),
+                    s.source.as_str(),
                     s.collection,
                     s.live,
                     s.deleted,

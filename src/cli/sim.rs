@@ -295,7 +295,13 @@ pub async fn demo(
 
     writeln!(
         out,
-        "\n3. deliver: signed webhooks to a local receiver per agency"
+        "\n3. act: one of each action on the planted alerts, then finance's data catches up"
+    )?;
+    demo_actions(out, &ctx, &sim, &adapters, as_of).await?;
+
+    writeln!(
+        out,
+        "\n4. deliver: signed webhooks to a local receiver per agency"
     )?;
     let sent = super::deliver_now(&ctx).await?;
     for (agency, inbox) in &inboxes {
@@ -332,7 +338,7 @@ pub async fn demo(
     let report = store.verify().await?;
     writeln!(
         out,
-        "\n4. verify: {} ({} chains, {} versions, {} records)",
+        "\n5. verify: {} ({} chains, {} versions, {} records)",
         if report.is_intact() {
             "intact"
         } else {
@@ -350,7 +356,7 @@ pub async fn demo(
     )?;
     writeln!(
         out,
-        "\n5. report: {} units ranked by execution progress, written to {}",
+        "\n6. report: {} units ranked by execution progress, written to {}",
         monthly.units.len(),
         report_path.display()
     )?;
@@ -386,4 +392,184 @@ pub async fn demo(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The demo's actions (step 3): npc warns about the slow project with a
+/// deadline already past, finance freezes it (a payment after the freeze
+/// breaches it) and lifts the freeze from tomorrow, reclaims twice from
+/// MIRROR (finance's data then shows the first only), revives part of the
+/// first into TARGET (shown by nothing), and warns about OVER by mistake and
+/// withdraws it. Then finance and npc are pulled again and the rules judge.
+async fn demo_actions(
+    out: &mut dyn Write,
+    ctx: &Context,
+    sim: &crate::sim::Simulator,
+    adapters: &[crate::adapter::Adapter],
+    as_of: chrono::NaiveDate,
+) -> anyhow::Result<()> {
+    use crate::action::{ActionRequest, Actor, take};
+    use crate::demo::planted::*;
+    use crate::model::{ActionKind, Agency};
+    use chrono::{Datelike, Duration, TimeZone};
+
+    let store = ctx.store.as_ref();
+    let alerts = store.alerts().await?;
+    let alert_on = |rule: &str, project: &str| {
+        alerts
+            .iter()
+            .find(|a| a.rule.as_str() == rule && a.project_code.as_deref() == Some(project))
+            .map(|a| a.id.clone())
+    };
+    let day = |days: i64| as_of - Duration::days(days);
+    // The demo acts on the day it judges, at noon China time.
+    let noon = crate::config::china_time()
+        .from_local_datetime(&as_of.and_hms_opt(12, 0, 0).unwrap_or_default())
+        .single()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| ctx.clock.now());
+    let ask = |kind: ActionKind, project: &str, taken: chrono::NaiveDate, reason: &str| {
+        let mut r = ActionRequest::new(kind, "演示", reason);
+        r.project = Some(project.to_owned());
+        r.year = Some(as_of.year());
+        r.taken_on = Some(taken);
+        r
+    };
+    let mut taken: Vec<(String, String)> = Vec::new();
+    let mut act =
+        async |agency: Agency, req: ActionRequest, what: String| -> anyhow::Result<String> {
+            let actor = Actor {
+                agency,
+                token: "demo".into(),
+            };
+            let t = take(store, &ctx.subscribers, &actor, &req, None, noon)
+                .await
+                .map_err(|e| anyhow::anyhow!("the demo's {} was refused: {e}", req.kind))?;
+            writeln!(out, "  action {} recorded: {agency} {what}", t.action_id)?;
+            taken.push((t.action_id.clone(), what));
+            Ok(t.action_id)
+        };
+
+    let mut warn = ask(
+        ActionKind::Warn,
+        SLOW,
+        day(15),
+        "执行进度严重滞后，限期说明",
+    );
+    warn.alert = alert_on("execution.slow", SLOW);
+    warn.deadline = Some(day(5));
+    act(
+        Agency::Npc,
+        warn,
+        format!("warns about {SLOW}, answer due {}", day(5)),
+    )
+    .await?;
+    let mut freeze = ask(ActionKind::Freeze, SLOW, day(15), "暂停支付，核查进度");
+    freeze.effective_on = Some(day(15));
+    act(
+        Agency::Finance,
+        freeze,
+        format!("freezes {SLOW} from {}", day(15)),
+    )
+    .await?;
+    let mut unfreeze = ask(ActionKind::Unfreeze, SLOW, as_of, "核查完毕");
+    unfreeze.effective_on = Some(as_of + Duration::days(1));
+    act(
+        Agency::Finance,
+        unfreeze,
+        format!("lifts it from {}", as_of + Duration::days(1)),
+    )
+    .await?;
+    let mut reclaim = ask(ActionKind::Reclaim, MIRROR, day(25), "收回结余资金");
+    reclaim.amount = Some(crate::money::Fen(crate::demo::DEMO_RECLAIM_APPLIED).to_yuan());
+    let first = act(
+        Agency::Finance,
+        reclaim.clone(),
+        format!("reclaims 10000.00 yuan from {MIRROR}"),
+    )
+    .await?;
+    reclaim.amount = Some("20000.00".into());
+    reclaim.taken_on = Some(day(20));
+    act(
+        Agency::Finance,
+        reclaim,
+        format!("reclaims 20000.00 yuan more from {MIRROR}"),
+    )
+    .await?;
+    let mut revive = ask(ActionKind::Revive, TARGET, day(18), "急需资金");
+    revive.amount = Some("8000.00".into());
+    revive.from = Some(vec![first]);
+    act(
+        Agency::Finance,
+        revive,
+        format!("revives 8000.00 yuan of it into {TARGET}"),
+    )
+    .await?;
+    let mut mistaken = ask(ActionKind::Warn, OVER, as_of, "超指标支付");
+    mistaken.alert = alert_on("payment.over_quota", OVER);
+    mistaken.deadline = Some(as_of + Duration::days(15));
+    let wrong = act(Agency::Finance, mistaken, format!("warns about {OVER}")).await?;
+    let mut withdraw = ActionRequest::new(ActionKind::Withdraw, "演示", "误发");
+    withdraw.action = Some(wrong);
+    withdraw.taken_on = Some(as_of);
+    act(Agency::Finance, withdraw, "withdraws that warning".into()).await?;
+
+    for r in crate::demo::action_followups(day(25))? {
+        sim.data().upsert(r);
+    }
+    sim.write_files()?;
+    for a in adapters
+        .iter()
+        .filter(|a| matches!(a.manifest.agency, Agency::Finance | Agency::Npc))
+    {
+        let r = crate::adapter::run_adapter(store, a, ctx.clock.as_ref(), &SyncOptions::default())
+            .await;
+        if !r.ok() {
+            anyhow::bail!(
+                "the demo's second pull of {} failed: {:?}",
+                r.adapter,
+                r.error
+            );
+        }
+    }
+    writeln!(
+        out,
+        "  finance's quota rows show the first reclaim (approved {}), npc approves it: nothing fires for it",
+        day(22)
+    )?;
+    let outcome = ctx.reconcile(as_of).await?;
+    super::print_outcome(out, as_of, &outcome)?;
+    let alerts = store.alerts().await?;
+    for rule in crate::reconcile::RuleId::ALL
+        .iter()
+        .filter(|r| r.as_str().starts_with("action."))
+    {
+        let fired: Vec<&str> = alerts
+            .iter()
+            .filter(|a| a.rule == *rule && a.state.is_active())
+            .filter_map(|a| {
+                a.finding
+                    .view
+                    .facts
+                    .get("action_id")
+                    .and_then(|v| v.as_str())
+            })
+            .collect();
+        let about: Vec<&str> = fired
+            .iter()
+            .filter_map(|id| {
+                taken
+                    .iter()
+                    .find(|(t, _)| t == id)
+                    .map(|(_, what)| what.as_str())
+            })
+            .collect();
+        writeln!(
+            out,
+            "  {:<26}{} firing: {}",
+            rule.as_str(),
+            fired.len(),
+            about.join("; ")
+        )?;
+    }
+    Ok(())
 }

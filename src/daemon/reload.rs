@@ -21,7 +21,10 @@ pub(super) struct Generation {
 impl Generation {
     /// What the API answers from while this generation runs.
     pub fn running(&self) -> Arc<RunningConfig> {
-        Arc::new(RunningConfig::new(self.config.clone(), &self.adapters))
+        Arc::new(
+            RunningConfig::new(self.config.clone(), &self.adapters)
+                .with_subscribers(self.subscribers.clone()),
+        )
     }
 }
 

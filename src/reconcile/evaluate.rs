@@ -1,6 +1,8 @@
 //! An evaluation: every enabled rule of the registry over the store's facts
 //! as of a date. The project rules walk finance's projects a slice at a
-//! time; the others run once. Nothing is written.
+//! time; the others run once, those that read the others' findings last.
+//! A finding about a project then shows the actions taken on it. Nothing is
+//! written.
 
 use chrono::NaiveDate;
 
@@ -37,11 +39,13 @@ pub async fn evaluate_in_slices(
     // The project facts carry exp(p, D − lookback) for the year-end
     // projection, whose lookback is that rule's setting.
     let q = FactsQuery::new(as_of, c.unspendable.lookback_days);
-    let (of_projects, of_store): (Vec<&dyn Rule>, Vec<&dyn Rule>) = c
+    let (of_projects, rest): (Vec<&dyn Rule>, Vec<&dyn Rule>) = c
         .rules()
         .into_iter()
         .filter(|r| r.enabled())
         .partition(|r| r.reads() == Reads::Projects);
+    let (of_store, after): (Vec<&dyn Rule>, Vec<&dyn Rule>) =
+        rest.into_iter().partition(|r| r.reads() == Reads::Store);
 
     let mut all: Vec<Finding> = Vec::new();
     let slices = if of_projects.is_empty() {
@@ -60,6 +64,15 @@ pub async fn evaluate_in_slices(
     for rule in &of_store {
         all.extend(addressed(*rule, rule.judge(&facts).await?));
     }
+    if !after.is_empty() {
+        let before = all.clone();
+        let facts = Facts::of_store(store, q).with_findings(&before);
+        for rule in &after {
+            all.extend(addressed(*rule, rule.judge(&facts).await?));
+        }
+    }
+    let actions = store.actions(Some(q.year)).await?;
+    crate::reconcile::rules::action::show_actions(&mut all, &actions, as_of);
     all.sort_by_cached_key(|f| (f.rule, f.subject().to_string()));
     Ok(all)
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::Agency;
+use crate::model::{Agency, Source};
 
 pub use super::registry::RuleId;
 
@@ -58,18 +58,19 @@ impl fmt::Display for Severity {
     }
 }
 
-/// A source record a finding rests on.
+/// A source record a finding rests on: an agency's, or (`liankong`) an
+/// action's.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SourceRef {
-    pub agency: Agency,
+    pub agency: Source,
     pub collection: String,
     pub key: String,
 }
 
 impl SourceRef {
-    pub fn new(agency: Agency, collection: &str, key: impl Into<String>) -> SourceRef {
+    pub fn new(agency: impl Into<Source>, collection: &str, key: impl Into<String>) -> SourceRef {
         SourceRef {
-            agency,
+            agency: agency.into(),
             collection: collection.to_owned(),
             key: key.into(),
         }

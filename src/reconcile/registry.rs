@@ -108,6 +108,14 @@ registry! {
     UnknownProject = "link.unknown_project", unknown_project: link::UnknownProject;
     /// An audit unit name that matches no finance unit.
     UnresolvedUnit = "link.unresolved_unit", unresolved_unit: link::UnresolvedUnit;
+    /// A payment inside the breach window of finance's freeze action.
+    ActionFreezeBreach = "action.freeze_breach", action_freeze_breach: action::FreezeBreach;
+    /// A reclaim action finance's quota rows do not show after the grace days.
+    ReclaimUnapplied = "action.reclaim_unapplied", reclaim_unapplied: action::ReclaimUnapplied;
+    /// A revive action finance's adjustments do not show after the grace days.
+    ReviveUnapplied = "action.revive_unapplied", revive_unapplied: action::ReviveUnapplied;
+    /// A warning past its deadline whose alert still fires.
+    WarnUnanswered = "action.warn_unanswered", warn_unanswered: action::WarnUnanswered;
 }
 
 /// A configured recipient a confidential rule may not have.

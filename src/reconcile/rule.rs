@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
 use super::finding::{Finding, RuleId};
-use crate::model::Agency;
+use crate::model::{Action, Agency};
 use crate::store::StoreError;
 use crate::store::facts::{FactStore, FactsQuery, FindingFact, ProjectFacts, ProjectRange};
 
@@ -32,6 +32,9 @@ pub enum Reads {
     Projects,
     /// What it asks the store for, once per evaluation.
     Store,
+    /// What it asks the store for and every other rule's findings of this
+    /// evaluation ([`Facts::others`]): judged last, once.
+    Findings,
 }
 
 /// Who may receive a confidential rule's findings, whatever the config says.
@@ -87,7 +90,9 @@ pub struct Facts<'a> {
     /// The project codes of this slice; every code outside a slice.
     pub range: ProjectRange,
     projects: &'a [ProjectFacts],
+    others: &'a [Finding],
     audit_findings: OnceCell<Vec<FindingFact>>,
+    actions: OnceCell<Vec<Action>>,
 }
 
 impl<'a> Facts<'a> {
@@ -103,7 +108,9 @@ impl<'a> Facts<'a> {
             query,
             range: range.clone(),
             projects,
+            others: &[],
             audit_findings: OnceCell::new(),
+            actions: OnceCell::new(),
         }
     }
 
@@ -114,8 +121,31 @@ impl<'a> Facts<'a> {
             query,
             range: ProjectRange::default(),
             projects: &[],
+            others: &[],
             audit_findings: OnceCell::new(),
+            actions: OnceCell::new(),
         }
+    }
+
+    /// The facts of the whole store and the findings of every rule judged
+    /// before, for the rules that [`Reads::Findings`].
+    pub fn with_findings(self, others: &'a [Finding]) -> Facts<'a> {
+        Facts { others, ..self }
+    }
+
+    /// The findings of the other rules of this evaluation (only for a rule
+    /// that [`Reads::Findings`]).
+    pub fn others(&self) -> &'a [Finding] {
+        self.others
+    }
+
+    /// Every action of the year `Y`, withdrawals included, asked for once.
+    pub async fn actions(&self) -> Result<&[Action], StoreError> {
+        let actions = self
+            .actions
+            .get_or_try_init(|| self.store.actions(Some(self.query.year)))
+            .await?;
+        Ok(actions)
     }
 
     /// The [`ProjectFacts`] of this slice (none outside a slice).

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate};
 
 use super::ratio::Ratio;
+use crate::action::ledger;
+use crate::model::{Action, ActionKind, ProjectCode, QuotaKind};
 use crate::money::Fen;
 use crate::reconcile::Severity;
 use crate::store::alerts::AlertRow;
@@ -32,6 +34,10 @@ pub struct Report {
     /// Every live finance unit: the ranked ones by rank (ties by unit code),
     /// then the unranked ones by unit code.
     pub units: Vec<UnitReport>,
+    /// The money put back to use in `Y` up to `D`: Σ revive actions.
+    pub revived: Fen,
+    /// How much of it finance's adjustments of the receiving projects show.
+    pub revived_applied: Fen,
 }
 
 /// One unit's line of the report.
@@ -63,6 +69,84 @@ pub struct UnitReport {
     pub rank: Option<usize>,
     /// Its open non-confidential alerts.
     pub open_alerts: OpenAlerts,
+    /// The actions on its projects taken in the month.
+    pub month_actions: ActionCounts,
+    /// The same from 1 January of `Y` to `D`.
+    pub year_actions: ActionCounts,
+}
+
+/// What was done about a unit's projects (`RULES.md` § Actions): actions of
+/// `Y` that count as of `D` (a withdrawn one does not); a revive counts
+/// under the receiving project's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ActionCounts {
+    pub warnings: u64,
+    pub freezes: u64,
+    pub reclaimed: Fen,
+    pub revived: Fen,
+}
+
+impl ActionCounts {
+    fn add(&mut self, a: &Action) {
+        let amount = a.amount.unwrap_or(Fen::ZERO);
+        match a.kind {
+            ActionKind::Warn => self.warnings += 1,
+            ActionKind::Freeze => self.freezes += 1,
+            ActionKind::Reclaim => self.reclaimed = self.reclaimed + amount,
+            ActionKind::Revive => self.revived = self.revived + amount,
+            ActionKind::Unfreeze | ActionKind::Withdraw => {}
+        }
+    }
+}
+
+/// Per unit, the actions of the month and of the year to `as_of`; and the
+/// year's revived money with what finance applied of it.
+async fn actions_by_unit(
+    store: &dyn Store,
+    year: i32,
+    as_of: NaiveDate,
+) -> Result<(BTreeMap<String, (ActionCounts, ActionCounts)>, Fen, Fen), StoreError> {
+    let actions = store.actions(Some(year)).await?;
+    let counted = ledger::counted(&actions, as_of);
+    let units: BTreeMap<String, String> = store
+        .action_projects(year)
+        .await?
+        .into_iter()
+        .filter_map(|p| Some((p.project_code, p.unit_code?)))
+        .collect();
+    let month_start = as_of.with_day(1).unwrap_or(as_of);
+    let mut out: BTreeMap<String, (ActionCounts, ActionCounts)> = BTreeMap::new();
+    for a in &counted {
+        let Some(unit) = units.get(a.project_code.as_str()) else {
+            continue;
+        };
+        let counts = out.entry(unit.clone()).or_default();
+        counts.1.add(a);
+        if a.taken_on >= month_start {
+            counts.0.add(a);
+        }
+    }
+    let moves = store.action_quota_moves(year).await?;
+    let (mut revived, mut applied) = (Fen::ZERO, Fen::ZERO);
+    let receiving: std::collections::BTreeSet<&ProjectCode> = counted
+        .iter()
+        .filter(|a| a.kind == ActionKind::Revive)
+        .map(|a| &a.project_code)
+        .collect();
+    for q in receiving {
+        let revives = ledger::revives(&counted, q, year);
+        let rows: Vec<(NaiveDate, Fen)> = moves
+            .iter()
+            .filter(|m| m.project_code == q.as_str())
+            .filter(|m| m.kind == QuotaKind::Adjustment && m.amount > Fen::ZERO)
+            .map(|m| (m.approved_on, m.amount))
+            .collect();
+        let application = ledger::application(&revives, &rows, as_of);
+        let asked: Fen = revives.iter().filter_map(|a| a.amount).sum();
+        revived = revived + asked;
+        applied = applied + asked - application.unapplied();
+    }
+    Ok((out, revived, applied))
 }
 
 /// Open (firing or escalated) alerts of a unit, by severity.
@@ -78,11 +162,16 @@ pub async fn build(store: &dyn Store, month: NaiveDate) -> Result<Report, StoreE
     let year = as_of.year();
     let sums = store.unit_sums(year, as_of).await?;
     let alerts = open_alerts(&store.alerts().await?);
+    let (actions, revived, revived_applied) = actions_by_unit(store, year, as_of).await?;
     let units = rank(
         sums.into_iter()
             .map(|s| {
                 let open = alerts.get(&s.unit_code).copied().unwrap_or_default();
-                unit_report(s, open)
+                let (month, ytd) = actions.get(&s.unit_code).copied().unwrap_or_default();
+                let mut u = unit_report(s, open);
+                u.month_actions = month;
+                u.year_actions = ytd;
+                u
             })
             .collect(),
     );
@@ -92,6 +181,8 @@ pub async fn build(store: &dyn Store, month: NaiveDate) -> Result<Report, StoreE
         as_of,
         time_progress: time_progress(as_of),
         units,
+        revived,
+        revived_applied,
     })
 }
 
@@ -131,6 +222,8 @@ fn unit_report(s: UnitSums, open_alerts: OpenAlerts) -> UnitReport {
         reserve_quota: Fen(s.reserve_quota),
         total_quota: Fen(s.total_quota),
         open_alerts,
+        month_actions: ActionCounts::default(),
+        year_actions: ActionCounts::default(),
     }
 }
 

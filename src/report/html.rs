@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use super::build::{Report, UnitReport};
 use super::ratio::round_div;
-use super::render::{COLUMNS, NOTES, UNDEFINED, as_of_line, cells, title};
+use super::render::{COLUMNS, NOTES, UNDEFINED, as_of_line, cells, revived_line, title};
 
 const STYLE: &str = "body{font-family:\"Noto Sans CJK SC\",\"Microsoft YaHei\",\"PingFang SC\",sans-serif;\
 margin:2em;color:#1a202c}\
@@ -35,8 +35,9 @@ pub(super) fn page(report: &Report) -> String {
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     let _ = write!(
         out,
-        "<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n<p>{}</p>\n",
-        escape(&as_of_line(report))
+        "<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n<p>{}</p>\n<p>{}</p>\n",
+        escape(&as_of_line(report)),
+        escape(&revived_line(report))
     );
     out.push_str("<figure>\n");
     out.push_str(&chart(report));
@@ -372,6 +373,8 @@ mod tests {
                 budget_to_project_rate: Ratio::new(1, 1),
                 rank: Some(i + 1),
                 open_alerts: OpenAlerts::default(),
+                month_actions: Default::default(),
+                year_actions: Default::default(),
             })
             .collect();
         Report {
@@ -380,6 +383,8 @@ mod tests {
             as_of: NaiveDate::from_ymd_opt(2021, 1, 31).unwrap(),
             time_progress: time,
             units,
+            revived: Fen(0),
+            revived_applied: Fen(0),
         }
     }
 

@@ -14,6 +14,6 @@ mod html;
 mod ratio;
 mod render;
 
-pub use build::{OpenAlerts, Report, UnitReport, build, month_end, time_progress};
+pub use build::{ActionCounts, OpenAlerts, Report, UnitReport, build, month_end, time_progress};
 pub use ratio::Ratio;
 pub use render::{Format, UnknownFormat, render};

@@ -65,7 +65,7 @@ pub fn render(report: &Report, format: Format) -> String {
 
 /// The table's columns: the heading shown (Markdown, HTML) and the CSV
 /// heading.
-pub(super) const COLUMNS: [(&str, &str); 11] = [
+pub(super) const COLUMNS: [(&str, &str); 19] = [
     ("单位编码", "unit_code"),
     ("单位名称", "unit_name"),
     ("预算执行进度", "execution_progress_pct"),
@@ -77,6 +77,14 @@ pub(super) const COLUMNS: [(&str, &str); 11] = [
     ("警告预警", "open_warning_alerts"),
     ("指标(元)", "quota_yuan"),
     ("支出(元)", "expenditure_yuan"),
+    ("本月预警", "warnings_month"),
+    ("累计预警", "warnings_ytd"),
+    ("本月冻结", "freezes_month"),
+    ("累计冻结", "freezes_ytd"),
+    ("本月收回(元)", "reclaimed_month_yuan"),
+    ("累计收回(元)", "reclaimed_ytd_yuan"),
+    ("本月盘活(元)", "revived_month_yuan"),
+    ("累计盘活(元)", "revived_ytd_yuan"),
 ];
 
 /// Shown for an undefined indicator or a unit without a rank.
@@ -117,7 +125,8 @@ impl Cell {
 }
 
 /// A unit's cells, in the order of [`COLUMNS`].
-pub(super) fn cells(report: &Report, u: &UnitReport) -> [Cell; 11] {
+pub(super) fn cells(report: &Report, u: &UnitReport) -> [Cell; 19] {
+    let (m, y) = (&u.month_actions, &u.year_actions);
     [
         Cell::Text(u.unit_code.clone()),
         Cell::Text(u.unit_name.clone()),
@@ -130,7 +139,23 @@ pub(super) fn cells(report: &Report, u: &UnitReport) -> [Cell; 11] {
         Cell::Number(u.open_alerts.warning.to_string()),
         Cell::Number(u.quota.to_yuan()),
         Cell::Number(u.expenditure.to_yuan()),
+        Cell::Number(m.warnings.to_string()),
+        Cell::Number(y.warnings.to_string()),
+        Cell::Number(m.freezes.to_string()),
+        Cell::Number(y.freezes.to_string()),
+        Cell::Number(m.reclaimed.to_yuan()),
+        Cell::Number(y.reclaimed.to_yuan()),
+        Cell::Number(m.revived.to_yuan()),
+        Cell::Number(y.revived.to_yuan()),
     ]
+}
+
+/// The year's money put back to use, under the title.
+pub(super) fn revived_line(report: &Report) -> String {
+    format!(
+        "本年度盘活（复活）资金：{}元，财政指标已落实{}元。",
+        report.revived, report.revived_applied
+    )
 }
 
 /// `预算执行月报 2021年9月`.
@@ -149,15 +174,21 @@ pub(super) fn as_of_line(report: &Report) -> String {
 }
 
 /// How to read the table, under it.
-pub(super) const NOTES: [&str; 4] = [
+pub(super) const NOTES: [&str; 5] = [
     "预算执行进度 = 支出 ÷ 指标，按单位的有效项目（年度指标大于 0 且非待分配）汇总；支出含当年截至日期的支出，已作废、已删除的记录不计。",
     "支出率 = 支出 ÷ 拨款；预算到项目率 = 1 − 待分配项目指标 ÷ 全部项目指标。",
     "“—”表示分母为 0、无法计算；预算执行进度无法计算的单位不参与排名，并列者名次相同。",
     "严重、警告预警为生成报告时尚未关闭（触发或升级）的预警数。",
+    "本月、累计各列为各单位项目在本月及本年度截至日期采取的操作（已撤销的不计）；盘活计入调入项目所属单位；“已落实”为财政指标调增已反映的盘活金额。",
 ];
 
 fn markdown(report: &Report) -> String {
-    let mut out = format!("# {}\n\n{}\n\n", title(report), as_of_line(report));
+    let mut out = format!(
+        "# {}\n\n{}\n\n{}\n\n",
+        title(report),
+        as_of_line(report),
+        revived_line(report)
+    );
     let headings: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
     out.push_str(&format!("| {} |\n", headings.join(" | ")));
     // Alignment follows the first row's cells; every row has the same kinds.
@@ -244,6 +275,8 @@ mod tests {
                 critical: 1,
                 warning: 2,
             },
+            month_actions: Default::default(),
+            year_actions: Default::default(),
         };
         Report {
             year: 2021,
@@ -254,6 +287,8 @@ mod tests {
                 unit("370101", "市教育局", Ratio::new(1, 2), Some(1)),
                 unit("370102", "a|b, \"c\"\n<script>", None, None),
             ],
+            revived: Fen(0),
+            revived_applied: Fen(0),
         }
     }
 

@@ -301,6 +301,8 @@ impl SimData {
             Record::AuditFinding(r) => upsert_row(&mut ds.findings, r),
             Record::Referral(r) => upsert_row(&mut ds.referrals, r),
             Record::OrgdeptEvaluation(r) => upsert_row(&mut ds.orgdept, r),
+            // No agency system serves liankong's own actions.
+            Record::Action(_) => {}
         }
     }
 
@@ -349,6 +351,7 @@ impl SimData {
             Findings => remove_row(&mut ds.findings, key).is_some(),
             Referrals => remove_row(&mut ds.referrals, key).is_some(),
             OrgdeptEvaluations => remove_row(&mut ds.orgdept, key).is_some(),
+            Actions => false,
         }
     }
 }

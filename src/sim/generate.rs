@@ -107,6 +107,8 @@ impl Dataset {
             Findings => self.findings.len(),
             Referrals => self.referrals.len(),
             OrgdeptEvaluations => self.orgdept.len(),
+            // Actions are taken in liankong, never served by an agency.
+            Actions => 0,
         }
     }
 
@@ -129,6 +131,7 @@ impl Dataset {
             Findings => wrap(&self.findings, Record::AuditFinding),
             Referrals => wrap(&self.referrals, Record::Referral),
             OrgdeptEvaluations => wrap(&self.orgdept, Record::OrgdeptEvaluation),
+            Actions => Vec::new(),
         }
     }
 }

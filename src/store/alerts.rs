@@ -44,6 +44,28 @@ text_enum! {
         Escalated = "alert.escalated",
         Reminder = "alert.reminder",
         Resolved = "alert.resolved",
+        /// An action was recorded (`RULES.md` § Actions): one type per kind.
+        ActionWarn = "action.warn",
+        ActionFreeze = "action.freeze",
+        ActionUnfreeze = "action.unfreeze",
+        ActionReclaim = "action.reclaim",
+        ActionRevive = "action.revive",
+        ActionWithdraw = "action.withdraw",
+    }
+}
+
+impl EventType {
+    /// The event that announces an action of this kind.
+    pub fn of_action(kind: crate::model::ActionKind) -> EventType {
+        use crate::model::ActionKind::*;
+        match kind {
+            Warn => EventType::ActionWarn,
+            Freeze => EventType::ActionFreeze,
+            Unfreeze => EventType::ActionUnfreeze,
+            Reclaim => EventType::ActionReclaim,
+            Revive => EventType::ActionRevive,
+            Withdraw => EventType::ActionWithdraw,
+        }
     }
 }
 
@@ -114,6 +136,9 @@ pub struct OutboxRow {
     pub id: i64,
     /// The `webhook-id`: the same on every attempt.
     pub event_id: String,
+    /// What the event is about: an alert's id, or an action's (a
+    /// withdrawal's events go with the action withdrawn). One subscriber
+    /// gets the events of one subject in order.
     pub alert_id: String,
     pub subscriber: String,
     pub agency: Agency,

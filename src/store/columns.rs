@@ -15,8 +15,8 @@ use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode};
 
 use crate::model::{
-    Agency, Centi, FindingStatus, PaymentKind, ProjectCategory, RectificationStatus,
-    ReferralOrigin, ReferralStatus,
+    ActionKind, Agency, Centi, FindingStatus, PaymentKind, ProjectCategory, QuotaKind,
+    RectificationStatus, ReferralOrigin, ReferralStatus,
 };
 use crate::money::Fen;
 use crate::reconcile::{Finding, RuleId, Severity};
@@ -160,6 +160,8 @@ word_column!(
     ReferralOrigin,
     PaymentKind,
     ProjectCategory,
+    QuotaKind,
+    ActionKind,
 );
 
 /// The column mapping of a newtype over `i64` (`BIGINT`).

@@ -16,9 +16,10 @@ use crate::model::{
 };
 use crate::money::Fen;
 
-/// What the rules read. Every method is one query.
+/// What the rules read. Every method is one query; what actions and the
+/// rules that follow them through read is [`ActionFacts`](super::actions::ActionFacts).
 #[async_trait]
-pub trait FactStore: Send + Sync {
+pub trait FactStore: super::actions::ActionFacts + Send + Sync {
     /// Slices of project codes in code order, each holding about `size` of
     /// finance's live projects, that together cover every code (finance's or
     /// not) exactly once: the project rules walk a province one slice at a

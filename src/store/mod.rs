@@ -12,6 +12,7 @@
 //! and the stream's new [`StreamState`] commit in one transaction, so a crash
 //! at any point leaves either all of a batch or none of it.
 
+pub mod actions;
 pub mod alerts;
 mod chain;
 mod columns;
@@ -28,7 +29,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Agency, Collection, Record};
+use crate::model::{Agency, Collection, Record, Source};
 
 pub use chain::{GENESIS, content_hash, link_hash};
 
@@ -136,6 +137,9 @@ impl fmt::Display for StoreUrl {
 pub struct RunId(pub i64);
 
 /// One change a source reported.
+// Nearly every item is an upsert, and boxing the record would cost an
+// allocation per record of a province's sync.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// The record as the source has it now.
@@ -430,7 +434,7 @@ pub struct AdapterRunRow {
 /// Counts for one collection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CollectionStats {
-    pub agency: Agency,
+    pub source: Source,
     pub collection: &'static str,
     pub live: i64,
     pub deleted: i64,
@@ -441,7 +445,9 @@ pub struct CollectionStats {
 
 /// The shared store. Every method is one transaction or one read.
 #[async_trait]
-pub trait Store: facts::FactStore + alerts::AlertStore + report::ReportStore + Send + Sync {
+pub trait Store:
+    facts::FactStore + alerts::AlertStore + report::ReportStore + actions::ActionStore + Send + Sync
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

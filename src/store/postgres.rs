@@ -51,6 +51,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "quarantine lifecycle and held deletions",
         include_str!("migrations/postgres/0007_quarantine_lifecycle_and_held_deletions.sql"),
     ),
+    // 8 is the store's new layout (issue 11), landing from another branch.
+    (
+        9,
+        "actions",
+        include_str!("migrations/postgres/0009_actions.sql"),
+    ),
 ];
 
 /// The URL's connection settings, without connecting.
@@ -86,3 +92,4 @@ async fn begin_write(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>, 
 
 include!("sql_common.rs");
 include!("sql_report.rs");
+include!("sql_actions.rs");

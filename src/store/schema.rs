@@ -2,7 +2,8 @@
 //!
 //! Every collection has its own table (`finance_payments`, `npc_budgets`, …)
 //! with the same bookkeeping columns (`key`, `hash`, `version`, `deleted`,
-//! `first_seen`, `last_seen`, `seen_run`) followed by the typed columns below.
+//! `first_seen`, `last_seen`, `seen_run`) followed by the typed columns below;
+//! liankong's own actions (`liankong_actions`) are kept the same way.
 //! The canonical content itself lives in the version history; the typed
 //! columns are a projection of the newest version that `verify` re-derives.
 
@@ -35,6 +36,7 @@ pub fn table(c: Collection) -> &'static str {
         Findings => "audit_findings",
         Referrals => "discipline_referrals",
         OrgdeptEvaluations => "orgdept_evaluations",
+        Actions => "liankong_actions",
     }
 }
 
@@ -98,7 +100,36 @@ pub fn columns(c: Collection) -> &'static [&'static str] {
             "score",
             "grade",
         ],
+        Actions => ACTION_COLUMNS,
     }
+}
+
+/// Every field of an action is a typed column: the store reads actions
+/// back from their table alone (`verify` holds the columns to the newest
+/// version). `by` and `from` are SQL words, hence `by_name` and `from_ids`.
+pub const ACTION_COLUMNS: &[&str] = &[
+    "action_id",
+    "kind",
+    "agency",
+    "token",
+    "by_name",
+    "recorded_at",
+    "taken_on",
+    "project_code",
+    "year",
+    "alert_id",
+    "deadline",
+    "effective_on",
+    "amount",
+    "from_ids",
+    "withdraws",
+    "reason",
+];
+
+/// An action's `recorded_at` as its column keeps it: RFC 3339 in UTC with
+/// microseconds, so that text order is time order.
+pub fn recorded_at_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn text(s: impl ToString) -> Value {
@@ -208,6 +239,24 @@ pub fn values(record: &Record) -> Vec<Value> {
             int(r.reported_rate.0),
             int(r.score.0),
             word(r.grade),
+        ],
+        Record::Action(r) => vec![
+            text(&r.action_id),
+            word(r.kind),
+            word(r.agency),
+            text(&r.token),
+            text(&r.by),
+            text(recorded_at_text(r.recorded_at)),
+            date(r.taken_on),
+            text(&r.project_code),
+            int(r.year),
+            opt_text(r.alert_id.as_ref()),
+            Value::Date(r.deadline),
+            Value::Date(r.effective_on),
+            Value::Int(r.amount.map(|a| a.0)),
+            text(serde_json::to_string(&r.from).unwrap_or_default()),
+            opt_text(r.withdraws.as_ref()),
+            text(&r.reason),
         ],
     }
 }

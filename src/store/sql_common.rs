@@ -1335,7 +1335,7 @@ impl Store for SqlStore {
             .await?;
             let stream = collection.to_string();
             stats.push(CollectionStats {
-                agency: collection.agency(),
+                source: collection.source(),
                 collection: collection.name(),
                 live,
                 deleted,

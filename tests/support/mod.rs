@@ -643,3 +643,72 @@ pub async fn sync_all(t: &TestStore, env: &Env) {
         assert!(r.ok(), "{name}: {:?}", r.error);
     }
 }
+
+// ---- actions ----
+
+pub use liankong::action::{ActionRequest, Actor, TakeError};
+pub use liankong::model::ActionKind;
+pub use liankong::store::actions::ActionFacts;
+
+pub fn actor(agency: Agency) -> Actor {
+    Actor {
+        agency,
+        token: format!("{agency}-token"),
+    }
+}
+
+/// A request of `kind` for (project, 2021), taken on `taken_on`.
+pub fn ask(kind: ActionKind, project: &str, taken_on: &str) -> ActionRequest {
+    let mut r = ActionRequest::new(kind, "王科长", "测试");
+    r.project = Some(project.to_owned());
+    r.year = Some(2021);
+    r.taken_on = Some(day(taken_on));
+    r
+}
+
+/// A withdrawal of `id`, taken on `taken_on`.
+pub fn ask_withdraw(id: &str, taken_on: &str) -> ActionRequest {
+    let mut r = ActionRequest::new(ActionKind::Withdraw, "王科长", "误操作");
+    r.action = Some(id.to_owned());
+    r.taken_on = Some(day(taken_on));
+    r
+}
+
+/// Takes an action as `agency` at `now` with these subscribers; the id.
+pub async fn act_with(
+    store: &dyn Store,
+    subscribers: &[liankong::deliver::Subscriber],
+    agency: Agency,
+    req: &ActionRequest,
+    now: &str,
+) -> Result<String, TakeError> {
+    liankong::action::take(store, subscribers, &actor(agency), req, None, at(now))
+        .await
+        .map(|t| t.action_id)
+}
+
+/// Takes an action that must be recorded; its id.
+pub async fn act(store: &dyn Store, agency: Agency, req: &ActionRequest, now: &str) -> String {
+    act_with(store, &[], agency, req, now).await.unwrap()
+}
+
+/// Takes an action that must be refused; (HTTP status, reason, figures).
+pub async fn refused(
+    store: &dyn Store,
+    agency: Agency,
+    req: &ActionRequest,
+    now: &str,
+) -> (u16, &'static str, serde_json::Value) {
+    let before = store.actions(None).await.unwrap().len();
+    match act_with(store, &[], agency, req, now).await {
+        Err(TakeError::Refused(r)) => {
+            assert_eq!(
+                store.actions(None).await.unwrap().len(),
+                before,
+                "a refusal records nothing"
+            );
+            (r.status.code(), r.reason, r.figures)
+        }
+        other => panic!("expected a refusal of {req:?}, got {other:?}"),
+    }
+}

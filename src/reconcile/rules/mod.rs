@@ -7,6 +7,7 @@
 //!
 //! [`Rule`]: super::rule::Rule
 
+pub mod action;
 pub mod audit;
 pub mod budget;
 pub mod disbursement;
