@@ -598,6 +598,7 @@ impl<'a> StreamProgress<'a> {
         let mut batch = Batch::new(self.collection(), writer.run, writer.clock.now());
         batch.items = std::mem::take(&mut self.pending);
         batch.quarantine = std::mem::take(&mut self.pending_quarantine);
+        batch.snapshot = matches!(self.mode, SyncMode::Snapshot);
         if let Some(t) = self.high_water {
             self.cursor = Some(utc_string(t));
         }

@@ -30,6 +30,12 @@ pub struct BenchArgs {
     /// The sqlite3 shell of the baseline.
     #[arg(long, default_value = "sqlite3")]
     pub sqlite3: PathBuf,
+    /// Runs against PostgreSQL instead of a SQLite file: the URL of a
+    /// server database whose user may create databases
+    /// (`postgres://postgres@127.0.0.1/postgres`). Each scale gets a fresh
+    /// database, dropped afterwards; the baseline stays the sqlite3 shell.
+    #[arg(long)]
+    pub store: Option<String>,
     /// The simulated today and the reconciliation date.
     #[arg(long, default_value = "2021-12-31")]
     pub as_of: NaiveDate,
@@ -50,6 +56,7 @@ pub async fn bench(
         sqlite3: args.sqlite3.clone(),
         as_of: args.as_of,
         manifests: None,
+        postgres: args.store.clone(),
     };
     writeln!(
         out,

@@ -6,11 +6,13 @@
 //! and the report's query in `sql_report.rs`) against their own `sqlx`
 //! driver and run their own migrations.
 //!
-//! For every canonical record the store keeps its key, the sha-256 of its
-//! canonical content, first/last seen, its typed columns (for the rules), and
-//! a version history whose links form one hash chain per stream. A [`Batch`]
-//! and the stream's new [`StreamState`] commit in one transaction, so a crash
-//! at any point leaves either all of a batch or none of it.
+//! For every canonical record the store keeps its key, its current content
+//! and typed columns (for the rules) in one row, when it was first seen and
+//! when its current version was recorded, and every earlier version; each
+//! version has a 32-byte entry hash, and the versions each write adds form
+//! one batch of the stream's hash chain (`chain.rs`). A [`Batch`] and the
+//! stream's new [`StreamState`] commit in one transaction, so a crash at any
+//! point leaves either all of a batch or none of it.
 
 pub mod actions;
 pub mod alerts;
@@ -31,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Agency, Collection, Record, Source};
 
-pub use chain::{GENESIS, content_hash, link_hash};
+pub use chain::{BatchRoot, Digest32, GENESIS, batch_link, content_hash, entry_hash, legacy};
 
 /// A store failure. Database errors keep their cause; nothing here carries a
 /// record's content, so an error is always safe to log.
@@ -131,8 +133,7 @@ impl fmt::Display for StoreUrl {
     }
 }
 
-/// The id of one adapter run; records seen by a run carry it, which is how a
-/// complete snapshot finds the keys it no longer holds.
+/// The id of one adapter run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RunId(pub i64);
 
@@ -282,9 +283,13 @@ pub struct Batch {
     pub at: DateTime<Utc>,
     pub items: Vec<Item>,
     pub quarantine: Vec<Quarantined>,
+    /// This batch is part of a snapshot pull: its keys (and those of its
+    /// quarantined rows) count as seen for the snapshot's deletions and for
+    /// [`SyncTx::unseen`], within the transaction it is applied in.
+    pub snapshot: bool,
     /// This batch ends a complete snapshot whose deletions are to be
-    /// applied: every live record of the stream that this run has not seen
-    /// is deleted.
+    /// applied: every live record of the stream that no snapshot batch of
+    /// this transaction (this one included) has seen is deleted.
     pub complete_snapshot: bool,
     /// This batch ends a complete pull: the stream's open quarantined rows
     /// it covered and did not meet again are resolved.
@@ -301,6 +306,7 @@ impl Batch {
             at,
             items: Vec::new(),
             quarantine: Vec::new(),
+            snapshot: false,
             complete_snapshot: false,
             covered: None,
             state: None,
@@ -333,10 +339,13 @@ impl std::ops::AddAssign for BatchOutcome {
 pub struct StoredRecord {
     pub collection: Collection,
     pub key: String,
+    /// sha-256 of the last content, hex.
     pub hash: String,
     pub version: i64,
     pub deleted: bool,
     pub first_seen: DateTime<Utc>,
+    /// When the current version was recorded: an unchanged record is not
+    /// written again, so this is the last change, not the last sighting.
     pub last_seen: DateTime<Utc>,
     /// The last content the source sent (also for a deleted record).
     pub record: Record,
@@ -345,12 +354,13 @@ pub struct StoredRecord {
 /// One entry of a record's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
-    pub seq: i64,
+    /// The batch of the stream's chain this version joined.
+    pub batch: i64,
     pub version: i64,
     pub deleted: bool,
     pub content: Option<String>,
-    pub content_hash: String,
-    pub link: String,
+    /// The version's entry hash, hex.
+    pub entry: String,
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -383,18 +393,26 @@ pub struct QuarantineEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Damage {
     pub collection: String,
+    /// The record, or empty when the damage is a batch's as a whole (a
+    /// version removed or inserted, a root or link that does not match).
     pub key: String,
     pub version: i64,
+    /// The batch of the chain concerned, when known.
+    pub batch: Option<i64>,
     pub problem: String,
 }
 
 impl fmt::Display for Damage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {:?} version {}: {}",
-            self.collection, self.key, self.version, self.problem
-        )
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.collection, self.problem)
+        } else {
+            write!(
+                f,
+                "{} {:?} version {}: {}",
+                self.collection, self.key, self.version, self.problem
+            )
+        }
     }
 }
 
@@ -565,8 +583,9 @@ pub trait SyncTx: Send {
     /// Applies one batch inside the run's transaction.
     async fn apply(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError>;
 
-    /// How many live records of the stream this run has not seen (so far):
-    /// what a complete snapshot would delete.
+    /// How many live records of the stream the snapshot batches of this
+    /// run's transaction have not seen (so far): what a complete snapshot
+    /// would delete.
     async fn unseen(&mut self, collection: Collection, run: RunId) -> Result<Unseen, StoreError>;
 
     /// The link step: resolves every audit finding's unit name to the one live

@@ -8,8 +8,8 @@
 // name `liankong_actions`' columns.
 
 use super::actions::{
-    ActionFacts, ActionProject, ActionStore, ActionTx, PaymentFact, ProjectPosition, QuotaMove, Remembered,
-    WarnedAlert,
+    ActionFacts, ActionProject, ActionStore, ActionTx, PaymentFact, ProjectPosition, QuotaMove,
+    Remembered, WarnedAlert,
 };
 use crate::model::{Action, ActionKind, ProjectCode};
 
@@ -195,7 +195,7 @@ impl ActionTx for SqlActionTx {
                 record: Collection::Actions,
             });
         }
-        let outcome = apply_in(&mut self.0.tx, batch).await?;
+        let outcome = apply_in(&mut self.0.tx, &mut self.0.seen, batch).await?;
         AlertTx::add_events(&mut self.0, events, batch.at).await?;
         if let Some(a) = answer {
             sqlx::query("DELETE FROM action_requests WHERE agency = $1 AND idempotency_key = $2")
@@ -251,13 +251,15 @@ impl ActionStore for SqlStore {
         .bind(since)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(request_hash, action_id, answer, created_at)| Remembered {
-            agency,
-            key: key.to_owned(),
-            request_hash,
-            action_id,
-            answer,
-            created_at,
-        }))
+        Ok(
+            row.map(|(request_hash, action_id, answer, created_at)| Remembered {
+                agency,
+                key: key.to_owned(),
+                request_hash,
+                action_id,
+                answer,
+                created_at,
+            }),
+        )
     }
 }

@@ -24,6 +24,46 @@ const SERIALIZE_EVALUATIONS: Option<&str> = None;
 /// SQLite has no row locks; its single writer makes claims exclusive.
 const CLAIM_LOCK: &str = "";
 
+/// The run's temporary table of the keys its snapshots saw. SQLite keeps
+/// a temporary table across transactions of its connection, so each write
+/// transaction that needs it empties it first.
+const SEEN_SETUP: &[&str] = &[
+    "CREATE TEMP TABLE IF NOT EXISTS seen_keys (stream_id INTEGER NOT NULL, key TEXT NOT NULL, \
+     PRIMARY KEY (stream_id, key)) WITHOUT ROWID",
+    "DELETE FROM seen_keys",
+];
+
+/// The key, to be ordered as its bytes are (the order of a batch's
+/// entries): SQLite's default.
+const KEY_COLUMN: &str = "key";
+
+/// SQLite plans the rules' queries well without statistics.
+const ANALYZE_AFTER: Option<u64> = None;
+
+/// A date as SQLite stores it (`YYYY-MM-DD`, what sqlx writes and reads),
+/// formatted by hand: chrono's formatter parses its format string for every
+/// value, which cost a tenth of a sync's main thread.
+fn date_bind(d: Option<chrono::NaiveDate>) -> Option<String> {
+    use chrono::Datelike;
+    d.map(|d| {
+        let (y, m, day) = (d.year(), d.month(), d.day());
+        if !(0..=9999).contains(&y) {
+            return d.format("%F").to_string();
+        }
+        let mut s = String::with_capacity(10);
+        for digit in [y / 1000, y / 100 % 10, y / 10 % 10, y % 10] {
+            s.push(char::from(b'0' + digit as u8));
+        }
+        s.push('-');
+        s.push(char::from(b'0' + (m / 10) as u8));
+        s.push(char::from(b'0' + (m % 10) as u8));
+        s.push('-');
+        s.push(char::from(b'0' + (day / 10) as u8));
+        s.push(char::from(b'0' + (day % 10) as u8));
+        s
+    })
+}
+
 /// Embedded migrations: (version, description, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/sqlite/0001_init.sql")),
@@ -57,7 +97,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "quarantine lifecycle and held deletions",
         include_str!("migrations/sqlite/0007_quarantine_lifecycle_and_held_deletions.sql"),
     ),
-    // 8 is the store's new layout (issue 11), landing from another branch.
+    (
+        8,
+        "current rows and batch chain",
+        include_str!("migrations/sqlite/0008_current_rows_and_batch_chain.sql"),
+    ),
     (
         9,
         "actions",
@@ -76,6 +120,9 @@ pub fn connect_options(url: &StoreUrl) -> Result<SqliteConnectOptions, StoreErro
 async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreError> {
     let options = connect_options(url)?
         .create_if_missing(true)
+        // Larger pages hold more of a record's row per page: fewer pages
+        // and B-tree levels per write. Takes effect when the file is made.
+        .page_size(PAGE_SIZE)
         .journal_mode(SqliteJournalMode::Wal)
         // In WAL mode NORMAL loses no committed transaction on a process
         // crash; only a power loss may roll back the last commits.
@@ -93,7 +140,15 @@ async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreErro
         // mid-statement gives it back only once that statement ends, which
         // may be a `BEGIN IMMEDIATE` on the busy timeout: wait as long.
         .acquire_timeout(BUSY_TIMEOUT)
-        .connect_with(options.pragma("cache_size", format!("-{WRITER_CACHE_KIB}")))
+        .connect_with(
+            options
+                .pragma("cache_size", format!("-{}", writer_cache_kib()))
+                // The run's seen keys live in a temporary file, never in
+                // this process's memory, whatever the size of a snapshot.
+                .pragma("temp_store", "FILE")
+                .pragma("temp.cache_size", format!("-{TEMP_CACHE_KIB}"))
+                .pragma("mmap_size", (writer_mmap_mib() << 20).to_string()),
+        )
         .await?;
     Ok((readers, writer))
 }
@@ -101,16 +156,93 @@ async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreErro
 /// How long a writer waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The writer's page cache. A run's random inserts into the covering
-/// indexes of millions of payments otherwise spill dirty pages to the WAL and
-/// read them back all the time (at 500,000 payments, twice the time with the
-/// 2 MiB default); readers keep the default, so memory stays bounded.
-const WRITER_CACHE_KIB: u32 = 64 * 1024;
+/// The writer's page cache. A sync's inserts land in key order in the
+/// narrow indexes (the key, the covering payments index), which at scale 1
+/// are a few hundred megabytes: with the 64 MiB of before, every batch read
+/// most of their pages back from the file (a scale-1 first sync took 216 s
+/// against 156 s with 256 MiB, whose peak was 506 MiB). Readers keep the
+/// default, so memory stays bounded.
+const WRITER_CACHE_KIB: u64 = 192 * 1024;
+
+/// The page size of a new store file.
+const PAGE_SIZE: u32 = 16 * 1024;
+
+/// The page cache of the temporary table of seen keys.
+const TEMP_CACHE_KIB: u64 = 16 * 1024;
+
+/// `LIANKONG_SQLITE_CACHE_MIB` overrides the writer's page cache (for
+/// measuring; see README, Benchmark).
+fn writer_cache_kib() -> u64 {
+    std::env::var("LIANKONG_SQLITE_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(WRITER_CACHE_KIB, |mib| mib * 1024)
+}
+
+/// `LIANKONG_SQLITE_MMAP_MIB` maps that much of the file into the writer
+/// (0, the default: none, so resident memory stays the page cache's).
+fn writer_mmap_mib() -> u64 {
+    std::env::var("LIANKONG_SQLITE_MMAP_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}
 
 async fn begin_write(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// Writes whole current rows (new or replaced), in key order.
+async fn write_full_rows(
+    tx: &mut Tx,
+    collection: Collection,
+    rows: Vec<(String, Current)>,
+    first_seen: i64,
+) -> Result<(), StoreError> {
+    insert_full_rows(tx, collection, rows, first_seen).await
+}
+
+/// The current rows of `keys` (sorted, distinct).
+async fn load_current(
+    tx: &mut Tx,
+    table: &str,
+    keys: &[&str],
+) -> Result<HashMap<String, Current>, StoreError> {
+    load_current_listed(tx, table, keys).await
+}
+
+async fn record_seen(tx: &mut Tx, stream_id: i64, keys: &[&str]) -> Result<(), StoreError> {
+    record_seen_listed(tx, stream_id, keys).await
+}
+
 include!("sql_common.rs");
+include!("sql_store.rs");
+include!("sql_ingest.rs");
+include!("sql_quarantine.rs");
+include!("sql_verify.rs");
+include!("sql_upgrade.rs");
 include!("sql_report.rs");
 include!("sql_actions.rs");
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    #[test]
+    fn dates_are_bound_as_sqlx_writes_them() {
+        for (y, m, d) in [
+            (2021, 3, 1),
+            (1999, 12, 31),
+            (5, 1, 9),
+            (10000, 1, 1),
+            (-1, 6, 15),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(
+                super::date_bind(Some(date)),
+                Some(date.format("%F").to_string())
+            );
+        }
+        assert_eq!(super::date_bind(None), None);
+    }
+}

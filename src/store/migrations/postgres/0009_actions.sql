@@ -1,17 +1,19 @@
 -- Actions (RULES.md § Actions): what agencies take through liankong, kept
 -- like any source record under the pseudo-source `liankong` (stream
--- `liankong.actions`): a versioned, hash-chained history in `versions`,
--- and this table in the layout of every collection table, with every field
+-- `liankong.actions`): a versioned, hash-chained history like every
+-- stream's (migration 0008's layout: the current version in this table,
+-- earlier ones in `superseded`, one chain link per batch), with every field
 -- of an action as a typed column. Append-only: a withdrawal is an action
 -- of its own, nothing here is updated in place.
 CREATE TABLE liankong_actions (
     key TEXT PRIMARY KEY,
-    hash TEXT NOT NULL,
     version BIGINT NOT NULL,
     deleted BOOLEAN NOT NULL,
-    first_seen TIMESTAMPTZ NOT NULL,
-    last_seen TIMESTAMPTZ NOT NULL,
-    seen_run BIGINT,
+    batch BIGINT,
+    entry BYTEA,
+    first_seen BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    content TEXT,
     action_id TEXT,
     kind TEXT,
     agency TEXT,
@@ -43,3 +45,36 @@ CREATE TABLE action_requests (
     created_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (agency, idempotency_key)
 );
+
+-- The actions' stream, and every version of it in the view of all versions.
+INSERT INTO streams (name) VALUES ('liankong.actions');
+DROP VIEW versions;
+CREATE VIEW versions AS
+    SELECT s.name AS stream, v.key, v.version, v.batch, v.deleted, v.content, v.entry, v.recorded_at
+    FROM superseded v JOIN streams s ON s.id = v.stream_id
+UNION ALL
+    SELECT 'finance.units', key, version, batch, deleted, content, entry, last_seen FROM finance_units
+UNION ALL
+    SELECT 'finance.projects', key, version, batch, deleted, content, entry, last_seen FROM finance_projects
+UNION ALL
+    SELECT 'finance.quotas', key, version, batch, deleted, content, entry, last_seen FROM finance_quotas
+UNION ALL
+    SELECT 'finance.payments', key, version, batch, deleted, content, entry, last_seen FROM finance_payments
+UNION ALL
+    SELECT 'finance.targets', key, version, batch, deleted, content, entry, last_seen FROM finance_targets
+UNION ALL
+    SELECT 'finance.evaluations', key, version, batch, deleted, content, entry, last_seen FROM finance_evaluations
+UNION ALL
+    SELECT 'finance.rectifications', key, version, batch, deleted, content, entry, last_seen FROM finance_rectifications
+UNION ALL
+    SELECT 'npc.budgets', key, version, batch, deleted, content, entry, last_seen FROM npc_budgets
+UNION ALL
+    SELECT 'npc.execution', key, version, batch, deleted, content, entry, last_seen FROM npc_execution
+UNION ALL
+    SELECT 'audit.findings', key, version, batch, deleted, content, entry, last_seen FROM audit_findings
+UNION ALL
+    SELECT 'discipline.referrals', key, version, batch, deleted, content, entry, last_seen FROM discipline_referrals
+UNION ALL
+    SELECT 'orgdept.evaluations', key, version, batch, deleted, content, entry, last_seen FROM orgdept_evaluations
+UNION ALL
+    SELECT 'liankong.actions', key, version, batch, deleted, content, entry, last_seen FROM liankong_actions;
