@@ -1686,6 +1686,12 @@ async fn the_api_answers_each_agency_with_what_it_may_see() {
         let slow: Vec<Value> = get(&format!("/v1/alerts?rule=execution.slow&project={SLOW}"), Some("fin-token"))
             .await.unwrap().json().await.unwrap();
         assert_eq!(slow.len(), 1);
+        // A filter word that names no state or severity is refused, not
+        // answered with an empty list that reads as "all clear".
+        for query in ["state=bogus", "severity=high"] {
+            let r = get(&format!("/v1/alerts?{query}"), Some("fin-token")).await.unwrap();
+            assert_eq!(r.status(), 400, "{query}");
+        }
         let id = slow[0]["alert_id"].as_str().unwrap().to_owned();
         let acked: Value = http
             .post(format!("{base}/v1/alerts/{id}/ack"))

@@ -23,4 +23,4 @@ pub use apply::{EvaluationOutcome, alert_id, apply_findings};
 pub use events::event_body;
 pub use lifecycle::Lifecycle;
 pub use silences::in_force;
-pub use view::{AlertFilter, AlertView, known_rule, view_for, visible};
+pub use view::{AlertFilter, AlertView, StateFilter, known_rule, view_for, visible};

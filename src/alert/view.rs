@@ -81,14 +81,37 @@ pub fn known_rule(s: &str) -> bool {
     RuleId::parse(s).is_some()
 }
 
+/// Which states an alert listing shows: one state, or `active` (firing or
+/// escalated). A word outside these is refused where it is read (the CLI's
+/// argument, the API's query): it would match no alert, and an empty list
+/// would read as "all clear".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFilter {
+    Firing,
+    Escalated,
+    Resolved,
+    Active,
+}
+
+impl StateFilter {
+    pub fn admits(self, state: AlertState) -> bool {
+        match self {
+            StateFilter::Active => state.is_active(),
+            StateFilter::Firing => state == AlertState::Firing,
+            StateFilter::Escalated => state == AlertState::Escalated,
+            StateFilter::Resolved => state == AlertState::Resolved,
+        }
+    }
+}
+
 /// Filters of alert listings (CLI and API).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertFilter {
-    /// `firing`, `escalated`, `resolved`, or `active` (firing or escalated).
-    pub state: Option<String>,
+    pub state: Option<StateFilter>,
     pub rule: Option<String>,
-    pub severity: Option<String>,
+    pub severity: Option<Severity>,
     /// The unit the alert concerns (as its facts name it).
     pub unit: Option<String>,
     /// The project the alert concerns (as its facts name it).
@@ -100,17 +123,9 @@ pub struct AlertFilter {
 impl AlertFilter {
     pub fn matches(&self, v: &AlertView, recipients: &[Agency]) -> bool {
         let field = |key: &str| v.facts.get(key).and_then(|x| x.as_str());
-        let state_ok = match self.state.as_deref() {
-            None => true,
-            Some("active") => v.state.is_active(),
-            Some(s) => v.state.as_str() == s,
-        };
-        state_ok
+        self.state.is_none_or(|s| s.admits(v.state))
             && self.rule.as_ref().is_none_or(|r| v.rule.as_str() == r)
-            && self
-                .severity
-                .as_ref()
-                .is_none_or(|s| v.severity.as_str() == s)
+            && self.severity.is_none_or(|s| v.severity == s)
             && self
                 .unit
                 .as_deref()

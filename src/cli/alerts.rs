@@ -11,10 +11,11 @@ use std::process::ExitCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;
 
-use crate::alert::{self, SilenceScope};
+use crate::alert::{self, SilenceScope, StateFilter};
 use crate::clock::Clock;
 use crate::config::china_time;
 use crate::model::Agency;
+use crate::reconcile::Severity;
 use crate::store::Store;
 use crate::store::alerts::AlertRow;
 
@@ -25,15 +26,13 @@ pub enum AlertsCommand {
         /// The agency whose view to show (npc, finance, audit, discipline, orgdept).
         #[arg(long)]
         agency: Agency,
-        /// firing, escalated, resolved, or active (firing or escalated; the default).
-        // A word outside these is refused: it would match no alert, and an
-        // empty list would read as "all clear".
-        #[arg(long, default_value = "active", value_parser = ["firing", "escalated", "resolved", "active"])]
-        state: String,
+        /// Which alerts: one state, or active (firing or escalated).
+        #[arg(long, value_enum, default_value_t = StateFilter::Active)]
+        state: StateFilter,
         #[arg(long)]
         rule: Option<String>,
-        #[arg(long, value_parser = ["warning", "critical"])]
-        severity: Option<String>,
+        #[arg(long, value_enum)]
+        severity: Option<Severity>,
         #[arg(long)]
         unit: Option<String>,
         #[arg(long)]

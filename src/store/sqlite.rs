@@ -216,6 +216,8 @@ async fn record_seen(tx: &mut Tx, stream_id: i64, keys: &[&str]) -> Result<(), S
 }
 
 include!("sql_common.rs");
+include!("sql_facts.rs");
+include!("sql_alerts.rs");
 include!("sql_store.rs");
 include!("sql_ingest.rs");
 include!("sql_quarantine.rs");
