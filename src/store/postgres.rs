@@ -241,25 +241,7 @@ async fn load_current(
     .bind(keys)
     .fetch_all(&mut **tx)
     .await?;
-    let mut current = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let key: String = row.try_get("key")?;
-        let entry = stored_entry(row.try_get("entry")?, table, &key)?;
-        current.insert(
-            key,
-            Current {
-                version: row.try_get("version")?,
-                deleted: row.try_get("deleted")?,
-                content: row.try_get("content")?,
-                entry,
-                batch: row.try_get::<Option<i64>, _>("batch")?.unwrap_or(0),
-                recorded: row.try_get("last_seen")?,
-                values: None,
-                touched: false,
-            },
-        );
-    }
-    Ok(current)
+    rows.iter().map(|row| current_of(row, table)).collect()
 }
 
 /// The keys a snapshot batch saw, by one bound array.

@@ -171,24 +171,32 @@ async fn load_current_listed(
         qb.push(")");
         let rows = qb.build().fetch_all(&mut **tx).await?;
         for row in rows {
-            let key: String = row.try_get("key")?;
-            let entry = stored_entry(row.try_get("entry")?, table, &key)?;
-            current.insert(
-                key,
-                Current {
-                    version: row.try_get("version")?,
-                    deleted: row.try_get("deleted")?,
-                    content: row.try_get("content")?,
-                    entry,
-                    batch: row.try_get::<Option<i64>, _>("batch")?.unwrap_or(0),
-                    recorded: row.try_get("last_seen")?,
-                    values: None,
-                    touched: false,
-                },
-            );
+            let (key, row) = current_of(&row, table)?;
+            current.insert(key, row);
         }
     }
     Ok(current)
+}
+
+/// A current row as the ingest compares it: its key and what it holds,
+/// from `SELECT key, version, deleted, content, entry, batch, last_seen`.
+fn current_of(
+    row: &<Db as sqlx::Database>::Row,
+    table: &str,
+) -> Result<(String, Current), StoreError> {
+    let key: String = row.try_get("key")?;
+    let entry = stored_entry(row.try_get("entry")?, table, &key)?;
+    let current = Current {
+        version: row.try_get("version")?,
+        deleted: row.try_get("deleted")?,
+        content: row.try_get("content")?,
+        entry,
+        batch: row.try_get::<Option<i64>, _>("batch")?.unwrap_or(0),
+        recorded: row.try_get("last_seen")?,
+        values: None,
+        touched: false,
+    };
+    Ok((key, current))
 }
 
 /// Writes whole current rows (new or replaced), in key order, as multi-row
