@@ -1886,6 +1886,22 @@ async fn tiny_benchmark(postgres: Option<String>) {
         (0, 0),
         "a clean year"
     );
+    // A day's changes: exactly what the simulator changed is written, and
+    // the year stays clean.
+    let c = r.day_changes;
+    assert_eq!(
+        c.new_payments,
+        fetched("finance.payments").div_ceil(100) as usize,
+        "every 100th payment is split: {printed}"
+    );
+    assert!(c.changed_quotas > 0 && c.changed_budgets > 0, "{c:?}");
+    // Each new payment is split off one that changes with it.
+    assert_eq!(
+        r.day.written as usize,
+        2 * c.new_payments + c.changed_quotas + c.changed_budgets,
+        "{printed}"
+    );
+    assert_eq!(r.day.findings, 0, "{printed}");
     assert!(r.baseline.progress_rows > 100);
     assert_eq!(
         (r.baseline.mirror_mismatches, r.baseline.approved_mismatches),
@@ -1908,6 +1924,7 @@ async fn tiny_benchmark(postgres: Option<String>) {
         },
         "(b)/(e) ≤ 0.5",
         "(c)/(e) ≤ 1",
+        "(f)/(e) ≤ 0.2",
         "WAL ≤ 1 GiB",
         "memory ≤ 512 MiB",
     ] {

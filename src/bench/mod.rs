@@ -4,8 +4,11 @@
 //!
 //! One scale is one run, in order: (a) a full sync of the five adapters and a
 //! reconciliation into a new store, (b) the same again with nothing changed
-//! at the sources, (c) a reconciliation alone, (d) the peak resident memory
-//! of this process during each of them, and (e) the baseline: the `sqlite3`
+//! at the sources, (c) a reconciliation alone, (f) a day's changes (the
+//! simulator adds 1% new payments and changes 0.1% of quotas and npc budget
+//! lines; what the daemon does every few minutes) synced and reconciled, (d)
+//! the peak resident memory of this process during each of them, and (e) the
+//! baseline: the `sqlite3`
 //! shell importing payments, quotas, projects, npc budgets and execution as
 //! CSV and computing each project's execution progress and the npc-versus-
 //! finance mismatches in SQL.
@@ -16,11 +19,14 @@
 //! the daemon, and nothing here asserts a time: the figures are printed for a
 //! person to judge against the targets.
 //!
-//! [`scale`] runs one scale and prints the summary; [`baseline`] is the
-//! `sqlite3` shell's side and the CSV export it imports.
+//! [`scale`] runs one scale, [`summary`] prints the figures against the
+//! targets; [`baseline`] is the `sqlite3` shell's side and the CSV export it
+//! imports.
 
 pub mod baseline;
 pub mod scale;
+pub mod summary;
 
 pub use baseline::{CSV_FILES, baseline_sql, export_csv};
 pub use scale::*;
+pub use summary::print_summary;

@@ -1,10 +1,9 @@
-//! One scale of the benchmark: the simulator in a child process, the phases
-//! of the daemon's side timed and measured, and the summary against the
-//! targets.
+//! One scale of the benchmark: the simulator in a child process, and the
+//! phases of the daemon's side timed and measured.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +18,7 @@ use crate::pipeline::Context;
 use crate::store::{self, Store, StoreError, StoreUrl};
 
 use super::baseline::run_baseline;
+use super::summary::show;
 
 /// A province-year at scale 1 (`README.md`, "Benchmark").
 pub const UNITS: f64 = 10_000.0;
@@ -36,6 +36,8 @@ pub const TARGET_FULL_OVER_BASELINE: f64 = 3.0;
 pub const TARGET_FULL_OVER_BASELINE_POSTGRES: f64 = 5.0;
 pub const TARGET_UNCHANGED_OVER_BASELINE: f64 = 0.5;
 pub const TARGET_RECONCILE_OVER_BASELINE: f64 = 1.0;
+/// (f), a day's changes synced and reconciled, over the baseline.
+pub const TARGET_DAY_OVER_BASELINE: f64 = 0.2;
 pub const TARGET_WAL_BYTES: u64 = 1024 * 1024 * 1024;
 pub const TARGET_PEAK_BYTES: u64 = 512 * 1024 * 1024;
 /// Memory counts as flat when the largest scale's peak is within this factor
@@ -163,6 +165,9 @@ pub struct ScaleReport {
     pub full: Phase,
     pub unchanged: Phase,
     pub reconcile: Phase,
+    /// (f): what the simulator changed in a day, and its sync + reconcile.
+    pub day_changes: crate::sim::DayChanges,
+    pub day: Phase,
     pub baseline: Baseline,
     /// Whether the peak could be reset per phase (`/proc/self/clear_refs`);
     /// if not, each phase's peak is the process's peak so far.
@@ -176,6 +181,7 @@ impl ScaleReport {
             .peak_kib
             .max(self.unchanged.peak_kib)
             .max(self.reconcile.peak_kib)
+            .max(self.day.peak_kib)
     }
 
     pub fn full_over_baseline(&self) -> f64 {
@@ -190,15 +196,20 @@ impl ScaleReport {
         ratio(self.reconcile.seconds, self.baseline.seconds)
     }
 
+    pub fn day_over_baseline(&self) -> f64 {
+        ratio(self.day.seconds, self.baseline.seconds)
+    }
+
     pub fn wal_bytes(&self) -> u64 {
         self.full
             .wal_bytes
             .max(self.unchanged.wal_bytes)
             .max(self.reconcile.wal_bytes)
+            .max(self.day.wal_bytes)
     }
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
+pub(super) fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { f64::INFINITY }
 }
 
@@ -223,8 +234,53 @@ pub fn reset_peak_rss() -> bool {
 /// The simulator child; killed (by its id) when dropped.
 struct SimChild {
     child: Child,
-    /// Held open so that the child never writes into a closed pipe.
-    _stdout: Option<BufReader<ChildStdout>>,
+    /// Its commands (`--changes-on-stdin`).
+    stdin: Option<ChildStdin>,
+    /// Its answers; held open so that the child never writes into a closed
+    /// pipe.
+    stdout: Option<BufReader<ChildStdout>>,
+}
+
+impl SimChild {
+    /// Has the simulator apply a day of changes; returns when it has.
+    async fn a_day_passes(&mut self) -> Result<crate::sim::DayChanges, BenchError> {
+        let (Some(mut stdin), Some(mut stdout)) = (self.stdin.take(), self.stdout.take()) else {
+            return Err(BenchError::Sim("its pipes are gone".into()));
+        };
+        let answered = tokio::task::spawn_blocking(move || {
+            stdin.write_all(b"day\n")?;
+            stdin.flush()?;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if stdout.read_line(&mut line)? == 0 {
+                    return Err(std::io::Error::other("it stopped"));
+                }
+                if let Some(counts) = line.trim_end().strip_prefix("changed: ") {
+                    return Ok((stdin, stdout, counts.to_owned()));
+                }
+            }
+        })
+        .await
+        .map_err(|e| BenchError::Sim(e.to_string()))?
+        .map_err(|e| BenchError::Sim(format!("a day of changes: {e}")))?;
+        let (stdin, stdout, counts) = answered;
+        self.stdin = Some(stdin);
+        self.stdout = Some(stdout);
+        // "N new payments, M quotas, K npc budget lines"
+        let n: Vec<usize> = counts
+            .split(", ")
+            .filter_map(|part| part.split(' ').next()?.parse().ok())
+            .collect();
+        match n[..] {
+            [new_payments, changed_quotas, changed_budgets] => Ok(crate::sim::DayChanges {
+                new_payments,
+                changed_quotas,
+                changed_budgets,
+            }),
+            _ => Err(BenchError::Sim(format!("unreadable answer {counts:?}"))),
+        }
+    }
 }
 
 impl Drop for SimChild {
@@ -261,6 +317,7 @@ async fn start_simulator(
         ])
         .arg("--export-csv")
         .arg(dir.join("csv"))
+        .arg("--changes-on-stdin")
         .args([
             "--finance-port",
             "0",
@@ -269,7 +326,7 @@ async fn start_simulator(
             "--discipline-port",
             "0",
         ])
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
     if let Some(m) = &options.manifests {
@@ -280,8 +337,9 @@ async fn start_simulator(
         .map_err(io(format!("cannot start {}", options.exe.display())))?;
     let stdout = child.stdout.take();
     let mut sim = SimChild {
+        stdin: child.stdin.take(),
         child,
-        _stdout: None,
+        stdout: None,
     };
     let Some(stdout) = stdout else {
         return Err(BenchError::Sim("no stdout".into()));
@@ -303,7 +361,7 @@ async fn start_simulator(
     .map_err(|e| BenchError::Sim(e.to_string()))?;
     match waited {
         Ok(reader) => {
-            sim._stdout = Some(reader);
+            sim.stdout = Some(reader);
             Ok(sim)
         }
         Err(e) => {
@@ -487,7 +545,7 @@ pub async fn run_scale(
     );
 
     let started = Instant::now();
-    let sim = start_simulator(options, &volumes, &dir).await?;
+    let mut sim = start_simulator(options, &volumes, &dir).await?;
     let simulator_start_seconds = started.elapsed().as_secs_f64();
     say(
         out,
@@ -559,6 +617,18 @@ pub async fn run_scale(
         out,
         format!("  (c) reconcile alone         {}", show(&reconcile)),
     );
+    let day_changes = sim.a_day_passes().await?;
+    let (day, _) = phase(&ctx, &adapters, options.as_of, true, &wal).await?;
+    say(
+        out,
+        format!(
+            "  (f) a day's changes         {} ({} new payments, {} quotas and {} npc budget lines changed)",
+            show(&day),
+            day_changes.new_payments,
+            day_changes.changed_quotas,
+            day_changes.changed_budgets
+        ),
+    );
     store.close().await;
     if let Wal::Server(pool) = wal {
         pool.close().await;
@@ -595,6 +665,8 @@ pub async fn run_scale(
         full,
         unchanged,
         reconcile,
+        day_changes,
+        day,
         baseline,
         peak_per_phase,
     })
@@ -651,128 +723,6 @@ impl FreshDatabase {
         .map_err(|e| BenchError::Store(e.into()))?;
         Ok(())
     }
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn show(p: &Phase) -> String {
-    format!(
-        "{:7.1} s (sync {:.1} s, reconcile {:.1} s; {} rows fetched, {} written, {} findings), peak {:.0} MiB (sync {:.0} MiB), WAL {:.0} MiB",
-        p.seconds,
-        p.sync_seconds,
-        p.reconcile_seconds,
-        p.fetched,
-        p.written,
-        p.findings,
-        mib(p.peak_kib),
-        mib(p.sync_peak_kib),
-        mib(p.wal_bytes / 1024)
-    )
-}
-
-/// Prints the figures of every scale, the ratios and the targets.
-pub fn print_summary(out: &mut dyn Write, reports: &[ScaleReport]) -> std::io::Result<()> {
-    let met = |ok: bool| if ok { "met" } else { "NOT MET" };
-    for r in reports {
-        writeln!(
-            out,
-            "\nscale {} on {} ({} units, {} projects)",
-            r.scale, r.backend, r.volumes.units, r.volumes.projects
-        )?;
-        for (stream, n) in &r.streams {
-            writeln!(out, "  {stream:<24}{n:>10} rows")?;
-        }
-        let rows = [
-            ("(a) full sync + reconcile", r.full.seconds),
-            ("    of which sync", r.full.sync_seconds),
-            ("    of which reconcile", r.full.reconcile_seconds),
-            ("(b) the same, nothing changed", r.unchanged.seconds),
-            ("    of which sync", r.unchanged.sync_seconds),
-            ("(c) reconcile alone", r.reconcile.seconds),
-            ("(e) sqlite3 shell baseline", r.baseline.seconds),
-        ];
-        for (label, s) in rows {
-            writeln!(out, "  {label:<32}{s:>9.1} s")?;
-        }
-        writeln!(
-            out,
-            "  {:<32}{:>9.0} MiB  (a) {:.0}, (b) {:.0}, (c) {:.0}{}",
-            "(d) peak resident memory",
-            mib(r.peak_kib()),
-            mib(r.full.peak_kib),
-            mib(r.unchanged.peak_kib),
-            mib(r.reconcile.peak_kib),
-            if r.peak_per_phase {
-                ""
-            } else {
-                " (not reset between phases)"
-            }
-        )?;
-        let full_target = if r.backend == "postgres" {
-            TARGET_FULL_OVER_BASELINE_POSTGRES
-        } else {
-            TARGET_FULL_OVER_BASELINE
-        };
-        writeln!(
-            out,
-            "  (a)/(e) ≤ {full_target}: {:.2}, {}",
-            r.full_over_baseline(),
-            met(r.full_over_baseline() <= full_target)
-        )?;
-        writeln!(
-            out,
-            "  (b)/(e) ≤ {TARGET_UNCHANGED_OVER_BASELINE}: {:.2}, {}",
-            r.unchanged_over_baseline(),
-            met(r.unchanged_over_baseline() <= TARGET_UNCHANGED_OVER_BASELINE)
-        )?;
-        writeln!(
-            out,
-            "  (c)/(e) ≤ {TARGET_RECONCILE_OVER_BASELINE}: {:.2}, {}",
-            r.reconcile_over_baseline(),
-            met(r.reconcile_over_baseline() <= TARGET_RECONCILE_OVER_BASELINE)
-        )?;
-        writeln!(
-            out,
-            "  WAL ≤ 1 GiB: {:.0} MiB, {}",
-            mib(r.wal_bytes() / 1024),
-            met(r.wal_bytes() <= TARGET_WAL_BYTES)
-        )?;
-        writeln!(
-            out,
-            "  memory ≤ 512 MiB: {:.0} MiB, {}",
-            mib(r.peak_kib()),
-            met(r.peak_kib() * 1024 <= TARGET_PEAK_BYTES)
-        )?;
-    }
-    if reports.len() > 1 {
-        let by_scale = |pick: fn(&ScaleReport) -> u64| -> Vec<String> {
-            reports
-                .iter()
-                .map(|r| format!("{:.0} MiB at scale {}", mib(pick(r)), r.scale))
-                .collect()
-        };
-        let smallest = reports
-            .iter()
-            .min_by(|a, b| a.scale.total_cmp(&b.scale))
-            .map(ScaleReport::peak_kib)
-            .unwrap_or(0);
-        let largest = reports
-            .iter()
-            .max_by(|a, b| a.scale.total_cmp(&b.scale))
-            .map(ScaleReport::peak_kib)
-            .unwrap_or(0);
-        let growth = ratio(largest as f64, smallest as f64);
-        writeln!(
-            out,
-            "\npeak memory {}; the first full sync alone {}; largest over smallest scale {growth:.2}: flat (≤ {FLAT_FACTOR}×) {}",
-            by_scale(ScaleReport::peak_kib).join(", "),
-            by_scale(|r| r.full.sync_peak_kib).join(", "),
-            met(growth <= FLAT_FACTOR)
-        )?;
-    }
-    Ok(())
 }
 
 /// A new directory under the system's temporary directory.

@@ -53,6 +53,12 @@ pub struct SimArgs {
     /// into the sqlite3 shell).
     #[arg(long)]
     pub export_csv: Option<PathBuf>,
+    /// Reads commands from standard input while serving: `day` applies a
+    /// day of changes (1% new payments, 0.1% of quotas and npc budget lines
+    /// changed) and answers with one `changed: …` line (`liankong bench`'s
+    /// phase (d)).
+    #[arg(long)]
+    pub changes_on_stdin: bool,
 }
 
 impl SimArgs {
@@ -170,7 +176,30 @@ pub async fn sim(
     )?;
     writeln!(out, "Ctrl-C stops the simulator.")?;
     out.flush()?;
-    let _ = tokio::signal::ctrl_c().await;
+    if args.changes_on_stdin {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                line = lines.next_line() => match line?.as_deref().map(str::trim) {
+                    None => break,
+                    Some("day") => {
+                        let c = sim.data().edit(crate::sim::a_days_changes);
+                        writeln!(
+                            out,
+                            "changed: {} new payments, {} quotas, {} npc budget lines",
+                            c.new_payments, c.changed_quotas, c.changed_budgets
+                        )?;
+                        out.flush()?;
+                    }
+                    Some(other) => anyhow::bail!("unknown simulator command {other:?} (day)"),
+                },
+            }
+        }
+    } else {
+        let _ = tokio::signal::ctrl_c().await;
+    }
     sim.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -23,6 +23,7 @@
 //! ```
 
 mod data;
+mod day;
 mod discipline;
 mod error;
 mod faults;
@@ -42,6 +43,7 @@ mod server_tests;
 mod tests;
 
 pub use data::{SimData, SimDataHandle};
+pub use day::{DayChanges, a_days_changes};
 pub use error::SimError;
 pub use faults::{FaultHandle, Faults, Garble, RequestLog, RequestRecord};
 pub use generate::{Dataset, GenParams, generate, grade_of};
