@@ -1861,6 +1861,7 @@ async fn tiny_benchmark(postgres: Option<String>) {
         as_of: day("2021-12-31"),
         manifests: Some(shipped_manifests()),
         postgres,
+        explain: true,
     };
     let mut out = Vec::new();
     let r = liankong::bench::run_scale(&options, 0.002, &mut out)
@@ -1886,6 +1887,32 @@ async fn tiny_benchmark(postgres: Option<String>) {
         (0, 0),
         "a clean year"
     );
+    // --explain: every rule query's plan, on the backend it ran on.
+    for name in [
+        "project slices",
+        "project facts",
+        "npc mirror mismatches",
+        "unsettled tranches",
+        "audit findings",
+        "rectifications",
+        "freeze breaches",
+        "orgdept rows",
+        "unknown projects",
+        "unit quarters",
+    ] {
+        let heading = format!("  plan of {name} on {backend}:\n    ");
+        assert!(
+            printed.contains(&heading),
+            "{heading:?} missing from:\n{printed}"
+        );
+    }
+    // The mirror's figure is one range of the covering payments index.
+    let mirror = printed
+        .split("  plan of npc mirror mismatches")
+        .nth(1)
+        .and_then(|rest| rest.split("  plan of ").next())
+        .unwrap();
+    assert!(mirror.contains("finance_payments"), "{mirror}");
     // A day's changes: exactly what the simulator changed is written, and
     // the year stays clean.
     let c = r.day_changes;

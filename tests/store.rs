@@ -792,12 +792,21 @@ async fn slow_statements_are_logged_at_debug_not_warn() {
         .unwrap();
     store.pool().close().await;
     let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    // On a loaded machine the connection's own setup may be slow too: the
+    // marker's statement is logged once, and every slow line at debug.
     let slow: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("slow statement"))
         .collect();
-    assert_eq!(slow.len(), 1, "{text}");
-    assert!(slow[0].contains("DEBUG sqlx::query"), "{}", slow[0]);
+    assert_eq!(
+        slow.iter().filter(|l| l.contains("lk-slow-marker")).count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        slow.iter().all(|l| l.contains("DEBUG sqlx::query")),
+        "{slow:?}"
+    );
     assert!(!text.contains(" WARN "), "{text}");
 }
 

@@ -116,6 +116,9 @@ pub struct BenchOptions {
     /// create databases): each scale runs in a fresh database made on it
     /// and dropped afterwards. `None`: a fresh SQLite file.
     pub postgres: Option<String>,
+    /// Print each rule query's plan on the backend, right after the first
+    /// load (`--explain`).
+    pub explain: bool,
 }
 
 /// One timed phase.
@@ -605,6 +608,21 @@ pub async fn run_scale(
         out,
         format!("  (a) full sync + reconcile   {}", show(&full)),
     );
+    if options.explain {
+        let lookback = ctx.config.rules.unspendable.lookback_days;
+        let plans = store
+            .explain(&crate::store::facts::FactsQuery::new(
+                options.as_of,
+                lookback,
+            ))
+            .await?;
+        for (name, plan) in plans {
+            say(out, format!("  plan of {name} on {}:", store.backend()));
+            for line in plan.lines() {
+                say(out, format!("    {line}"));
+            }
+        }
+    }
     let (unchanged, _) = phase(&ctx, &adapters, options.as_of, true, &wal).await?;
     say(
         out,

@@ -39,6 +39,11 @@ pub struct BenchArgs {
     /// The simulated today and the reconciliation date.
     #[arg(long, default_value = "2021-12-31")]
     pub as_of: NaiveDate,
+    /// Also print each rule query's plan on the backend it runs on, right
+    /// after the first load (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on
+    /// PostgreSQL).
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Runs the benchmark; exit 0 when every scale ran, whatever the figures.
@@ -57,6 +62,7 @@ pub async fn bench(
         as_of: args.as_of,
         manifests: None,
         postgres: args.store.clone(),
+        explain: args.explain,
     };
     writeln!(
         out,

@@ -73,6 +73,11 @@ pub trait FactStore: super::actions::ActionFacts + Send + Sync {
 
     /// Live records of any source naming a project finance never sent.
     async fn unknown_projects(&self) -> Result<Vec<UnknownProjectFact>, StoreError>;
+
+    /// Each rule query's name and its plan on this backend, with the
+    /// arguments a reconciliation as of `q` gives it (`liankong bench
+    /// --explain`).
+    async fn explain(&self, q: &FactsQuery) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 /// The project codes after `after` up to and including `up_to`; an end

@@ -30,6 +30,21 @@ const SEEN_SETUP: &[&str] = &[
 /// entries) whatever the database's collation.
 const KEY_COLUMN: &str = "key COLLATE \"C\" AS key";
 
+/// How a rule query's plan is asked for (`liankong bench --explain`).
+const EXPLAIN_PREFIX: &str = "EXPLAIN ";
+
+/// `EXPLAIN`'s lines as PostgreSQL writes them.
+fn plan_text(rows: &[sqlx::postgres::PgRow]) -> Result<String, StoreError> {
+    use sqlx::Row;
+    let mut text = String::new();
+    for row in rows {
+        let line: String = row.try_get(0)?;
+        text.push_str(&line);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
 /// A run that wrote this many versions to a table analyses it before it
 /// commits.
 const ANALYZE_AFTER: Option<u64> = Some(10_000);

@@ -37,6 +37,28 @@ const SEEN_SETUP: &[&str] = &[
 /// entries): SQLite's default.
 const KEY_COLUMN: &str = "key";
 
+/// How a rule query's plan is asked for (`liankong bench --explain`).
+const EXPLAIN_PREFIX: &str = "EXPLAIN QUERY PLAN ";
+
+/// `EXPLAIN QUERY PLAN`'s rows (id, parent, notused, detail) as an indented
+/// tree, a step per line.
+fn plan_text(rows: &[sqlx::sqlite::SqliteRow]) -> Result<String, StoreError> {
+    use sqlx::Row;
+    let mut depth: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    let mut text = String::new();
+    for row in rows {
+        let id: i64 = row.try_get(0)?;
+        let parent: i64 = row.try_get(1)?;
+        let detail: String = row.try_get(3)?;
+        let level = depth.get(&parent).map_or(0, |d| d + 1);
+        depth.insert(id, level);
+        text.push_str(&"  ".repeat(level));
+        text.push_str(&detail);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
 /// SQLite plans the rules' queries well without statistics.
 const ANALYZE_AFTER: Option<u64> = None;
 
