@@ -32,14 +32,16 @@ pub struct Actor {
 
 /// An action as asked for. Money is yuan as a string (`"1250.00"`), never a
 /// JSON number; days are `YYYY-MM-DD`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     pub kind: ActionKind,
     /// The person taking it.
     pub by: String,
+    /// The project's 16-digit code (not for `withdraw`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// The budget year (not for `withdraw`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub year: Option<i32>,
     /// The day it was taken; today (China time) when absent.
@@ -749,7 +751,7 @@ pub async fn visible(
     project: Option<&str>,
     kind: Option<ActionKind>,
     year: Option<i32>,
-) -> Result<Vec<Value>, StoreError> {
+) -> Result<Vec<view::ActionView>, StoreError> {
     let actions = store.actions(year).await?;
     // Withdrawals name actions of any year: read them all when filtering.
     let all = if year.is_some() {
