@@ -15,6 +15,8 @@ mod routes;
 pub mod schemas;
 mod server;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use auth::token_hash;
 pub use doc::document;
