@@ -35,7 +35,7 @@ pub struct AlertView {
     pub facts: Value,
     pub sources: Vec<crate::reconcile::SourceRef>,
     /// The actions taken on the alert's project in its year that the
-    /// agency may see (filled by [`visible`] and the API, from the store);
+    /// agency may see (filled from the store by the listings and the API);
     /// absent when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(required = false)]

@@ -323,3 +323,143 @@ async fn the_daemon_serves_the_document_without_a_token() {
     );
     stop.cancel();
 }
+
+/// What the handlers answer to requests the extractors cannot read: JSON
+/// of the documented status, not axum's plain text.
+#[tokio::test]
+async fn a_malformed_request_gets_a_json_error_of_the_documented_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, stop) = serve(state(dir.path()).await).await;
+    let http = reqwest::Client::new();
+    let doc: Value = serde_json::to_value(super::document()).unwrap();
+    let cases = [
+        (
+            http.get(format!("{base}/v1/alerts?colour=red")),
+            "/v1/alerts",
+            "get",
+            400,
+        ),
+        (
+            http.get(format!("{base}/v1/deliveries?state=lost")),
+            "/v1/deliveries",
+            "get",
+            400,
+        ),
+        (
+            http.get(format!("{base}/v1/actions?year=soon")),
+            "/v1/actions",
+            "get",
+            400,
+        ),
+        (
+            http.delete(format!("{base}/v1/silences/abc")),
+            "/v1/silences/{id}",
+            "delete",
+            400,
+        ),
+        (
+            http.post(format!("{base}/v1/deliveries/abc/redrive")),
+            "/v1/deliveries/{id}/redrive",
+            "post",
+            400,
+        ),
+        (
+            http.post(format!("{base}/v1/alerts/x/ack")).body("{}"),
+            "/v1/alerts/{id}/ack",
+            "post",
+            415,
+        ),
+        (
+            http.post(format!("{base}/v1/alerts/x/ack"))
+                .header("content-type", "application/json")
+                .body("{"),
+            "/v1/alerts/{id}/ack",
+            "post",
+            400,
+        ),
+        (
+            http.post(format!("{base}/v1/silences"))
+                .json(&serde_json::json!({"scope": "rule"})),
+            "/v1/silences",
+            "post",
+            422,
+        ),
+    ];
+    for (request, path, method, status) in cases {
+        let r = request.bearer_auth(FINANCE).send().await.unwrap();
+        assert_eq!(r.status(), status, "{method} {path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/json",
+            "{method} {path}"
+        );
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+        assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+        let documented = &doc["paths"][path][method]["responses"][status.to_string()];
+        assert_eq!(
+            documented["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Error",
+            "{method} {path} {status} is documented"
+        );
+    }
+    stop.cancel();
+}
+
+/// A day the API could not write as RFC 3339 (a year past 9999, or before
+/// 0) is refused, not recorded: the fuzzer recorded a freeze effective on
+/// `+262142-12-31`, whose answer broke the document's `format: date`.
+#[tokio::test]
+async fn a_day_past_the_year_9999_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, stop) = serve(state(dir.path()).await).await;
+    let http = reqwest::Client::new();
+    for (field, day) in [
+        ("effective_on", "+262142-12-31"),
+        ("taken_on", "-0001-01-01"),
+    ] {
+        let mut body = serde_json::json!({
+            "kind": "freeze", "by": "王", "project": "3701002021000001", "year": 2021, "reason": "r",
+        });
+        body[field] = day.into();
+        let r = http
+            .post(format!("{base}/v1/actions"))
+            .bearer_auth(FINANCE)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{field}");
+        let refusal: Value = r.json().await.unwrap();
+        assert_eq!(refusal["reason"], "day_out_of_range", "{refusal}");
+        assert_eq!(
+            refusal["figures"],
+            serde_json::json!({"field": field, "day": day})
+        );
+    }
+    let silence = serde_json::json!({
+        "scope": "rule", "value": "funds.idle", "until": "+262142-01-01T00:00:00Z", "reason": "r", "by": "王",
+    });
+    let r = http
+        .post(format!("{base}/v1/silences"))
+        .bearer_auth(FINANCE)
+        .json(&silence)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let listed: Value = http
+        .get(format!("{base}/v1/silences"))
+        .bearer_auth(FINANCE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, serde_json::json!([]));
+    stop.cancel();
+}
