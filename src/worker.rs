@@ -79,7 +79,7 @@ pub fn doubling(base: Duration, consecutive: u32, cap: Duration) -> Duration {
 }
 
 /// What a worker is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Activity {
     /// Doing a unit of work.
@@ -94,7 +94,8 @@ pub enum Activity {
 }
 
 /// A worker's state as the API and the metrics show it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
+#[schema(as = Worker)]
 pub struct WorkerStatus {
     pub activity: Activity,
     /// When a unit of work last ended without an error.

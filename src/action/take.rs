@@ -3,7 +3,7 @@
 //! request and what the store knows), and recording what is not refused
 //! with its events in one transaction ([`take`]).
 
-use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -32,14 +32,18 @@ pub struct Actor {
 
 /// An action as asked for. Money is yuan as a string (`"1250.00"`), never a
 /// JSON number; days are `YYYY-MM-DD`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "reclaim", "by": "王科长", "project": "3701002021990009",
+    "year": 2021, "taken_on": "2021-09-05", "amount": "10000.00", "reason": "收回结余资金"}))]
 pub struct ActionRequest {
     pub kind: ActionKind,
     /// The person taking it.
     pub by: String,
+    /// The project's 16-digit code (not for `withdraw`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// The budget year (not for `withdraw`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub year: Option<i32>,
     /// The day it was taken; today (China time) when absent.
@@ -290,6 +294,21 @@ pub fn decide(
             ),
             json!({"agency": actor.agency, "kind": kind}),
         ));
+    }
+    // A day is written with four digits (RFC 3339): another could be
+    // recorded, but not answered nor delivered as the API describes it.
+    for (name, day) in [
+        ("taken_on", req.taken_on),
+        ("effective_on", req.effective_on),
+        ("deadline", req.deadline),
+    ] {
+        if let Some(d) = day.filter(|d| !(0..=9999).contains(&d.year())) {
+            return Err(unprocessable(
+                "day_out_of_range",
+                format!("{name} {d} is not a day of the years 0000 to 9999"),
+                json!({"field": name, "day": d}),
+            ));
+        }
     }
     let t = req.taken_on.unwrap_or(known.today);
     if t > known.today {
@@ -749,7 +768,7 @@ pub async fn visible(
     project: Option<&str>,
     kind: Option<ActionKind>,
     year: Option<i32>,
-) -> Result<Vec<Value>, StoreError> {
+) -> Result<Vec<view::ActionView>, StoreError> {
     let actions = store.actions(year).await?;
     // Withdrawals name actions of any year: read them all when filtering.
     let all = if year.is_some() {

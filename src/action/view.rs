@@ -2,15 +2,15 @@
 //! `RULES.md` § Actions, the JSON of the API and of the `action.*`
 //! webhooks, and the outbox events of a recorded action.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::ledger::withdrawal;
 use crate::clock::rfc3339;
 use crate::deliver::Subscriber;
-use crate::model::{Action, ActionKind, Agency};
-use crate::reconcile::rules::yuan;
+use crate::model::{Action, ActionKind, Agency, ProjectCode};
 use crate::store::alerts::{EventType, NewEvent};
 
 /// The set of agencies an action is delivered to (`RULES.md`), in the
@@ -43,68 +43,114 @@ pub fn may_see(actions: &[Action], action: &Action, agency: Agency) -> bool {
     audience(action, withdrawn(actions, action)).contains(&agency)
 }
 
-/// The action as the API answers it and its event's `data` carries: every
+/// An action as the API answers it and its event's `data` carries: every
 /// field it has (money as yuan strings), and the kind of the action a
-/// withdrawal takes back.
-pub fn action_json(action: &Action, withdrawn: Option<&Action>) -> Value {
-    let mut v = json!({
-        "action_id": action.action_id,
-        "kind": action.kind,
-        "agency": action.agency,
-        "token": action.token,
-        "by": action.by,
-        "recorded_at": rfc3339(action.recorded_at),
-        "taken_on": action.taken_on,
-        "project": action.project_code,
-        "year": action.year,
-        "reason": action.reason,
-    });
-    let fields = [
-        ("alert_id", action.alert_id.as_ref().map(|a| json!(a))),
-        ("deadline", action.deadline.map(|d| json!(d))),
-        ("effective_on", action.effective_on.map(|d| json!(d))),
-        ("amount", action.amount.map(|a| json!(yuan(a)))),
-        (
-            "from",
-            (action.kind == ActionKind::Revive).then(|| json!(action.from)),
-        ),
-        ("withdraws", action.withdraws.as_ref().map(|a| json!(a))),
-        (
-            "withdrawn_kind",
-            withdrawn
-                .filter(|_| action.kind == ActionKind::Withdraw)
-                .map(|w| json!(w.kind)),
-        ),
-    ];
-    if let Some(map) = v.as_object_mut() {
-        for (name, value) in fields {
-            if let Some(value) = value {
-                map.insert(name.to_owned(), value);
-            }
-        }
+/// withdrawal takes back; a listing adds its withdrawal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ActionView {
+    /// `act_` and 32 hex digits.
+    pub action_id: String,
+    pub kind: ActionKind,
+    pub agency: Agency,
+    /// The name of the token it was taken with (`cli` from the command line).
+    pub token: String,
+    /// The person who took it.
+    pub by: String,
+    #[schema(value_type = DateTime<Utc>)]
+    pub recorded_at: String,
+    pub taken_on: NaiveDate,
+    #[schema(value_type = String)]
+    pub project: ProjectCode,
+    pub year: i32,
+    pub reason: String,
+    /// `warn`: the alert it warns about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub alert_id: Option<String>,
+    /// `warn`: the day the unit must answer by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub deadline: Option<NaiveDate>,
+    /// `freeze`, `unfreeze`: the day it takes effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub effective_on: Option<NaiveDate>,
+    /// `reclaim`, `revive`: yuan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, value_type = Option<crate::api::schemas::Yuan>)]
+    pub amount: Option<String>,
+    /// `revive`: the reclaims it draws on, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub from: Option<Vec<String>>,
+    /// `withdraw`: the action it takes back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub withdraws: Option<String>,
+    /// `withdraw`: the kind of the action it takes back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub withdrawn_kind: Option<ActionKind>,
+    /// In a listing: the withdrawal that took it back, if one was taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub withdrawn_by: Option<WithdrawnBy>,
+}
+
+/// The withdrawal of a listed action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct WithdrawnBy {
+    pub action_id: String,
+    pub taken_on: NaiveDate,
+}
+
+/// The action as the API answers it (see [`ActionView`]).
+pub fn view(action: &Action, withdrawn: Option<&Action>) -> ActionView {
+    ActionView {
+        action_id: action.action_id.clone(),
+        kind: action.kind,
+        agency: action.agency,
+        token: action.token.clone(),
+        by: action.by.clone(),
+        recorded_at: rfc3339(action.recorded_at),
+        taken_on: action.taken_on,
+        project: action.project_code.clone(),
+        year: action.year,
+        reason: action.reason.clone(),
+        alert_id: action.alert_id.clone(),
+        deadline: action.deadline,
+        effective_on: action.effective_on,
+        amount: action.amount.map(|a| a.to_yuan()),
+        from: (action.kind == ActionKind::Revive).then(|| action.from.clone()),
+        withdraws: action.withdraws.clone(),
+        withdrawn_kind: withdrawn
+            .filter(|_| action.kind == ActionKind::Withdraw)
+            .map(|w| w.kind),
+        withdrawn_by: None,
     }
-    v
+}
+
+/// The action as JSON: [`view`], as the webhook's `data` and the stored
+/// answer of an `Idempotency-Key` carry it.
+pub fn action_json(action: &Action, withdrawn: Option<&Action>) -> Value {
+    serde_json::to_value(view(action, withdrawn)).unwrap_or(Value::Null)
 }
 
 /// An action as a listing shows it: its fields, and its withdrawal if one
 /// was taken.
-pub fn listed(actions: &[Action], action: &Action) -> Value {
-    let mut v = action_json(action, withdrawn(actions, action));
-    if let (Some(map), Some(w)) = (
-        v.as_object_mut(),
-        withdrawal(actions, &action.action_id, chrono::NaiveDate::MAX),
-    ) {
-        map.insert(
-            "withdrawn_by".into(),
-            json!({"action_id": w.action_id, "taken_on": w.taken_on}),
-        );
-    }
+pub fn listed(actions: &[Action], action: &Action) -> ActionView {
+    let mut v = view(action, withdrawn(actions, action));
+    v.withdrawn_by =
+        withdrawal(actions, &action.action_id, chrono::NaiveDate::MAX).map(|w| WithdrawnBy {
+            action_id: w.action_id.clone(),
+            taken_on: w.taken_on,
+        });
     v
 }
 
 /// The actions taken on (project, year) that `agency` may see, as a
 /// listing shows them (withdrawals aside: a withdrawn action says so).
-pub fn on_project(actions: &[Action], project: &str, year: i32, agency: Agency) -> Vec<Value> {
+pub fn on_project(actions: &[Action], project: &str, year: i32, agency: Agency) -> Vec<ActionView> {
     actions
         .iter()
         .filter(|a| a.kind != ActionKind::Withdraw)

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::{BatchOutcome, RunId};
 
 /// What one stream did in a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamReport {
     pub collection: String,
     pub fetched: u64,
@@ -32,7 +32,7 @@ pub struct StreamReport {
 }
 
 /// Deletions a snapshot held back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeldReport {
     pub deletions: u64,
     pub live: u64,

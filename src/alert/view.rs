@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::silences::{in_force, muted};
 use crate::model::Agency;
@@ -12,7 +12,7 @@ use crate::store::alerts::{AlertRow, AlertState, SilenceRow};
 use crate::store::{Store, StoreError};
 
 /// An alert as one agency may see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AlertView {
     pub alert_id: String,
     pub rule: RuleId,
@@ -23,16 +23,32 @@ pub struct AlertView {
     pub first_seen: DateTime<Utc>,
     pub changed_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
-    pub acknowledged: Option<Value>,
+    /// Who acknowledged the current episode, when and why; null until someone does.
+    pub acknowledged: Option<Acknowledgement>,
+    /// Whether a silence in force mutes its deliveries to this agency.
     pub silenced: bool,
+    #[schema(value_type = crate::api::schemas::AlertSubject)]
     pub subject: Value,
+    /// One Chinese sentence a clerk can act on.
     pub summary: String,
+    #[schema(value_type = crate::api::schemas::AlertFacts)]
     pub facts: Value,
     pub sources: Vec<crate::reconcile::SourceRef>,
     /// The actions taken on the alert's project in its year that the
-    /// agency may see (filled by [`visible`] and the API, from the store).
+    /// agency may see (filled from the store by the listings and the API);
+    /// absent when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub actions: Vec<Value>,
+    #[schema(required = false)]
+    pub actions: Vec<crate::action::view::ActionView>,
+}
+
+/// An acknowledgement of an alert's episode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Acknowledgement {
+    pub at: DateTime<Utc>,
+    /// `agency:person`.
+    pub by: Option<String>,
+    pub note: Option<String>,
 }
 
 /// The alert as `agency` may see it, or nothing when it is not for them.
@@ -49,9 +65,11 @@ pub fn view_for(alert: &AlertRow, agency: Agency, silences: &[SilenceRow]) -> Op
         first_seen: alert.first_seen,
         changed_at: alert.changed_at,
         resolved_at: alert.resolved_at,
-        acknowledged: alert
-            .acked_at
-            .map(|t| json!({"at": t, "by": alert.acked_by, "note": alert.ack_note})),
+        acknowledged: alert.acked_at.map(|at| Acknowledgement {
+            at,
+            by: alert.acked_by.clone(),
+            note: alert.ack_note.clone(),
+        }),
         silenced: muted(silences, finding, agency),
         subject: view.subject.clone(),
         summary: view.summary.clone(),
@@ -85,12 +103,15 @@ pub fn known_rule(s: &str) -> bool {
 /// escalated). A word outside these is refused where it is read (the CLI's
 /// argument, the API's query): it would match no alert, and an empty list
 /// would read as "all clear".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StateFilter {
     Firing,
     Escalated,
     Resolved,
+    /// Firing or escalated.
     Active,
 }
 
@@ -106,11 +127,17 @@ impl StateFilter {
 }
 
 /// Filters of alert listings (CLI and API).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(default, deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AlertFilter {
+    /// `firing`, `escalated`, `resolved`, or `active` (firing or
+    /// escalated); another word is refused (400).
     pub state: Option<StateFilter>,
+    /// A rule id; another word matches nothing.
+    #[param(value_type = Option<RuleId>)]
     pub rule: Option<String>,
+    /// `warning` or `critical`; another word is refused (400).
     pub severity: Option<Severity>,
     /// The unit the alert concerns (as its facts name it).
     pub unit: Option<String>,

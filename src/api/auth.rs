@@ -70,7 +70,9 @@ impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
         let mut r = (
             StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"error": "a valid bearer token is required"})),
+            axum::Json(super::error::ErrorBody {
+                error: "a valid bearer token is required".into(),
+            }),
         )
             .into_response();
         r.headers_mut()

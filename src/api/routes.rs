@@ -1,50 +1,25 @@
 //! The handlers. Each `/v1` handler takes the caller's agency first and
-//! answers only with what that agency may see.
+//! answers only with what that agency may see. Each carries its
+//! `#[utoipa::path]`: the OpenAPI document ([`super::doc`]) is made of
+//! these, and the router serves exactly the handlers the document lists.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Datelike, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::auth::{Caller, Person};
-use crate::alert::{self, AlertFilter, SilenceScope};
+use super::error::{
+    ApiError, BodyRejections, ErrorBody, JsonBody, PathParam, QueryParams, QueryRejection,
+};
+use crate::action::view::ActionView;
+use crate::alert::{self, AlertFilter, AlertView, SilenceScope};
 use crate::model::Agency;
-
-/// An error answer; the store's errors are logged, not shown.
-pub enum ApiError {
-    NotFound,
-    BadRequest(String),
-    Conflict(String),
-    Internal(String),
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> ApiError {
-        ApiError::Internal(e.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not found".to_owned()),
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
-            ApiError::Internal(m) => {
-                tracing::error!(error = %m, "API request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error".to_owned(),
-                )
-            }
-        };
-        (status, Json(json!({"error": message}))).into_response()
-    }
-}
+use crate::store::alerts::{EventType, SilenceRow};
 
 type Answer = Result<Response, ApiError>;
 
@@ -52,21 +27,72 @@ fn ok(v: impl serde::Serialize) -> Answer {
     Ok(Json(v).into_response())
 }
 
+/// The process answers.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "`ok` and a newline.", body = String, content_type = "text/plain"))
+)]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Whether the daemon can serve: its store answers and every migration is applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`, or `not ready` (with the reason).
+    #[schema(value_type = ReadinessStatus)]
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub reason: Option<String>,
+}
+
+/// The words of [`Readiness::status`], for the document.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ReadinessStatus {
+    Ready,
+    #[schema(rename = "not ready")]
+    NotReady,
+}
+
+/// The store answers and every migration is applied.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Ready.", body = Readiness),
+        (status = 503, description = "Not ready: the store does not answer or a migration is missing.", body = Readiness),
+    )
+)]
 pub async fn readyz(State(s): State<ApiState>) -> Response {
     match s.store.readiness().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(Readiness {
+                status: "ready",
+                reason: None,
+            }),
+        )
+            .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "reason": e.to_string()})),
+            Json(Readiness {
+                status: "not ready",
+                reason: Some(e.to_string()),
+            }),
         )
             .into_response(),
     }
 }
 
+/// Prometheus text: adapters' runs, alerts by rule, severity and state
+/// (confidential alerts not counted), the outbox, delivery latency, and
+/// this process's workers.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "The Prometheus text format, version 0.0.4.", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(State(s): State<ApiState>) -> Answer {
     let text = crate::metrics::render(s.store.as_ref(), &s.metrics).await?;
     Ok((
@@ -79,20 +105,25 @@ pub async fn metrics(State(s): State<ApiState>) -> Answer {
         .into_response())
 }
 
+/// The caller's view of its alerts, filtered.
+#[utoipa::path(
+    get, path = "/v1/alerts", tag = "alerts",
+    params(AlertFilter),
+    responses(
+        (status = 200, description = "The alerts the caller's agency receives, as it may see them.", body = Vec<AlertView>),
+        QueryRejection,
+    )
+)]
 pub async fn list_alerts(
     Caller(agency): Caller,
     State(s): State<ApiState>,
-    Query(filter): Query<AlertFilter>,
+    QueryParams(filter): QueryParams<AlertFilter>,
 ) -> Answer {
     ok(alert::visible(s.store.as_ref(), agency, &filter, s.clock.now()).await?)
 }
 
 /// The alert if `agency` may see it; otherwise not found, whether it exists or not.
-async fn visible_alert(
-    s: &ApiState,
-    agency: Agency,
-    id: &str,
-) -> Result<alert::AlertView, ApiError> {
+async fn visible_alert(s: &ApiState, agency: Agency, id: &str) -> Result<AlertView, ApiError> {
     let a = s.store.get_alert(id).await?.ok_or(ApiError::NotFound)?;
     let silences = alert::in_force(s.store.silences().await?, s.clock.now());
     let mut view = alert::view_for(&a, agency, &silences).ok_or(ApiError::NotFound)?;
@@ -101,27 +132,52 @@ async fn visible_alert(
     Ok(view)
 }
 
+/// One alert, as the caller's agency may see it.
+#[utoipa::path(
+    get, path = "/v1/alerts/{id}", tag = "alerts",
+    params(("id" = String, Path, description = "The alert's id (64 hex digits).")),
+    responses(
+        (status = 200, description = "The alert.", body = AlertView),
+        (status = 404, description = "No such alert, or one the caller may not see: the two are not told apart.", body = ErrorBody),
+    )
+)]
 pub async fn get_alert(
     Caller(agency): Caller,
     State(s): State<ApiState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Answer {
     ok(visible_alert(&s, agency, &id).await?)
 }
 
-#[derive(Deserialize)]
+/// An acknowledgement: who (recorded as `agency:by`) and why.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"by": "王科长", "note": "已督办"}))]
 pub struct Ack {
+    /// The person acknowledging.
     by: String,
     #[serde(default)]
+    #[schema(required = false)]
     note: String,
 }
 
+/// Acknowledges the alert's current episode.
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/ack", tag = "alerts",
+    params(("id" = String, Path, description = "The alert's id (64 hex digits).")),
+    request_body = Ack,
+    responses(
+        (status = 200, description = "The alert, acknowledged.", body = AlertView),
+        (status = 404, description = "No such alert, or one the caller may not see.", body = ErrorBody),
+        (status = 409, description = "The alert is resolved.", body = ErrorBody),
+        BodyRejections,
+    )
+)]
 pub async fn ack_alert(
     Caller(agency): Caller,
     State(s): State<ApiState>,
-    Path(id): Path<String>,
-    Json(ack): Json<Ack>,
+    PathParam(id): PathParam<String>,
+    JsonBody(ack): JsonBody<Ack>,
 ) -> Answer {
     visible_alert(&s, agency, &id).await?;
     let by = format!("{agency}:{}", ack.by);
@@ -136,6 +192,10 @@ pub async fn ack_alert(
 }
 
 /// The silences an agency sees: the operator's and its own.
+#[utoipa::path(
+    get, path = "/v1/silences", tag = "silences",
+    responses((status = 200, description = "Every silence that mutes the caller's deliveries, lifted and expired ones too.", body = Vec<SilenceRow>))
+)]
 pub async fn list_silences(Caller(agency): Caller, State(s): State<ApiState>) -> Answer {
     let mine: Vec<_> = s
         .store
@@ -147,22 +207,44 @@ pub async fn list_silences(Caller(agency): Caller, State(s): State<ApiState>) ->
     ok(mine)
 }
 
-#[derive(Deserialize)]
+/// A silence to set: it mutes the caller's own deliveries of what it covers.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"scope": "rule", "value": "funds.idle",
+    "until": "2099-01-01T00:00:00Z", "reason": "年中调整", "by": "王科长"}))]
 pub struct NewSilence {
-    /// `rule`, `unit` or `project`.
+    #[schema(value_type = SilenceScope)]
     scope: String,
+    /// A rule id, a unit's 6-digit code or a project's 16-digit code.
     value: String,
+    /// Until when; in the future.
     until: DateTime<Utc>,
+    /// Why; not empty.
     reason: String,
+    /// The person setting it (recorded as `agency:by`).
     by: String,
 }
 
-/// Silences set through the API mute the caller's own deliveries only.
+/// The id of a silence set.
+#[derive(Serialize, ToSchema)]
+pub struct SilenceCreated {
+    pub id: i64,
+}
+
+/// Sets a silence of the caller's own deliveries.
+#[utoipa::path(
+    post, path = "/v1/silences", tag = "silences",
+    request_body = NewSilence,
+    responses(
+        (status = 201, description = "Set.", body = SilenceCreated),
+        BodyRejections,
+        (status = 400, description = "The body is not JSON, or not a silence that can be set: an unknown scope or rule, `until` not in the future or after the year 9999, an empty reason.", body = ErrorBody),
+    )
+)]
 pub async fn add_silence(
     Caller(agency): Caller,
     State(s): State<ApiState>,
-    Json(n): Json<NewSilence>,
+    JsonBody(n): JsonBody<NewSilence>,
 ) -> Answer {
     let now = s.clock.now();
     let Some(scope) = SilenceScope::parse(&n.scope) else {
@@ -176,6 +258,11 @@ pub async fn add_silence(
     if n.until <= now {
         return Err(ApiError::BadRequest("until is in the past".into()));
     }
+    // RFC 3339 has four digits for the year: a later `until` could be kept
+    // but not listed as the API describes it.
+    if n.until.year() > 9999 {
+        return Err(ApiError::BadRequest("until is after the year 9999".into()));
+    }
     if n.reason.trim().is_empty() {
         return Err(ApiError::BadRequest("a silence needs a reason".into()));
     }
@@ -184,13 +271,24 @@ pub async fn add_silence(
         .store
         .add_silence(scope, &n.value, Some(agency), n.until, &n.reason, &by, now)
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+    Ok((StatusCode::CREATED, Json(SilenceCreated { id })).into_response())
 }
 
+/// Lifts one of the caller's own silences.
+#[utoipa::path(
+    delete, path = "/v1/silences/{id}", tag = "silences",
+    params(("id" = i64, Path, description = "The silence's id.")),
+    responses(
+        (status = 204, description = "Lifted."),
+        (status = 400, description = "The id is not an integer.", body = ErrorBody),
+        (status = 404, description = "No such silence of the caller's agency (the operator's cannot be lifted through the API).", body = ErrorBody),
+        (status = 409, description = "The silence is already lifted.", body = ErrorBody),
+    )
+)]
 pub async fn lift_silence(
     Caller(agency): Caller,
     State(s): State<ApiState>,
-    Path(id): Path<i64>,
+    PathParam(id): PathParam<i64>,
 ) -> Answer {
     let own = s
         .store
@@ -207,127 +305,168 @@ pub async fn lift_silence(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize, Default)]
+/// Where a delivery stands.
+#[derive(Deserialize, Serialize, ToSchema, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Not delivered yet (retrying when it has failed before).
+    Pending,
+    Delivered,
+    /// Given up after 24 hours of retries; an operator may redrive it.
+    Dead,
+}
+
+impl DeliveryState {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(default, deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
-    state: Option<String>,
+    /// Only deliveries in this state.
+    state: Option<DeliveryState>,
+    /// At most this many, newest first (1 to 1000; others are clamped).
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
 }
 
-/// The caller's own deliveries, without bodies.
+/// One event for one subscriber of the caller's agency, without its body.
+#[derive(Serialize, ToSchema)]
+pub struct Delivery {
+    pub id: i64,
+    /// The `webhook-id` header: the same on every attempt.
+    pub webhook_id: String,
+    /// What the event is about: an alert's id, or an action's.
+    pub alert_id: String,
+    pub subscriber: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[schema(value_type = DeliveryState)]
+    pub state: String,
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// The caller's own deliveries, newest first, without bodies.
+#[utoipa::path(
+    get, path = "/v1/deliveries", tag = "deliveries",
+    params(DeliveryQuery),
+    responses(
+        (status = 200, description = "The caller's deliveries.", body = Vec<Delivery>),
+        QueryRejection,
+    )
+)]
 pub async fn list_deliveries(
     Caller(agency): Caller,
     State(s): State<ApiState>,
-    Query(q): Query<DeliveryQuery>,
+    QueryParams(q): QueryParams<DeliveryQuery>,
 ) -> Answer {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = s
         .store
-        .deliveries(
-            q.state.as_deref(),
-            q.limit.unwrap_or(100).clamp(1, 1000) * 10,
-        )
+        .deliveries(q.state.map(DeliveryState::as_str), limit * 10)
         .await?;
-    let mine: Vec<Value> = rows
+    let mine: Vec<Delivery> = rows
         .into_iter()
         .filter(|d| d.agency == agency)
-        .take(q.limit.unwrap_or(100).clamp(1, 1000) as usize)
-        .map(|d| {
-            json!({
-                "id": d.id, "webhook_id": d.event_id, "alert_id": d.alert_id,
-                "subscriber": d.subscriber, "type": d.event_type, "state": d.state,
-                "attempts": d.attempts, "created_at": d.created_at,
-                "next_attempt_at": d.next_attempt_at, "last_error": d.last_error,
-                "delivered_at": d.delivered_at,
-            })
+        .take(limit as usize)
+        .map(|d| Delivery {
+            id: d.id,
+            webhook_id: d.event_id,
+            alert_id: d.alert_id,
+            subscriber: d.subscriber,
+            event_type: d.event_type,
+            state: d.state,
+            attempts: d.attempts,
+            created_at: d.created_at,
+            next_attempt_at: d.next_attempt_at,
+            last_error: d.last_error,
+            delivered_at: d.delivered_at,
         })
         .collect();
     ok(mine)
 }
 
+/// The id of a dead letter put back to pending.
+#[derive(Serialize, ToSchema)]
+pub struct Redriven {
+    pub redriven: i64,
+}
+
+/// Puts one of the caller's dead letters back to pending, to be sent now.
+#[utoipa::path(
+    post, path = "/v1/deliveries/{id}/redrive", tag = "deliveries",
+    params(("id" = i64, Path, description = "The delivery's id.")),
+    responses(
+        (status = 200, description = "Pending again.", body = Redriven),
+        (status = 400, description = "The id is not an integer.", body = ErrorBody),
+        (status = 404, description = "No dead delivery of the caller's agency with this id.", body = ErrorBody),
+    )
+)]
 pub async fn redrive(
     Caller(agency): Caller,
     State(s): State<ApiState>,
-    Path(id): Path<i64>,
+    PathParam(id): PathParam<i64>,
 ) -> Answer {
     let rows = s.store.deliveries(Some("dead"), 100_000).await?;
     if !rows.iter().any(|d| d.id == id && d.agency == agency) {
         return Err(ApiError::NotFound);
     }
     s.store.redrive(Some(id), s.clock.now()).await?;
-    ok(json!({"redriven": id}))
-}
-
-/// Each configured adapter: schedule, next run, newest run. Other agencies
-/// see that the discipline adapter runs, never how much it fetched.
-pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answer {
-    let config = s.config.borrow().clone();
-    let runs = s.store.adapter_runs().await?;
-    let held = s.store.held_deletions().await?;
-    let now = s.clock.now();
-    let mut out = Vec::new();
-    for (name, c) in &config.adapters {
-        let manifest_agency = config.agency(name);
-        let confidential =
-            manifest_agency.is_some_and(|a| a.is_confidential()) && agency != Agency::Discipline;
-        let run = runs.iter().find(|r| &r.adapter == name);
-        let worker = s
-            .metrics
-            .workers
-            .get(&crate::worker::adapter(name))
-            .map(|w| {
-                json!({
-                    "activity": w.activity, "last_success": w.last_success,
-                    "consecutive_errors": w.consecutive_errors, "errors": w.errors,
-                    "last_error": if confidential { None } else { w.last_error },
-                    "last_error_at": w.last_error_at,
-                })
-            });
-        let report = run
-            .and_then(|r| r.report.as_deref())
-            .and_then(|t| crate::adapter::SyncReport::from_stored(t).ok());
-        out.push(json!({
-            "adapter": name,
-            "agency": manifest_agency,
-            "enabled": c.enabled,
-            "schedule": c.schedule.as_str(),
-            "next_run": c.schedule.next_after(now),
-            "last_run": run.map(|r| json!({
-                "started_at": r.started_at, "finished_at": r.finished_at, "ok": r.ok,
-                "seconds": report.as_ref().map(|x| x.seconds),
-            })),
-            "last_success": run.and_then(|r| r.last_success),
-            "runs": run.map(|r| r.runs),
-            "failures": run.map(|r| r.failures),
-            "streams": if confidential { None } else { report.as_ref().map(|x| &x.streams) },
-            "last_error": if confidential { None } else { report.as_ref().and_then(|x| x.error.as_ref()) },
-            // Snapshots whose deletions wait for an operator's word.
-            "held": if confidential { Value::Null } else {
-                let prefix = manifest_agency.map(|a| format!("{a}."));
-                Value::Array(held.iter()
-                    .filter(|(stream, _)| prefix.as_deref().is_some_and(|p| stream.starts_with(p)))
-                    .map(|(stream, h)| json!({
-                        "stream": stream, "deletions": h.deletions, "since": h.since,
-                        "accept": format!("liankong sync --adapter {name} --accept-deletions"),
-                    }))
-                    .collect())
-            },
-            "worker": worker,
-        }));
-    }
-    ok(out)
+    ok(Redriven { redriven: id })
 }
 
 /// The longest `Idempotency-Key` kept.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-fn refusal(r: &crate::action::Refusal) -> Response {
-    let status = StatusCode::from_u16(r.status.code()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-    (status, Json(r.body())).into_response()
+/// A refused action: nothing was recorded.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Refusal)]
+pub struct RefusalBody {
+    /// The sentence a person reads, with the figures.
+    pub error: String,
+    /// A word a program can match (README § Actions lists them), such as
+    /// `reclaim_above_balance` or `not_an_action`.
+    pub reason: String,
+    #[schema(value_type = super::schemas::RefusalFigures)]
+    pub figures: serde_json::Value,
 }
 
-/// `POST /v1/actions`: 201 and the action, or the refusal's status and
-/// reason with its figures. Under an `Idempotency-Key` the agency gave
-/// within 24 hours, the first answer again (`Idempotent-Replayed: true`).
+fn refusal(status: StatusCode, body: RefusalBody) -> Response {
+    (status, Json(body)).into_response()
+}
+
+/// Takes an action as the token's agency and person. Under an
+/// `Idempotency-Key` the agency gave within 24 hours, the first answer
+/// again (`Idempotent-Replayed: true`), and nothing recorded.
+#[utoipa::path(
+    post, path = "/v1/actions", tag = "actions",
+    params((
+        "Idempotency-Key" = Option<String>, Header, nullable = false,
+        description = "1 to 255 visible characters; the same key from the same agency within 24 hours gets the first answer again.",
+        min_length = 1, max_length = 255,
+    )),
+    request_body = crate::action::ActionRequest,
+    responses(
+        (status = 201, description = "Recorded (or, replayed, recorded before).", body = ActionView,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the first answer again."))),
+        (status = 400, description = "The Idempotency-Key is empty, too long or not visible characters.", body = ErrorBody),
+        (status = 403, description = "Refused: the agency may not take this kind (`kind_not_allowed`) or withdraw that action (`not_your_action`).", body = RefusalBody),
+        (status = 404, description = "Refused: no such alert (`no_such_alert`) or action (`no_such_action`) the caller may see.", body = RefusalBody),
+        (status = 409, description = "Refused: the project's or the alert's state forbids it now (`already_frozen`, `not_frozen`, `alert_not_firing`, `already_withdrawn`).", body = RefusalBody),
+        (status = 422, description = "Refused: the body is not an action (`not_an_action`), or its own figures or days are wrong (`reclaim_above_balance`, `missing_field`, …).", body = RefusalBody),
+    )
+)]
 pub async fn take_action(
     person: Person,
     State(s): State<ApiState>,
@@ -349,14 +488,14 @@ pub async fn take_action(
     let req: crate::action::ActionRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return (
+            return refusal(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Json(
-                    json!({"error": format!("the request is not an action: {e}"),
-                            "reason": "not_an_action", "figures": {}}),
-                ),
-            )
-                .into_response();
+                RefusalBody {
+                    error: format!("the request is not an action: {e}"),
+                    reason: "not_an_action".into(),
+                    figures: serde_json::json!({}),
+                },
+            );
         }
     };
     let config = s.config.borrow().clone();
@@ -384,24 +523,44 @@ pub async fn take_action(
             }
             r
         }
-        Err(crate::action::TakeError::Refused(r)) => refusal(&r),
+        Err(crate::action::TakeError::Refused(r)) => refusal(
+            StatusCode::from_u16(r.status.code()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
+            RefusalBody {
+                error: r.message,
+                reason: r.reason.to_owned(),
+                figures: r.figures,
+            },
+        ),
         Err(crate::action::TakeError::Store(e)) => ApiError::from(e).into_response(),
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(default, deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ActionQuery {
+    /// Only the actions on this project (16 digits).
     project: Option<String>,
+    /// Only actions of this kind.
     kind: Option<crate::model::ActionKind>,
+    /// Only actions of this budget year.
     year: Option<i32>,
 }
 
-/// `GET /v1/actions`: the actions the caller's agency may see.
+/// The actions the caller's agency may see (those delivered to it), in
+/// the order taken; a withdrawn one carries `withdrawn_by`.
+#[utoipa::path(
+    get, path = "/v1/actions", tag = "actions",
+    params(ActionQuery),
+    responses(
+        (status = 200, description = "The actions.", body = Vec<ActionView>),
+        QueryRejection,
+    )
+)]
 pub async fn list_actions(
     Caller(agency): Caller,
     State(s): State<ApiState>,
-    Query(q): Query<ActionQuery>,
+    QueryParams(q): QueryParams<ActionQuery>,
 ) -> Answer {
     ok(crate::action::visible(
         s.store.as_ref(),

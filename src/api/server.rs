@@ -3,34 +3,15 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
 use tokio_util::sync::CancellationToken;
 
-use super::routes;
 use super::state::ApiState;
 use crate::config::Config;
 
+/// The API's routes, each served as [`super::doc`] describes it.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
-        .route("/v1/alerts", get(routes::list_alerts))
-        .route("/v1/alerts/{id}", get(routes::get_alert))
-        .route("/v1/alerts/{id}/ack", post(routes::ack_alert))
-        .route(
-            "/v1/silences",
-            get(routes::list_silences).post(routes::add_silence),
-        )
-        .route("/v1/silences/{id}", delete(routes::lift_silence))
-        .route("/v1/deliveries", get(routes::list_deliveries))
-        .route("/v1/deliveries/{id}/redrive", post(routes::redrive))
-        .route("/v1/adapters", get(routes::adapters))
-        .route(
-            "/v1/actions",
-            get(routes::list_actions).post(routes::take_action),
-        )
-        .with_state(state)
+    let (router, _) = super::doc::api_routes().split_for_parts();
+    router.with_state(state)
 }
 
 /// Serves until `shutdown`.

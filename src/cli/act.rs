@@ -146,7 +146,7 @@ pub async fn actions(
         year,
     } = command;
     for a in action::visible(store, agency, project.as_deref(), kind, year).await? {
-        writeln!(out, "{a}")?;
+        writeln!(out, "{}", serde_json::to_string(&a)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -72,7 +72,9 @@ impl fmt::Display for Severity {
 
 /// A source record a finding rests on: an agency's, or (`liankong`) an
 /// action's.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct SourceRef {
     pub agency: Source,
     pub collection: String,

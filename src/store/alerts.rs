@@ -116,7 +116,8 @@ impl AlertRow {
 }
 
 /// A silence of a rule, a unit or a project until a time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = Silence)]
 pub struct SilenceRow {
     pub id: i64,
     pub scope: SilenceScope,

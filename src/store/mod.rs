@@ -315,7 +315,7 @@ impl Batch {
 }
 
 /// What a batch did, record by record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchOutcome {
     pub new: u64,
     pub changed: u64,
