@@ -9,8 +9,12 @@
 mod auth;
 mod routes;
 mod server;
+pub mod shared;
 mod state;
+mod tls;
 
 pub use auth::token_hash;
-pub use server::{bind, router, serve};
+pub(crate) use auth::{configured, configured_hash, same};
+pub use server::{bind, router, serve, serve_tls};
 pub use state::{ApiState, RunningConfig};
+pub use tls::{TlsError, acceptor};

@@ -9,10 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::ApiState;
 use super::auth::{Caller, Person};
-use crate::alert::{self, AlertFilter, SilenceScope};
-use crate::model::Agency;
+use super::{ApiState, shared};
+use crate::alert::{self, AlertFilter};
 
 /// An error answer; the store's errors are logged, not shown.
 pub enum ApiError {
@@ -87,26 +86,19 @@ pub async fn list_alerts(
     ok(alert::visible(s.store.as_ref(), agency, &filter, s.clock.now()).await?)
 }
 
-/// The alert if `agency` may see it; otherwise not found, whether it exists or not.
-async fn visible_alert(
-    s: &ApiState,
-    agency: Agency,
-    id: &str,
-) -> Result<alert::AlertView, ApiError> {
-    let a = s.store.get_alert(id).await?.ok_or(ApiError::NotFound)?;
-    let silences = alert::in_force(s.store.silences().await?, s.clock.now());
-    let mut view = alert::view_for(&a, agency, &silences).ok_or(ApiError::NotFound)?;
-    let actions = s.store.actions(None).await?;
-    alert::view::add_actions(std::slice::from_mut(&mut view), &[&a], &actions, agency);
-    Ok(view)
-}
-
+/// A confidential alert's view is logged (who, when), as in the console.
 pub async fn get_alert(
-    Caller(agency): Caller,
+    person: Person,
     State(s): State<ApiState>,
     Path(id): Path<String>,
 ) -> Answer {
-    ok(visible_alert(&s, agency, &id).await?)
+    let viewer = shared::Viewer {
+        agency: person.agency,
+        token: &person.token,
+        channel: "api",
+    };
+    let view = shared::view_alert(s.store.as_ref(), &viewer, &id, s.clock.now()).await?;
+    ok(view.ok_or(ApiError::NotFound)?)
 }
 
 #[derive(Deserialize)]
@@ -123,16 +115,12 @@ pub async fn ack_alert(
     Path(id): Path<String>,
     Json(ack): Json<Ack>,
 ) -> Answer {
-    visible_alert(&s, agency, &id).await?;
-    let by = format!("{agency}:{}", ack.by);
-    if !s
-        .store
-        .ack_alert(&id, &by, &ack.note, s.clock.now())
-        .await?
-    {
-        return Err(ApiError::Conflict("the alert is resolved".into()));
+    let store = s.store.as_ref();
+    match shared::acknowledge(store, agency, &id, &ack.by, &ack.note, s.clock.now()).await? {
+        shared::Acked::Done(view) => ok(view),
+        shared::Acked::NotFound => Err(ApiError::NotFound),
+        shared::Acked::Resolved => Err(ApiError::Conflict("the alert is resolved".into())),
     }
-    ok(visible_alert(&s, agency, &id).await?)
 }
 
 /// The silences an agency sees: the operator's and its own.
@@ -165,20 +153,8 @@ pub async fn add_silence(
     Json(n): Json<NewSilence>,
 ) -> Answer {
     let now = s.clock.now();
-    let Some(scope) = SilenceScope::parse(&n.scope) else {
-        return Err(ApiError::BadRequest(
-            "scope must be rule, unit or project".into(),
-        ));
-    };
-    if scope == SilenceScope::Rule && !alert::known_rule(&n.value) {
-        return Err(ApiError::BadRequest(format!("unknown rule {:?}", n.value)));
-    }
-    if n.until <= now {
-        return Err(ApiError::BadRequest("until is in the past".into()));
-    }
-    if n.reason.trim().is_empty() {
-        return Err(ApiError::BadRequest("a silence needs a reason".into()));
-    }
+    let scope = shared::check_silence(&n.scope, &n.value, n.until, &n.reason, now)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let by = format!("{agency}:{}", n.by);
     let id = s
         .store
@@ -220,17 +196,10 @@ pub async fn list_deliveries(
     State(s): State<ApiState>,
     Query(q): Query<DeliveryQuery>,
 ) -> Answer {
-    let rows = s
-        .store
-        .deliveries(
-            q.state.as_deref(),
-            q.limit.unwrap_or(100).clamp(1, 1000) * 10,
-        )
-        .await?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = shared::deliveries(s.store.as_ref(), agency, q.state.as_deref(), limit, 0).await?;
     let mine: Vec<Value> = rows
         .into_iter()
-        .filter(|d| d.agency == agency)
-        .take(q.limit.unwrap_or(100).clamp(1, 1000) as usize)
         .map(|d| {
             json!({
                 "id": d.id, "webhook_id": d.event_id, "alert_id": d.alert_id,
@@ -249,72 +218,16 @@ pub async fn redrive(
     State(s): State<ApiState>,
     Path(id): Path<i64>,
 ) -> Answer {
-    let rows = s.store.deliveries(Some("dead"), 100_000).await?;
-    if !rows.iter().any(|d| d.id == id && d.agency == agency) {
+    if !shared::redrive(s.store.as_ref(), agency, id, s.clock.now()).await? {
         return Err(ApiError::NotFound);
     }
-    s.store.redrive(Some(id), s.clock.now()).await?;
     ok(json!({"redriven": id}))
 }
 
 /// Each configured adapter: schedule, next run, newest run. Other agencies
 /// see that the discipline adapter runs, never how much it fetched.
 pub async fn adapters(Caller(agency): Caller, State(s): State<ApiState>) -> Answer {
-    let config = s.config.borrow().clone();
-    let runs = s.store.adapter_runs().await?;
-    let held = s.store.held_deletions().await?;
-    let now = s.clock.now();
-    let mut out = Vec::new();
-    for (name, c) in &config.adapters {
-        let manifest_agency = config.agency(name);
-        let confidential =
-            manifest_agency.is_some_and(|a| a.is_confidential()) && agency != Agency::Discipline;
-        let run = runs.iter().find(|r| &r.adapter == name);
-        let worker = s
-            .metrics
-            .workers
-            .get(&crate::worker::adapter(name))
-            .map(|w| {
-                json!({
-                    "activity": w.activity, "last_success": w.last_success,
-                    "consecutive_errors": w.consecutive_errors, "errors": w.errors,
-                    "last_error": if confidential { None } else { w.last_error },
-                    "last_error_at": w.last_error_at,
-                })
-            });
-        let report = run
-            .and_then(|r| r.report.as_deref())
-            .and_then(|t| crate::adapter::SyncReport::from_stored(t).ok());
-        out.push(json!({
-            "adapter": name,
-            "agency": manifest_agency,
-            "enabled": c.enabled,
-            "schedule": c.schedule.as_str(),
-            "next_run": c.schedule.next_after(now),
-            "last_run": run.map(|r| json!({
-                "started_at": r.started_at, "finished_at": r.finished_at, "ok": r.ok,
-                "seconds": report.as_ref().map(|x| x.seconds),
-            })),
-            "last_success": run.and_then(|r| r.last_success),
-            "runs": run.map(|r| r.runs),
-            "failures": run.map(|r| r.failures),
-            "streams": if confidential { None } else { report.as_ref().map(|x| &x.streams) },
-            "last_error": if confidential { None } else { report.as_ref().and_then(|x| x.error.as_ref()) },
-            // Snapshots whose deletions wait for an operator's word.
-            "held": if confidential { Value::Null } else {
-                let prefix = manifest_agency.map(|a| format!("{a}."));
-                Value::Array(held.iter()
-                    .filter(|(stream, _)| prefix.as_deref().is_some_and(|p| stream.starts_with(p)))
-                    .map(|(stream, h)| json!({
-                        "stream": stream, "deletions": h.deletions, "since": h.since,
-                        "accept": format!("liankong sync --adapter {name} --accept-deletions"),
-                    }))
-                    .collect())
-            },
-            "worker": worker,
-        }));
-    }
-    ok(out)
+    ok(shared::adapters(&s, agency).await?)
 }
 
 /// The longest `Idempotency-Key` kept.

@@ -30,6 +30,8 @@ mod check;
 mod quarantine;
 mod sim;
 
+pub use sim::{DEMO_LISTEN, DemoStore, demo_store};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "liankong",
