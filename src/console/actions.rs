@@ -102,7 +102,7 @@ pub fn action_forms(clerk: &Clerk, v: &AlertView, key: &str) -> Markup {
         html! {
             details.act {
                 summary { (action_name(kind)) }
-                form method="post" action={ "/ui/alerts/" (v.alert_id) "/act" } {
+                form.(kind.as_str()) method="post" action={ "/ui/alerts/" (v.alert_id) "/act" } {
                     input type="hidden" name="csrf" value=(clerk.csrf);
                     input type="hidden" name="key" value={ (key) "-" (kind.as_str()) };
                     input type="hidden" name="kind" value=(kind.as_str());
@@ -140,7 +140,7 @@ pub fn action_forms(clerk: &Clerk, v: &AlertView, key: &str) -> Markup {
             @let id = a["action_id"].as_str().unwrap_or_default();
             details.act {
                 summary { "撤销 " (a["kind"].as_str().and_then(ActionKind::parse).map_or("?", action_name)) " " span.id { (id) } }
-                form method="post" action={ "/ui/alerts/" (v.alert_id) "/act" } {
+                form.withdraw method="post" action={ "/ui/alerts/" (v.alert_id) "/act" } {
                     input type="hidden" name="csrf" value=(clerk.csrf);
                     input type="hidden" name="key" value={ (key) "-withdraw-" (id) };
                     input type="hidden" name="kind" value="withdraw";

@@ -196,9 +196,9 @@ pub fn delivery_state(s: &str) -> &str {
 
 fn ack_form(clerk: &Clerk, v: &AlertView) -> Markup {
     html! {
-        details.act open[v.acknowledged.is_none()] {
+        details.act.ack open[v.acknowledged.is_none()] {
             summary { "确认告警" }
-            form method="post" action={ "/ui/alerts/" (v.alert_id) "/ack" } {
+            form.ack method="post" action={ "/ui/alerts/" (v.alert_id) "/ack" } {
                 input type="hidden" name="csrf" value=(clerk.csrf);
                 label { "确认人" input type="text" name="by" value=(clerk.name) required; }
                 label { "备注" input type="text" name="note"; }
@@ -221,7 +221,7 @@ fn silence_form(clerk: &Clerk, v: &AlertView) -> Markup {
     html! {
         details.act {
             summary { "静默" }
-            form method="post" action={ "/ui/alerts/" (v.alert_id) "/silence" } {
+            form.silence method="post" action={ "/ui/alerts/" (v.alert_id) "/silence" } {
                 input type="hidden" name="csrf" value=(clerk.csrf);
                 fieldset {
                     legend { "静默范围（仅停止向本机构推送，告警照常显示）" }

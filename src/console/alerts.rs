@@ -188,9 +188,9 @@ fn counts(alerts: &[AlertView]) -> Markup {
     let critical: usize = by_rule.values().map(|e| e.1).sum();
     let warning: usize = by_rule.values().map(|e| e.2).sum();
     html! {
-        div.scroll {
-            table.counts {
-                caption { "按规则和严重程度统计" }
+        details.counts {
+            summary { "按规则和严重程度统计：严重 " (critical) " 条，一般 " (warning) " 条" }
+            div.scroll { table.counts {
                 thead { tr { th scope="col" { "规则" } th scope="col" { "严重" } th scope="col" { "一般" } } }
                 tbody {
                     @for (rule, c, w) in by_rule.values() {
@@ -202,7 +202,7 @@ fn counts(alerts: &[AlertView]) -> Markup {
                     }
                 }
                 tfoot { tr { th scope="row" { "合计" } td.num { (critical) } td.num { (warning) } } }
-            }
+            } }
         }
     }
 }
