@@ -581,6 +581,241 @@ async fn the_console_store_logs_views_and_pages_an_agencys_outbox_on_both_backen
     .await;
 }
 
+#[tokio::test]
+async fn an_agency_redrives_its_own_dead_letters_and_no_other() {
+    let c = console().await;
+    let http = http();
+    let pending = |agency| {
+        let s = c.store.clone();
+        async move {
+            s.agency_deliveries(agency, Some("pending"), None, 1, 0)
+                .await
+                .unwrap()[0]
+                .clone()
+        }
+    };
+    let mine = pending(Agency::Finance).await;
+    let theirs = pending(Agency::Npc).await;
+    for d in [&mine, &theirs] {
+        c.store
+            .mark_failed(d.id, demo_now(), "HTTP 500", None)
+            .await
+            .unwrap();
+    }
+    let (cookie, csrf) = signin(&http, &c.base, &c.tokens[&Agency::Finance]).await;
+    let page = http
+        .get(format!("{}/ui/deliveries?state=dead", c.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.matches("重新推送").count(), 1, "{page}");
+    assert!(
+        page.contains(&format!("/ui/deliveries/{}/redrive", mine.id)) && page.contains("HTTP 500")
+    );
+    let redrive = |id: i64| {
+        http.post(format!("{}/ui/deliveries/{id}/redrive", c.base))
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+    };
+    assert_eq!(redrive(theirs.id).await.unwrap().status(), 404);
+    let r = redrive(mine.id).await.unwrap();
+    assert_eq!(r.status(), 303);
+    let dead = c.store.deliveries(Some("dead"), 10).await.unwrap();
+    assert_eq!(dead.iter().map(|d| d.id).collect::<Vec<_>>(), [theirs.id]);
+    let csv = http
+        .get(format!("{}/ui/deliveries.csv", c.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows = c
+        .store
+        .agency_deliveries(Agency::Finance, None, None, 100_000, 0)
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), rows.len() + 1);
+    assert!(csv.lines().all(|l| !l.contains("npc_desk")));
+}
+
+/// What discipline's data leaves in text: the referral's id, and the keys
+/// of the facts only discipline may see.
+const DISCIPLINE_SECRETS: [&str; 4] = [
+    liankong::demo::planted::REFERRAL,
+    "received_on",
+    "origin",
+    "discipline.referrals",
+];
+
+#[tokio::test]
+async fn no_page_of_the_console_shows_discipline_data_to_another_agency() {
+    let c = console().await;
+    let http = http();
+    let alerts = c.store.alerts().await.unwrap();
+    for agency in [Agency::Npc, Agency::Finance, Agency::Audit, Agency::Orgdept] {
+        let (cookie, _) = signin(&http, &c.base, &c.tokens[&agency]).await;
+        let mut paths: Vec<String> = [
+            "/ui/alerts?state=all",
+            "/ui/alerts.csv?state=all",
+            "/ui/adapters",
+            "/ui/report?month=2021-09",
+            "/ui/report.csv?month=2021-09",
+            "/ui/deliveries",
+            "/ui/deliveries.csv",
+            "/ui/views",
+        ]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+        paths.extend(alerts.iter().map(|a| format!("/ui/alerts/{}", a.id)));
+        let mut shown = 0;
+        for path in &paths {
+            let r = http
+                .get(format!("{}{path}", c.base))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            shown += usize::from(r.status() == 200);
+            let text = r.text().await.unwrap();
+            for secret in DISCIPLINE_SECRETS {
+                assert!(!text.contains(secret), "{agency} sees {secret} at {path}");
+            }
+        }
+        assert!(shown > 8, "{agency} saw {shown} pages");
+    }
+    // Discipline itself sees them.
+    let (cookie, _) = signin(&http, &c.base, &c.tokens[&Agency::Discipline]).await;
+    let breach = c.alert(RuleId::FreezeBreach, None).await;
+    let page = http
+        .get(format!("{}/ui/alerts/{breach}", c.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains(DISCIPLINE_SECRETS[0]) && page.contains("received_on"));
+    let adapters = http
+        .get(format!("{}/ui/adapters", c.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        adapters
+            .text()
+            .await
+            .unwrap()
+            .contains("discipline.referrals")
+    );
+}
+
+#[tokio::test]
+async fn the_demo_ends_by_saying_how_to_open_the_console_and_that_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let binary = env!("CARGO_BIN_EXE_liankong");
+    let mut demo = std::process::Command::new(binary);
+    demo.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["demo", "--dir"])
+        .arg(&demo_dir)
+        .env_remove("LIANKONG_CONFIG");
+    let out = tokio::task::spawn_blocking(move || demo.output().unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("the console on this store"))
+        .expect("the console's lines");
+    let config = demo_dir.join("console.toml");
+    assert_eq!(
+        lines[at + 1],
+        format!("  liankong --config {} run", config.display())
+    );
+    assert_eq!(
+        lines[at + 2],
+        "  then open http://127.0.0.1:8470/ui and sign in as finance with the token"
+    );
+    let token = lines[at + 3].trim();
+    assert!(token.starts_with("lk_") && token.len() == 67, "{token}");
+    assert_eq!(
+        lines.len(),
+        at + 9,
+        "the demo ends with the four other tokens: {text}"
+    );
+
+    // Run it as printed, on a free port rather than 8470.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("listen = \"127.0.0.1:8470\""));
+    std::fs::write(
+        &config,
+        written.replace("127.0.0.1:8470", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(binary);
+    command
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env_remove("LIANKONG_STORE_URL");
+    let daemon = support::Spawned::start(command, dir.path().join("run.log"));
+    let base = format!("http://127.0.0.1:{port}");
+    let http = http();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while http.get(format!("{base}/readyz")).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no console: {}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (cookie, _) = signin(&http, &base, token).await;
+    let page = http
+        .get(format!("{base}/ui/alerts"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("财政局 · 演示-finance") && page.contains("资金长期趴账"),
+        "{page}"
+    );
+    let adapters = http
+        .get(format!("{base}/ui/adapters"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let adapters = adapters.text().await.unwrap();
+    assert_eq!(
+        adapters.matches("<section class=\"card\">").count(),
+        5,
+        "the demo's five adapters, disabled"
+    );
+    assert!(
+        !daemon.log().contains("sync failed"),
+        "it pulls nothing: {}",
+        daemon.log()
+    );
+}
+
 // ---- TLS ----
 
 /// A self-signed certificate for 127.0.0.1, written as PEM files.

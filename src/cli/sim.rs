@@ -326,20 +326,28 @@ pub struct DemoStore {
 /// The address the demo's console config listens on.
 pub const DEMO_LISTEN: &str = "127.0.0.1:8470";
 
-/// Writes the demo's console config: its store, the API on [`DEMO_LISTEN`],
-/// and one new token per agency (returned; the config keeps their hashes).
+/// Writes the demo's console config: the demo's own (`config`), its adapters
+/// disabled (the console shows their runs; the simulator they pull from is
+/// gone), the API on [`DEMO_LISTEN`], and one new token per agency
+/// (returned; the config keeps their hashes).
 fn write_console_config(
     dir: &Path,
-    store_url: &str,
+    config: &str,
 ) -> anyhow::Result<(PathBuf, BTreeMap<Agency, String>)> {
     let path = dir.join("console.toml");
     let mut text = format!(
         "# The console on the demo's store: `liankong --config {} run`,\n\
-         # then http://{DEMO_LISTEN}/ui. It pulls nothing: the simulator is gone.\n\
-         [store]\nurl = {}\n\n[api]\nlisten = \"{DEMO_LISTEN}\"\n",
+         # then http://{DEMO_LISTEN}/ui. It pulls nothing: the simulator is gone.\n",
         path.display(),
-        toml::Value::String(store_url.to_owned()),
     );
+    for line in config.lines() {
+        text.push_str(line);
+        text.push('\n');
+        if line.starts_with("[adapters.") {
+            text.push_str("enabled = false\n");
+        }
+    }
+    text.push_str(&format!("\n[api]\nlisten = \"{DEMO_LISTEN}\"\n"));
     let mut tokens = BTreeMap::new();
     for agency in Agency::ALL {
         let token = format!("lk_{}", crate::console::session::random_token()?);
@@ -371,8 +379,9 @@ fn demo_args() -> SimArgs {
 
 /// Steps 1 to 3 of `liankong demo` into `dir` (which must hold no demo
 /// yet), quietly: the planted anomalies and what `extra` adds to the
-/// simulated systems' data, synced, reconciled and acted on, and the
-/// console's config beside them. The simulator is shut down and the store
+/// simulated systems' data, synced, reconciled and acted on, with every
+/// event pending in the outbox for a subscriber per agency (`AGENCY_desk`,
+/// which nothing serves), and the console's config beside them. The simulator is shut down and the store
 /// closed before it returns.
 pub async fn demo_store(
     dir: &Path,
@@ -380,7 +389,16 @@ pub async fn demo_store(
 ) -> anyhow::Result<DemoStore> {
     std::fs::create_dir_all(dir)?;
     let dir = std::path::absolute(dir)?;
-    let built = build(&mut std::io::sink(), &demo_args(), &dir, Vec::new(), extra).await?;
+    // A subscriber per agency that nothing serves: every event stays in the
+    // outbox, pending, for the console's deliveries to show.
+    let subscribers = Agency::ALL
+        .iter()
+        .map(|a| {
+            let url = format!("http://127.0.0.1:9/{a}");
+            Subscriber::with_keys(&format!("{a}_desk"), *a, &url, vec![b"demo".to_vec()])
+        })
+        .collect();
+    let built = build(&mut std::io::sink(), &demo_args(), &dir, subscribers, extra).await?;
     let failed: Vec<&str> = built
         .reports
         .iter()
@@ -394,7 +412,8 @@ pub async fn demo_store(
         anyhow::bail!("the demo's sync failed for {failed}");
     }
     let store_url = format!("sqlite:{}", dir.join("liankong.db").display());
-    let (console_config, tokens) = write_console_config(&dir, &store_url)?;
+    let config = std::fs::read_to_string(&built.config_path)?;
+    let (console_config, tokens) = write_console_config(&dir, &config)?;
     Ok(DemoStore {
         dir,
         store_url,
@@ -515,8 +534,7 @@ pub async fn demo(
         "  liankong --config {} store stats",
         config_path.display()
     )?;
-    let store_url = format!("sqlite:{}", dir.join("liankong.db").display());
-    let (console, tokens) = write_console_config(&dir, &store_url)?;
+    let (console, tokens) = write_console_config(&dir, &std::fs::read_to_string(&config_path)?)?;
     writeln!(
         out,
         "\nthe console on this store (its config pulls nothing: the simulator stops with the demo):"
