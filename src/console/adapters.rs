@@ -10,16 +10,8 @@ use maud::html;
 use serde_json::Value;
 
 use super::clerk::{Clerk, Console};
-use super::layout::{self, agency_name, page, respond};
+use super::layout::{self, agency_name, page, respond, when_json};
 use crate::model::Agency;
-
-/// An RFC 3339 instant of the API's JSON as clerks read it.
-fn instant(v: &Value) -> String {
-    v.as_str()
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| layout::when(t.with_timezone(&chrono::Utc)))
-        .unwrap_or_else(|| "—".to_owned())
-}
 
 fn count(v: &Value) -> String {
     v.as_u64().map_or_else(|| "—".to_owned(), |n| n.to_string())
@@ -40,22 +32,22 @@ pub async fn show(State(c): State<Console>, clerk: Clerk) -> Response {
                 dl.fields {
                     dt { "启用" } dd { @if a["enabled"].as_bool() == Some(true) { "是" } @else { "否" } }
                     dt { "计划" } dd { code { (a["schedule"].as_str().unwrap_or_default()) } }
-                    dt { "下次运行" } dd { (instant(&a["next_run"])) }
+                    dt { "下次运行" } dd { (when_json(&a["next_run"])) }
                     dt { "上次运行" } dd {
-                        (instant(&a["last_run"]["started_at"]))
+                        (when_json(&a["last_run"]["started_at"]))
                         @match a["last_run"]["ok"].as_bool() {
                             Some(true) => " · 成功",
                             Some(false) => " · 失败",
                             None => "",
                         }
                     }
-                    dt { "上次成功" } dd { (instant(&a["last_success"])) }
+                    dt { "上次成功" } dd { (when_json(&a["last_success"])) }
                     dt { "运行 / 失败次数" } dd { (count(&a["runs"])) " / " (count(&a["failures"])) }
                     @if let Some(e) = a["last_error"].as_str() {
                         dt { "最近错误" } dd.error { (e) }
                     }
                     @if let Some(e) = a["worker"]["last_error"].as_str() {
-                        dt { "本进程最近错误" } dd.error { (e) " · " (instant(&a["worker"]["last_error_at"])) }
+                        dt { "本进程最近错误" } dd.error { (e) " · " (when_json(&a["worker"]["last_error_at"])) }
                     }
                 }
                 @if let Some(streams) = a["streams"].as_array() {
@@ -86,7 +78,7 @@ pub async fn show(State(c): State<Console>, clerk: Clerk) -> Response {
                     ul {
                         @for h in held {
                             li {
-                                code { (h["stream"].as_str().unwrap_or_default()) } "：" (count(&h["deletions"])) " 条，自 " (instant(&h["since"]))
+                                code { (h["stream"].as_str().unwrap_or_default()) } "：" (count(&h["deletions"])) " 条，自 " (when_json(&h["since"]))
                                 " · 运维确认命令 " code { (h["accept"].as_str().unwrap_or_default()) }
                             }
                         }

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::actions::{Refused, action_forms, actions_taken};
 use super::clerk::{Clerk, Console, Posted};
-use super::layout::{self, page, respond, rule_name, severity_name, state_name, when};
+use super::layout::{self, page, respond, rule_name, severity_name, state_name, when, when_json};
 use super::session::random_token;
 use crate::alert::AlertView;
 use crate::api::shared::{self, Acked, Viewer};
@@ -105,7 +105,7 @@ pub async fn render(
             @if let Some(t) = view.resolved_at { dt { "解除时间" } dd { (when(t)) } }
             @if let Some(a) = &view.acknowledged {
                 dt { "确认" }
-                dd { (text(&a["by"])) " · " (text(&a["at"])) @if let Some(n) = a["note"].as_str().filter(|n| !n.is_empty()) { " · " (n) } }
+                dd { (text(&a["by"])) " · " (when_json(&a["at"])) @if let Some(n) = a["note"].as_str().filter(|n| !n.is_empty()) { " · " (n) } }
             }
         }
         h2 { "事实" }

@@ -29,8 +29,9 @@ pub struct Console {
 
 impl Console {
     pub fn idle(&self) -> Duration {
+        // A century at most: chrono's durations have bounds.
         let minutes = self.api.config.borrow().api.session_idle_minutes;
-        Duration::minutes(i64::try_from(minutes).unwrap_or(i64::MAX / 60_000))
+        Duration::minutes(i64::try_from(minutes.min(100 * 366 * 24 * 60)).unwrap_or(0))
     }
 }
 
