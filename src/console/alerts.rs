@@ -55,10 +55,7 @@ impl ListQuery {
     }
 
     fn page(&self) -> usize {
-        given(&self.page)
-            .and_then(|p| p.parse::<usize>().ok())
-            .unwrap_or(1)
-            .max(1)
+        usize::try_from(layout::page_number(self.page.as_deref())).unwrap_or(1)
     }
 
     /// The query string of these filters on another page.

@@ -37,11 +37,7 @@ impl OutboxQuery {
     }
 
     fn page(&self) -> i64 {
-        self.page
-            .as_deref()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(1i64)
-            .max(1)
+        layout::page_number(self.page.as_deref())
     }
 }
 

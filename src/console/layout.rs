@@ -197,6 +197,13 @@ pub fn when(t: chrono::DateTime<chrono::Utc>) -> String {
         .to_string()
 }
 
+/// The page a list's `page` parameter asks for: 1 unless a greater number.
+pub fn page_number(p: Option<&str>) -> i64 {
+    p.and_then(|p| p.trim().parse::<i64>().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// An RFC 3339 instant of the API's JSON as clerks read it; `—` for none.
 pub fn when_json(v: &serde_json::Value) -> String {
     v.as_str()

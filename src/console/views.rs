@@ -28,12 +28,7 @@ pub async fn list(State(c): State<Console>, clerk: Clerk, Query(q): Query<ViewsQ
             "没有这个页面。",
         );
     }
-    let page_no: i64 = q
-        .page
-        .as_deref()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1i64)
-        .max(1);
+    let page_no = layout::page_number(q.page.as_deref());
     let mut rows = match c
         .api
         .store
