@@ -645,6 +645,63 @@ async fn an_agency_redrives_its_own_dead_letters_and_no_other() {
     assert!(csv.lines().all(|l| !l.contains("npc_desk")));
 }
 
+#[tokio::test]
+async fn the_alert_list_and_its_csv_are_the_apis_under_each_filter() {
+    let c = console().await;
+    let http = http();
+    let (cookie, _) = signin(&http, &c.base, &c.tokens[&Agency::Finance]).await;
+    for query in [
+        "state=all",
+        "state=active",
+        "state=firing&severity=critical",
+        "state=all&agency=npc",
+        "state=all&rule=budget.approved_mismatch",
+        "state=all&project=3701002021990001",
+        "state=all&unit=379901",
+    ] {
+        let api: Vec<Value> = http
+            .get(format!(
+                "{}/v1/alerts?{}",
+                c.base,
+                query.replace("state=all&", "").replace("state=all", "")
+            ))
+            .bearer_auth(&c.tokens[&Agency::Finance])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let page = http
+            .get(format!("{}/ui/alerts?{query}", c.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains(&format!("共 {} 条", api.len())),
+            "{query}: {} in the API",
+            api.len()
+        );
+        for a in &api {
+            assert!(page.contains(a["alert_id"].as_str().unwrap()), "{query}");
+        }
+        let csv = http
+            .get(format!("{}/ui/alerts.csv?{query}", c.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(csv.lines().count(), api.len() + 1, "{query}");
+    }
+}
+
 /// What discipline's data leaves in text: the referral's id, and the keys
 /// of the facts only discipline may see.
 const DISCIPLINE_SECRETS: [&str; 4] = [

@@ -11,8 +11,9 @@ use serde::Deserialize;
 
 use super::clerk::{Clerk, Console};
 use super::export::csv_answer;
-use super::layout::{self, page, respond, rule_name, severity_name, state_name, when};
+use super::layout::{self, agency_name, page, respond, rule_name, severity_name, state_name, when};
 use crate::alert::{AlertFilter, AlertView};
+use crate::model::Agency;
 use crate::reconcile::{RuleId, Severity};
 
 /// Alerts on one page.
@@ -28,6 +29,8 @@ pub struct ListQuery {
     pub severity: Option<String>,
     pub unit: Option<String>,
     pub project: Option<String>,
+    /// Only alerts this agency also receives.
+    pub agency: Option<String>,
     pub page: Option<String>,
 }
 
@@ -50,7 +53,7 @@ impl ListQuery {
             severity: given(&self.severity),
             unit: given(&self.unit),
             project: given(&self.project),
-            agency: None,
+            agency: given(&self.agency).and_then(|a| Agency::parse(&a)),
         }
     }
 
@@ -66,6 +69,7 @@ impl ListQuery {
             ("severity", given(&self.severity)),
             ("unit", given(&self.unit)),
             ("project", given(&self.project)),
+            ("agency", given(&self.agency)),
             ("page", Some(page.to_string())),
         ]
         .into_iter()
@@ -134,6 +138,7 @@ fn filters(q: &ListQuery) -> Markup {
     let state = given(&q.state).unwrap_or_else(|| "active".into());
     let rule = given(&q.rule).unwrap_or_default();
     let severity = given(&q.severity).unwrap_or_default();
+    let agency = given(&q.agency).unwrap_or_default();
     let states = [
         ("active", "未解除"),
         ("firing", "告警中"),
@@ -168,6 +173,14 @@ fn filters(q: &ListQuery) -> Markup {
             }
             label { "单位编码" input type="text" name="unit" value=(given(&q.unit).unwrap_or_default()); }
             label { "项目编码" input type="text" name="project" value=(given(&q.project).unwrap_or_default()); }
+            label { "同时推送给"
+                select name="agency" {
+                    option value="" { "不限" }
+                    @for a in Agency::ALL {
+                        option value=(a.as_str()) selected[agency == a.as_str()] { (agency_name(a)) }
+                    }
+                }
+            }
             button type="submit" { "筛选" }
         }
     }
