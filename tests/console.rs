@@ -1316,11 +1316,34 @@ async fn finance_signs_in_sees_its_alerts_acknowledges_silences_and_warns() {
     b.set("form.freeze input[name=reason]", "再次冻结").await;
     b.click_to_load("form.freeze button[type=submit]").await;
     let refusal = b.text(".notice.refused").await;
-    assert!(refusal.starts_with("未执行（409）"), "{refusal}");
+    // The API's own answer to the same request.
+    let api: Value = reqwest::Client::new()
+        .post(format!("{}/v1/actions", c.base))
+        .bearer_auth(&c.tokens[&Agency::Finance])
+        .json(&json!({"kind": "freeze", "by": "演示-finance", "project": liankong::demo::planted::SLOW,
+                      "year": 2021, "reason": "再次冻结"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["reason"], "already_frozen");
     assert!(
-        refusal.contains("already_frozen") || refusal.contains("frozen"),
+        refusal.starts_with(&format!(
+            "未执行（409）：{}",
+            api["error"].as_str().unwrap()
+        )),
         "{refusal}"
     );
+    assert!(refusal.contains("原因代码 already_frozen"), "{refusal}");
+    for (k, v) in api["figures"].as_object().unwrap() {
+        let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        assert!(
+            refusal.contains(k.as_str()) && refusal.contains(&v),
+            "{k}: {v} in {refusal}"
+        );
+    }
     b.screenshot("alert-refused").await;
     assert_eq!(
         c.store.actions(Some(2021)).await.unwrap().len(),
