@@ -887,6 +887,57 @@ fn test_cert(dir: &Path) -> (PathBuf, PathBuf, String) {
 }
 
 #[tokio::test]
+async fn check_refuses_a_certificate_or_key_that_cannot_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = test_cert(dir.path());
+    let config = dir.path().join("liankong.toml");
+    let check = |text: String| {
+        std::fs::write(&config, text).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"));
+        command
+            .arg("--config")
+            .arg(&config)
+            .arg("check")
+            .env_remove("LIANKONG_STORE_URL");
+        command.current_dir(dir.path());
+        command.output().unwrap()
+    };
+    let store = "[store]\nurl = \"sqlite:liankong.db\"\n";
+    let good = check(format!(
+        "{store}[api]\ntls_cert = \"cert.pem\"\ntls_key = {:?}\n",
+        key.display().to_string()
+    ));
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&good.stdout).contains("\napi: 127.0.0.1:8470 (0 tokens, TLS)\n")
+    );
+    std::fs::write(dir.path().join("bad.pem"), "not a key").unwrap();
+    let bad = check(format!(
+        "{store}[api]\ntls_cert = {:?}\ntls_key = \"bad.pem\"\n",
+        cert.display().to_string()
+    ));
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains(&format!(
+            "api.tls_key {}",
+            dir.path().join("bad.pem").display()
+        )),
+        "{err}"
+    );
+    let half = check(format!("{store}[api]\ntls_cert = \"cert.pem\"\n"));
+    assert_eq!(half.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&half.stderr).contains("api.tls_cert and api.tls_key go together")
+    );
+}
+
+#[tokio::test]
 async fn liankong_terminates_tls_itself_and_its_cookies_are_secure() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, pem) = test_cert(dir.path());
