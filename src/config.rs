@@ -113,8 +113,22 @@ pub struct ApiConfig {
     pub listen: String,
     /// Bearer tokens, each belonging to one agency, which sees only what it
     /// may see. Only the sha-256 of a token is kept here (`liankong token`
-    /// makes one).
+    /// makes one). Tokens are personal: the console signs a clerk in with
+    /// one, and the store records its name with every action taken.
     pub tokens: Vec<ApiToken>,
+    /// PEM certificate chain: with `tls_key`, liankong terminates TLS
+    /// itself (API and console) and the console's cookie is `Secure`.
+    /// Relative to the config file's directory.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// Addresses of reverse proxies in front of liankong. From these peers
+    /// alone the console believes `X-Forwarded-For` (the client address that
+    /// failed sign-ins are counted against) and `X-Forwarded-Proto: https`
+    /// (which makes its cookie `Secure`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A console session ends after this many minutes without a request.
+    pub session_idle_minutes: u64,
 }
 
 impl Default for ApiConfig {
@@ -123,7 +137,18 @@ impl Default for ApiConfig {
             enabled: true,
             listen: "127.0.0.1:8470".into(),
             tokens: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: Vec::new(),
+            session_idle_minutes: 30,
         }
+    }
+}
+
+impl ApiConfig {
+    /// Whether liankong terminates TLS itself.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
     }
 }
 
@@ -637,6 +662,16 @@ impl Config {
                 config.api.listen
             )));
         }
+        if config.api.tls_cert.is_some() != config.api.tls_key.is_some() {
+            return Err(Invalid(
+                "api.tls_cert and api.tls_key go together: give both or neither".into(),
+            ));
+        }
+        if config.api.session_idle_minutes == 0 {
+            return Err(Invalid(
+                "api.session_idle_minutes must be at least 1".into(),
+            ));
+        }
         for t in &config.api.tokens {
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(Invalid(format!(
@@ -711,6 +746,8 @@ impl Config {
         for s in self.subscribers.values_mut() {
             s.secrets.iter_mut().for_each(secret);
         }
+        self.api.tls_cert.iter_mut().for_each(path);
+        self.api.tls_key.iter_mut().for_each(path);
     }
 }
 

@@ -14,6 +14,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use crate::adapter::report::StreamReport;
 use crate::model::Agency;
+use crate::store::StoreError;
 use crate::worker::WorkerStatus;
 
 /// One configured adapter as the caller's agency may see it.
@@ -77,6 +78,12 @@ pub async fn adapters(
     Caller(agency): Caller,
     State(s): State<ApiState>,
 ) -> Result<Response, ApiError> {
+    Ok(Json(views(&s, agency).await?).into_response())
+}
+
+/// Each configured adapter as `agency` may see it: the API's answer and the
+/// console's page.
+pub async fn views(s: &ApiState, agency: Agency) -> Result<Vec<AdapterView>, StoreError> {
     let config = s.config.borrow().clone();
     let runs = s.store.adapter_runs().await?;
     let held = s.store.held_deletions().await?;
@@ -140,5 +147,5 @@ pub async fn adapters(
             worker,
         });
     }
-    Ok(Json(out).into_response())
+    Ok(out)
 }

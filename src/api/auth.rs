@@ -15,7 +15,7 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -38,8 +38,26 @@ fn token_of(parts: &Parts, state: &ApiState) -> Option<crate::config::ApiToken> 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())?;
-    let hash = token_hash(token);
     let config = state.config.borrow().clone();
+    configured(&config, token)
+}
+
+/// The configured token whose hash `token` has, if any (compared in
+/// constant time): what a bearer token and a console sign-in are both
+/// checked against.
+pub(crate) fn configured(
+    config: &crate::config::Config,
+    token: &str,
+) -> Option<crate::config::ApiToken> {
+    configured_hash(config, &token_hash(token))
+}
+
+/// The configured token of this sha-256 (hex), if it is still configured:
+/// a console session ends when its token is taken out of the config.
+pub(crate) fn configured_hash(
+    config: &crate::config::Config,
+    hash: &str,
+) -> Option<crate::config::ApiToken> {
     config
         .api
         .tokens

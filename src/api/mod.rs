@@ -14,11 +14,15 @@ mod error;
 mod routes;
 pub mod schemas;
 mod server;
+pub mod shared;
 mod state;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use auth::token_hash;
+pub(crate) use auth::{configured, configured_hash, same};
 pub use doc::document;
-pub use server::{bind, router, serve};
+pub use server::{bind, router, serve, serve_tls};
 pub use state::{ApiState, RunningConfig};
+pub use tls::{TlsError, acceptor};

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -16,9 +16,9 @@ use super::auth::{Caller, Person};
 use super::error::{
     ApiError, BodyRejections, ErrorBody, JsonBody, PathParam, QueryParams, QueryRejection,
 };
+use super::shared;
 use crate::action::view::ActionView;
 use crate::alert::{self, AlertFilter, AlertView, SilenceScope};
-use crate::model::Agency;
 use crate::store::alerts::{EventType, SilenceRow};
 
 type Answer = Result<Response, ApiError>;
@@ -122,17 +122,8 @@ pub async fn list_alerts(
     ok(alert::visible(s.store.as_ref(), agency, &filter, s.clock.now()).await?)
 }
 
-/// The alert if `agency` may see it; otherwise not found, whether it exists or not.
-async fn visible_alert(s: &ApiState, agency: Agency, id: &str) -> Result<AlertView, ApiError> {
-    let a = s.store.get_alert(id).await?.ok_or(ApiError::NotFound)?;
-    let silences = alert::in_force(s.store.silences().await?, s.clock.now());
-    let mut view = alert::view_for(&a, agency, &silences).ok_or(ApiError::NotFound)?;
-    let actions = s.store.actions(None).await?;
-    alert::view::add_actions(std::slice::from_mut(&mut view), &[&a], &actions, agency);
-    Ok(view)
-}
-
-/// One alert, as the caller's agency may see it.
+/// One alert, as the caller's agency may see it. A confidential alert's
+/// view is logged (who, when), as in the console.
 #[utoipa::path(
     get, path = "/v1/alerts/{id}", tag = "alerts",
     params(("id" = String, Path, description = "The alert's id (64 hex digits).")),
@@ -142,11 +133,17 @@ async fn visible_alert(s: &ApiState, agency: Agency, id: &str) -> Result<AlertVi
     )
 )]
 pub async fn get_alert(
-    Caller(agency): Caller,
+    person: Person,
     State(s): State<ApiState>,
     PathParam(id): PathParam<String>,
 ) -> Answer {
-    ok(visible_alert(&s, agency, &id).await?)
+    let viewer = shared::Viewer {
+        agency: person.agency,
+        token: &person.token,
+        channel: "api",
+    };
+    let view = shared::view_alert(s.store.as_ref(), &viewer, &id, s.clock.now()).await?;
+    ok(view.ok_or(ApiError::NotFound)?)
 }
 
 /// An acknowledgement: who (recorded as `agency:by`) and why.
@@ -179,16 +176,12 @@ pub async fn ack_alert(
     PathParam(id): PathParam<String>,
     JsonBody(ack): JsonBody<Ack>,
 ) -> Answer {
-    visible_alert(&s, agency, &id).await?;
-    let by = format!("{agency}:{}", ack.by);
-    if !s
-        .store
-        .ack_alert(&id, &by, &ack.note, s.clock.now())
-        .await?
-    {
-        return Err(ApiError::Conflict("the alert is resolved".into()));
+    let store = s.store.as_ref();
+    match shared::acknowledge(store, agency, &id, &ack.by, &ack.note, s.clock.now()).await? {
+        shared::Acked::Done(view) => ok(view),
+        shared::Acked::NotFound => Err(ApiError::NotFound),
+        shared::Acked::Resolved => Err(ApiError::Conflict("the alert is resolved".into())),
     }
-    ok(visible_alert(&s, agency, &id).await?)
 }
 
 /// The silences an agency sees: the operator's and its own.
@@ -247,25 +240,8 @@ pub async fn add_silence(
     JsonBody(n): JsonBody<NewSilence>,
 ) -> Answer {
     let now = s.clock.now();
-    let Some(scope) = SilenceScope::parse(&n.scope) else {
-        return Err(ApiError::BadRequest(
-            "scope must be rule, unit or project".into(),
-        ));
-    };
-    if scope == SilenceScope::Rule && !alert::known_rule(&n.value) {
-        return Err(ApiError::BadRequest(format!("unknown rule {:?}", n.value)));
-    }
-    if n.until <= now {
-        return Err(ApiError::BadRequest("until is in the past".into()));
-    }
-    // RFC 3339 has four digits for the year: a later `until` could be kept
-    // but not listed as the API describes it.
-    if n.until.year() > 9999 {
-        return Err(ApiError::BadRequest("until is after the year 9999".into()));
-    }
-    if n.reason.trim().is_empty() {
-        return Err(ApiError::BadRequest("a silence needs a reason".into()));
-    }
+    let scope = shared::check_silence(&n.scope, &n.value, n.until, &n.reason, now)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let by = format!("{agency}:{}", n.by);
     let id = s
         .store
@@ -372,14 +348,10 @@ pub async fn list_deliveries(
     QueryParams(q): QueryParams<DeliveryQuery>,
 ) -> Answer {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = s
-        .store
-        .deliveries(q.state.map(DeliveryState::as_str), limit * 10)
-        .await?;
+    let state = q.state.map(DeliveryState::as_str);
+    let rows = shared::deliveries(s.store.as_ref(), agency, state, limit, 0).await?;
     let mine: Vec<Delivery> = rows
         .into_iter()
-        .filter(|d| d.agency == agency)
-        .take(limit as usize)
         .map(|d| Delivery {
             id: d.id,
             webhook_id: d.event_id,
@@ -418,11 +390,9 @@ pub async fn redrive(
     State(s): State<ApiState>,
     PathParam(id): PathParam<i64>,
 ) -> Answer {
-    let rows = s.store.deliveries(Some("dead"), 100_000).await?;
-    if !rows.iter().any(|d| d.id == id && d.agency == agency) {
+    if !shared::redrive(s.store.as_ref(), agency, id, s.clock.now()).await? {
         return Err(ApiError::NotFound);
     }
-    s.store.redrive(Some(id), s.clock.now()).await?;
     ok(Redriven { redriven: id })
 }
 

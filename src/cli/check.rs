@@ -11,7 +11,8 @@ use crate::store;
 
 /// Everything `once` and `run` would refuse before doing any work, all of
 /// it rather than the first: the adapters (manifests, secrets, TLS files),
-/// the subscribers (their secrets read and decoded) and the store URL.
+/// the subscribers (their secrets read and decoded), the store URL and the
+/// API's own certificate and key.
 pub(super) fn config_problems(
     config: &Config,
 ) -> (Vec<Adapter>, Vec<crate::deliver::Subscriber>, Vec<String>) {
@@ -30,6 +31,12 @@ pub(super) fn config_problems(
     let url = config.store_url();
     if let Err(e) = store::check_url(&url) {
         problems.push(format!("store.url {url}: {e}"));
+    }
+    if config.api.enabled
+        && let (Some(cert), Some(key)) = (&config.api.tls_cert, &config.api.tls_key)
+        && let Err(e) = crate::api::acceptor(cert, key)
+    {
+        problems.push(e.to_string());
     }
     (adapters, subscribers, problems)
 }
@@ -88,9 +95,10 @@ pub(super) async fn check(config: &Config, connect: bool) -> anyhow::Result<Exit
     if config.api.enabled {
         writeln!(
             out,
-            "api: {} ({} tokens)",
+            "api: {} ({} tokens{})",
             config.api.listen,
-            config.api.tokens.len()
+            config.api.tokens.len(),
+            if config.api.tls() { ", TLS" } else { "" }
         )?;
     } else {
         writeln!(out, "api: disabled")?;

@@ -30,6 +30,8 @@ mod check;
 mod quarantine;
 mod sim;
 
+pub use sim::{DEMO_LISTEN, DemoStore, demo_store};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "liankong",
@@ -365,12 +367,7 @@ pub async fn run(
     match command {
         Command::Check { connect } => return check::check(&config, connect).await,
         Command::Token { agency, name } => {
-            let mut bytes = [0u8; 32];
-            rustls::crypto::aws_lc_rs::default_provider()
-                .secure_random
-                .fill(&mut bytes)
-                .map_err(|_| anyhow::anyhow!("no secure random source"))?;
-            let token = format!("lk_{}", hex::encode(bytes));
+            let token = format!("lk_{}", crate::console::session::random_token()?);
             writeln!(
                 out,
                 "token (give it to {name} of {agency}; it is not stored anywhere):\n  {token}\n"

@@ -269,30 +269,31 @@ async fn receivers(
     Ok((subscribers, inboxes))
 }
 
-/// `liankong demo`: the simulator, one full cycle into a fresh SQLite store,
-/// local webhook receivers, and what an operator would look at.
-pub async fn demo(
-    out: &mut dyn Write,
-    mut args: SimArgs,
-    dir: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    args.plant = true;
-    let dir = match dir {
-        Some(d) => d,
-        None => std::env::temp_dir().join(format!("liankong-demo-{}", std::process::id())),
-    };
-    if dir.join("liankong.db").exists() {
-        anyhow::bail!("{} already holds a demo; give another --dir", dir.display());
-    }
-    std::fs::create_dir_all(&dir)?;
-    let dir = std::path::absolute(&dir)?;
-    let as_of = args.params().as_of;
-    writeln!(out, "liankong demo in {}\n", dir.display())?;
+/// The demo's store as steps 1 to 3 leave it (synced, reconciled, acted on),
+/// with the simulator still serving and the config that reaches it.
+struct Built {
+    sim: Simulator,
+    config_path: PathBuf,
+    store: Arc<dyn crate::store::Store>,
+    ctx: Context,
+    reports: Vec<crate::adapter::SyncReport>,
+}
 
-    let sim = start_sim(&args, &dir, (0, 0, 0)).await?;
-    let key = b"liankong-demo-webhook-key".to_vec();
-    let (subscribers, inboxes) = receivers(&key).await?;
-    let (config_path, text) = write_config(&sim, &args, &dir, "")?;
+/// Steps 1 to 3 of the demo into `dir`: the simulator with the planted
+/// anomalies (and whatever `extra` adds to its data), one sync, a
+/// reconciliation as of the simulated day, and the demo's actions.
+async fn build(
+    out: &mut dyn Write,
+    args: &SimArgs,
+    dir: &Path,
+    subscribers: Vec<Subscriber>,
+    extra: &dyn Fn(&crate::sim::SimDataHandle),
+) -> anyhow::Result<Built> {
+    let as_of = args.params().as_of;
+    let sim = start_sim(args, dir, (0, 0, 0)).await?;
+    extra(sim.data());
+    sim.write_files()?;
+    let (config_path, text) = write_config(&sim, args, dir, "")?;
     let config = Config::parse(&text).map_err(|e| anyhow::anyhow!(e))?;
     let store = super::open_store(&config).await?;
     let ctx = Context::new(
@@ -327,6 +328,159 @@ pub async fn demo(
         "\n3. act: one of each action on the planted alerts, then finance's data catches up"
     )?;
     demo_actions(out, &ctx, &sim, &adapters, as_of).await?;
+    Ok(Built {
+        sim,
+        config_path,
+        store,
+        ctx,
+        reports,
+    })
+}
+
+/// The demo's store, built and closed, for the console's tests and anyone
+/// who wants one without the rest of the demo.
+#[derive(Debug, Clone)]
+pub struct DemoStore {
+    /// The directory the demo wrote to.
+    pub dir: PathBuf,
+    /// `sqlite:…` of its store.
+    pub store_url: String,
+    /// A config that serves the API and the console on the store and
+    /// pulls nothing (the simulator is gone): `liankong --config … run`.
+    pub console_config: PathBuf,
+    /// A token for each agency, as `console_config` knows them.
+    pub tokens: BTreeMap<Agency, String>,
+}
+
+/// The address the demo's console config listens on.
+pub const DEMO_LISTEN: &str = "127.0.0.1:8470";
+
+/// Writes the demo's console config: the demo's own (`config`), its adapters
+/// disabled (the console shows their runs; the simulator they pull from is
+/// gone), the API on [`DEMO_LISTEN`], and one new token per agency
+/// (returned; the config keeps their hashes).
+fn write_console_config(
+    dir: &Path,
+    config: &str,
+) -> anyhow::Result<(PathBuf, BTreeMap<Agency, String>)> {
+    let path = dir.join("console.toml");
+    let mut text = format!(
+        "# The console on the demo's store: `liankong --config {} run`,\n\
+         # then http://{DEMO_LISTEN}/ui. It pulls nothing: the simulator is gone.\n",
+        path.display(),
+    );
+    for line in config.lines() {
+        text.push_str(line);
+        text.push('\n');
+        if line.starts_with("[adapters.") {
+            text.push_str("enabled = false\n");
+        }
+    }
+    text.push_str(&format!("\n[api]\nlisten = \"{DEMO_LISTEN}\"\n"));
+    let mut tokens = BTreeMap::new();
+    for agency in Agency::ALL {
+        let token = format!("lk_{}", crate::console::session::random_token()?);
+        text.push_str(&format!(
+            "\n[[api.tokens]]\nname = \"演示-{agency}\"\nagency = \"{agency}\"\nsha256 = \"{}\"\n",
+            crate::api::token_hash(&token)
+        ));
+        tokens.insert(agency, token);
+    }
+    std::fs::write(&path, text)?;
+    Ok((path, tokens))
+}
+
+/// The simulator's arguments of the demo.
+fn demo_args() -> SimArgs {
+    SimArgs {
+        seed: 7,
+        units: 12,
+        projects: 60,
+        year: 2021,
+        as_of: None,
+        plant: true,
+        manifests: None,
+        audit_findings: None,
+        referrals: None,
+        export_csv: None,
+        changes_on_stdin: false,
+    }
+}
+
+/// Steps 1 to 3 of `liankong demo` into `dir` (which must hold no demo
+/// yet), quietly: the planted anomalies and what `extra` adds to the
+/// simulated systems' data, synced, reconciled and acted on, with every
+/// event pending in the outbox for a subscriber per agency (`AGENCY_desk`,
+/// which nothing serves), and the console's config beside them. The simulator is shut down and the store
+/// closed before it returns.
+pub async fn demo_store(
+    dir: &Path,
+    extra: &dyn Fn(&crate::sim::SimDataHandle),
+) -> anyhow::Result<DemoStore> {
+    std::fs::create_dir_all(dir)?;
+    let dir = std::path::absolute(dir)?;
+    // A subscriber per agency that nothing serves: every event stays in the
+    // outbox, pending, for the console's deliveries to show.
+    let subscribers = Agency::ALL
+        .iter()
+        .map(|a| {
+            let url = format!("http://127.0.0.1:9/{a}");
+            Subscriber::with_keys(&format!("{a}_desk"), *a, &url, vec![b"demo".to_vec()])
+        })
+        .collect();
+    let built = build(&mut std::io::sink(), &demo_args(), &dir, subscribers, extra).await?;
+    let failed: Vec<&str> = built
+        .reports
+        .iter()
+        .filter(|r| !r.ok())
+        .map(|r| r.adapter.as_str())
+        .collect();
+    let failed = failed.join(", ");
+    built.store.close().await;
+    built.sim.shutdown().await;
+    if !failed.is_empty() {
+        anyhow::bail!("the demo's sync failed for {failed}");
+    }
+    let store_url = format!("sqlite:{}", dir.join("liankong.db").display());
+    let config = std::fs::read_to_string(&built.config_path)?;
+    let (console_config, tokens) = write_console_config(&dir, &config)?;
+    Ok(DemoStore {
+        dir,
+        store_url,
+        console_config,
+        tokens,
+    })
+}
+
+/// `liankong demo`: the simulator, one full cycle into a fresh SQLite store,
+/// local webhook receivers, and what an operator would look at.
+pub async fn demo(
+    out: &mut dyn Write,
+    mut args: SimArgs,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    args.plant = true;
+    let dir = match dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("liankong-demo-{}", std::process::id())),
+    };
+    if dir.join("liankong.db").exists() {
+        anyhow::bail!("{} already holds a demo; give another --dir", dir.display());
+    }
+    std::fs::create_dir_all(&dir)?;
+    let dir = std::path::absolute(&dir)?;
+    let as_of = args.params().as_of;
+    writeln!(out, "liankong demo in {}\n", dir.display())?;
+
+    let key = b"liankong-demo-webhook-key".to_vec();
+    let (subscribers, inboxes) = receivers(&key).await?;
+    let Built {
+        sim,
+        config_path,
+        store,
+        ctx,
+        reports,
+    } = build(out, &args, &dir, subscribers, &|_| {}).await?;
 
     writeln!(
         out,
@@ -410,6 +564,23 @@ pub async fn demo(
         "  liankong --config {} store stats",
         config_path.display()
     )?;
+    let (console, tokens) = write_console_config(&dir, &std::fs::read_to_string(&config_path)?)?;
+    writeln!(
+        out,
+        "\nthe console on this store (its config pulls nothing: the simulator stops with the demo):"
+    )?;
+    writeln!(out, "  liankong --config {} run", console.display())?;
+    writeln!(
+        out,
+        "  then open http://{DEMO_LISTEN}/ui and sign in as finance with the token"
+    )?;
+    if let Some(t) = tokens.get(&Agency::Finance) {
+        writeln!(out, "  {t}")?;
+    }
+    writeln!(out, "  (the other agencies' tokens:)")?;
+    for (agency, t) in tokens.iter().filter(|(a, _)| **a != Agency::Finance) {
+        writeln!(out, "  {:<11}{t}", agency.as_str())?;
+    }
     store.close().await;
     sim.shutdown().await;
     let ok = reports.iter().all(|r| r.ok())

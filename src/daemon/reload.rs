@@ -65,8 +65,12 @@ pub(super) async fn reload(path: &Path, current: &Generation) -> Option<Generati
         Ok(next) => {
             if next.config.store.url != current.config.store.url
                 || next.config.api.listen != current.config.api.listen
+                || next.config.api.tls_cert != current.config.api.tls_cert
+                || next.config.api.tls_key != current.config.api.tls_key
             {
-                tracing::warn!("store.url and api.listen take effect at the next restart");
+                tracing::warn!(
+                    "store.url, api.listen and api.tls_cert/tls_key take effect at the next restart"
+                );
             }
             tracing::info!(adapters = next.adapters.len(), "reloading the config");
             Some(next)

@@ -25,6 +25,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Tls(#[from] crate::api::TlsError),
 }
 
 /// The daemon (`liankong run`): serves the API, runs the adapters on their
@@ -51,6 +53,10 @@ pub async fn run_daemon(
     let tasks = TaskTracker::new();
 
     if let Some(listener) = api {
+        let tls = match (&current.config.api.tls_cert, &current.config.api.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::api::acceptor(cert, key)?),
+            _ => None,
+        };
         let state = crate::api::ApiState {
             store: store.clone(),
             config: config_rx.clone(),
@@ -58,9 +64,13 @@ pub async fn run_daemon(
             clock: clock.clone(),
         };
         let stop = shutdown.clone();
-        tracing::info!(listen = %current.config.api.listen, "API listening");
+        tracing::info!(listen = %current.config.api.listen, tls = tls.is_some(), "API and console listening");
         tasks.spawn(async move {
-            if let Err(e) = crate::api::serve(listener, state, stop).await {
+            let served = match tls {
+                Some(acceptor) => crate::api::serve_tls(listener, acceptor, state, stop).await,
+                None => crate::api::serve(listener, state, stop).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "API server stopped");
             }
         });

@@ -39,19 +39,29 @@ pub(super) fn page(report: &Report) -> String {
         escape(&as_of_line(report)),
         escape(&revived_line(report))
     );
-    out.push_str("<figure>\n");
+    out.push_str(&body(report));
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+/// The chart, the table and the notes: the page's body after its headings,
+/// which the console shows inside its own page. Every text in it is
+/// escaped here.
+pub(super) fn body(report: &Report) -> String {
+    let mut out = String::from("<figure>\n");
     out.push_str(&chart(report));
     let _ = write!(
         out,
         "<figcaption>条形为各单位预算执行进度，红色虚线为序时进度 {}%；低于序时进度的单位以橙色标出。</figcaption>\n</figure>\n",
         report.time_progress.percent()
     );
+    out.push_str("<div class=\"scroll\">\n");
     out.push_str(&table(report));
-    out.push_str("<ul class=\"notes\">\n");
+    out.push_str("</div>\n<ul class=\"notes\">\n");
     for note in NOTES {
         let _ = writeln!(out, "<li>{}</li>", escape(note));
     }
-    out.push_str("</ul>\n</body>\n</html>\n");
+    out.push_str("</ul>\n");
     out
 }
 

@@ -16,4 +16,4 @@ mod render;
 
 pub use build::{ActionCounts, OpenAlerts, Report, UnitReport, build, month_end, time_progress};
 pub use ratio::Ratio;
-pub use render::{Format, UnknownFormat, render};
+pub use render::{Format, UnknownFormat, html_body, render};

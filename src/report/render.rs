@@ -55,6 +55,12 @@ impl FromStr for Format {
 }
 
 /// The report as text in `format`.
+/// The HTML page's chart, table and notes, for a page of its own around
+/// them (the console's): markup whose every text is already escaped.
+pub fn html_body(report: &Report) -> String {
+    html::body(report)
+}
+
 pub fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Markdown => markdown(report),

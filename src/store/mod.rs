@@ -18,6 +18,7 @@ pub mod actions;
 pub mod alerts;
 mod chain;
 mod columns;
+pub mod console;
 pub mod facts;
 pub mod postgres;
 pub mod report;
@@ -464,7 +465,13 @@ pub struct CollectionStats {
 /// The shared store. Every method is one transaction or one read.
 #[async_trait]
 pub trait Store:
-    facts::FactStore + alerts::AlertStore + report::ReportStore + actions::ActionStore + Send + Sync
+    facts::FactStore
+    + alerts::AlertStore
+    + report::ReportStore
+    + actions::ActionStore
+    + console::ConsoleStore
+    + Send
+    + Sync
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

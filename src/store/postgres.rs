@@ -97,6 +97,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "actions",
         include_str!("migrations/postgres/0009_actions.sql"),
     ),
+    (
+        10,
+        "alert views",
+        include_str!("migrations/postgres/0010_alert_views.sql"),
+    ),
 ];
 
 /// The URL's connection settings, without connecting.
@@ -282,3 +287,4 @@ include!("sql_verify.rs");
 include!("sql_upgrade.rs");
 include!("sql_report.rs");
 include!("sql_actions.rs");
+include!("sql_console.rs");

@@ -129,6 +129,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "actions",
         include_str!("migrations/sqlite/0009_actions.sql"),
     ),
+    (
+        10,
+        "alert views",
+        include_str!("migrations/sqlite/0010_alert_views.sql"),
+    ),
 ];
 
 /// The URL's connection settings, without opening the file.
@@ -247,6 +252,7 @@ include!("sql_verify.rs");
 include!("sql_upgrade.rs");
 include!("sql_report.rs");
 include!("sql_actions.rs");
+include!("sql_console.rs");
 
 #[cfg(test)]
 mod tests {
