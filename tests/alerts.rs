@@ -2395,6 +2395,32 @@ async fn listing_filters_outside_their_words_are_errors_not_empty_lists() {
         assert!(err.contains(wanted), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}: no listing");
     }
+    // A silence from the command line is checked as the API checks one.
+    let silence = |until: &str, reason: &str| {
+        run(&[
+            "alerts",
+            "silence",
+            "--rule",
+            "funds.idle",
+            "--until",
+            until,
+            "--reason",
+            reason,
+            "--by",
+            "运维",
+        ])
+    };
+    let out = silence("2099-01-01", " ");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "liankong: a silence needs a reason"
+    );
+    let out = silence("2000-01-01", "年中调整");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "liankong: until is in the past"
+    );
 }
 
 // ---- actions through the API, the CLI and webhooks ----

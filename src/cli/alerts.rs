@@ -216,9 +216,10 @@ pub async fn alerts(
                 _ => anyhow::bail!("give exactly one of --rule, --unit, --project"),
             };
             let until = parse_until(&until)?;
-            if until <= now {
-                anyhow::bail!("--until is in the past");
-            }
+            // The API's and the console's checks: a day in the future, before
+            // the year 10000, a reason.
+            crate::api::shared::check_silence(scope.as_str(), &value, until, &reason, now)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let id = store
                 .add_silence(scope, &value, None, until, &reason, &by, now)
                 .await?;
