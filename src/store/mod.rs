@@ -33,7 +33,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Agency, Collection, Record, Source};
 
-pub use chain::{BatchRoot, Digest32, GENESIS, batch_link, content_hash, entry_hash, legacy};
+pub use chain::{
+    BatchRoot, Digest32, FlatRoot, GENESIS, batch_link, content_hash, entry_hash, legacy,
+    stream_leaf,
+};
 
 /// A store failure. Database errors keep their cause; nothing here carries a
 /// record's content, so an error is always safe to log.

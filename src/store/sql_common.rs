@@ -9,8 +9,8 @@
 // The rest of the implementation is split by concern, each file
 // `include!`d after this one: `sql_store.rs` (runs, leases, records,
 // statistics: the `Store` trait), `sql_ingest.rs` (batches and the chain),
-// `sql_quarantine.rs`, `sql_verify.rs`, `sql_upgrade.rs` (the re-hash of
-// migration 0008) and `sql_report.rs`.
+// `sql_quarantine.rs`, `sql_verify.rs`, `sql_upgrade.rs` (the re-hashes that
+// migrations 0008 and 0011 leave to the program) and `sql_report.rs`.
 
 use std::collections::HashMap;
 
@@ -24,7 +24,7 @@ use super::alerts::{
     AlertRow, AlertStore, AlertTx, NewEvent, OutboxCounts, OutboxRow, SilenceRow, SilenceScope,
 };
 use super::chain::{
-    BatchRoot, Digest32, GENESIS, batch_link, content_hash, digest, entry_hash, legacy,
+    BatchRoot, Digest32, FlatRoot, GENESIS, batch_link, content_hash, digest, entry_hash, legacy,
 };
 use super::facts::{
     FactStore, FactsQuery, FindingFact, FreezeFact, MirrorFact, OrgdeptFact, ProjectFacts,

@@ -107,6 +107,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "actions",
         include_str!("migrations/sqlite/0009_actions.sql"),
     ),
+    (
+        11,
+        "checkpoints",
+        include_str!("migrations/sqlite/0011_checkpoints.sql"),
+    ),
 ];
 
 /// The URL's connection settings, without opening the file.
