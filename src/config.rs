@@ -101,6 +101,9 @@ pub struct Config {
     /// The HTTP API of the daemon.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Witnessed history: the checkpoint signing key and its schedule.
+    #[serde(default)]
+    pub witness: crate::witness::WitnessConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -711,6 +714,7 @@ impl Config {
         for s in self.subscribers.values_mut() {
             s.secrets.iter_mut().for_each(secret);
         }
+        self.witness.resolve_paths(dir);
     }
 }
 

@@ -29,6 +29,7 @@ mod bench;
 mod check;
 mod quarantine;
 mod sim;
+mod witness;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -163,6 +164,12 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The checkpoints that witness the history: the signing key's public
+    /// half for the agencies to pin, a new key.
+    Checkpoint {
+        #[command(subcommand)]
+        command: witness::CheckpointCommand,
+    },
     /// Apply the store's pending migrations.
     Migrate,
     /// Walk every version chain and check the current records against it;
@@ -235,7 +242,7 @@ impl Command {
                 | Command::Sim { .. }
                 | Command::Bench { .. }
                 | Command::Token { .. }
-        )
+        ) && !matches!(self, Command::Checkpoint { command } if !command.needs_config())
     }
 }
 
@@ -381,6 +388,9 @@ pub async fn run(
                 crate::api::token_hash(&token)
             )?;
             return Ok(ExitCode::SUCCESS);
+        }
+        Command::Checkpoint { command } if !command.needs_store() => {
+            return witness::checkpoint(&mut out, &config, command);
         }
         Command::Demo { sim, dir } => return sim::demo(&mut out, sim, dir).await,
         Command::Bench { bench } => return bench::bench(&mut out, bench, config_path).await,
@@ -560,6 +570,7 @@ async fn run_with_store(
 ) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let code = match command {
+        Command::Checkpoint { command } => witness::checkpoint(&mut out, config, command)?,
         Command::Check { .. }
         | Command::Demo { .. }
         | Command::Sim { .. }

@@ -11,10 +11,12 @@
 //! extends an earlier one.
 
 pub mod checkpoint;
+pub mod config;
 pub mod key;
 pub mod merkle;
 
 pub use checkpoint::{Audience, Checkpoint, Refused, StreamHead};
+pub use config::{Witness, WitnessConfig, WitnessError};
 pub use key::{KeyError, PublicKey, SigningKey};
 
 #[cfg(test)]
