@@ -10,6 +10,7 @@ mod auth;
 mod routes;
 mod server;
 mod state;
+mod witness;
 
 pub use auth::token_hash;
 pub use server::{bind, router, serve};

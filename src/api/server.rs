@@ -6,8 +6,8 @@ use axum::Router;
 use axum::routing::{delete, get, post};
 use tokio_util::sync::CancellationToken;
 
-use super::routes;
 use super::state::ApiState;
+use super::{routes, witness};
 use crate::config::Config;
 
 pub fn router(state: ApiState) -> Router {
@@ -30,6 +30,8 @@ pub fn router(state: ApiState) -> Router {
             "/v1/actions",
             get(routes::list_actions).post(routes::take_action),
         )
+        .route("/v1/checkpoints", get(witness::list_checkpoints))
+        .route("/v1/checkpoints/{id}", get(witness::get_checkpoint))
         .with_state(state)
 }
 

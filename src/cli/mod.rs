@@ -525,12 +525,14 @@ pub async fn sync_once(
 /// The stages' context for a command.
 fn context(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Ctx> {
     let subscribers = subscribers::build_all(config)?;
+    let witness = crate::witness::Witness::load(&config.witness)?.map(Arc::new);
     Ok(Ctx::new(
         store,
         Arc::new(config.clone()),
         Arc::new(subscribers),
         Arc::new(SystemClock),
-    ))
+    )
+    .with_witness(witness))
 }
 
 /// Prints what an evaluation changed.
@@ -631,6 +633,7 @@ async fn run_with_store(
             writeln!(out)?;
             print_outcome(&mut out, as_of, &outcome)?;
             alerts::print_alert_summary(&mut out, store.as_ref()).await?;
+            witness::print_issued(&mut out, ctx.checkpoint().await?)?;
             let sent = deliver_now(&ctx).await?;
             let counts = store.outbox_counts().await?;
             writeln!(

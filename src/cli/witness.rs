@@ -83,6 +83,33 @@ pub(super) fn checkpoint(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `once` says of the checkpoint it issued, or why it issued none.
+pub(super) fn print_issued(
+    out: &mut dyn Write,
+    issued: Option<crate::witness::Issued>,
+) -> std::io::Result<()> {
+    use crate::witness::Issued;
+    match issued {
+        None => Ok(()),
+        Some(Issued::Unchanged) => {
+            writeln!(out, "\ncheckpoint: none, history unchanged since the last")
+        }
+        Some(Issued::NotDue { due_at }) => writeln!(
+            out,
+            "\ncheckpoint: due at {} (witness.checkpoint_interval_secs after the last)",
+            crate::clock::rfc3339(due_at)
+        ),
+        Some(Issued::Issued {
+            id,
+            streams,
+            events,
+        }) => writeln!(
+            out,
+            "\ncheckpoint {id} issued: {streams} streams, {events} events queued"
+        ),
+    }
+}
+
 /// Creates `path` readable by its owner only, refusing to replace a file.
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -46,6 +46,9 @@ pub async fn run_schedules(
             shutdown: shutdown.clone(),
         });
     }
+    if let Some(witness) = ctx.witness.clone() {
+        supervisor.spawn(crate::witness::CheckpointWorker::new(ctx.clone(), witness));
+    }
     supervisor.spawn(DeliveryWorker::new(
         deliverer,
         ctx.store.clone(),

@@ -23,6 +23,7 @@ pub mod postgres;
 pub mod report;
 mod schema;
 pub mod sqlite;
+pub mod witness;
 
 use std::fmt;
 use std::sync::Arc;
@@ -467,7 +468,13 @@ pub struct CollectionStats {
 /// The shared store. Every method is one transaction or one read.
 #[async_trait]
 pub trait Store:
-    facts::FactStore + alerts::AlertStore + report::ReportStore + actions::ActionStore + Send + Sync
+    facts::FactStore
+    + alerts::AlertStore
+    + report::ReportStore
+    + actions::ActionStore
+    + witness::WitnessStore
+    + Send
+    + Sync
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -288,3 +288,4 @@ include!("sql_verify.rs");
 include!("sql_upgrade.rs");
 include!("sql_report.rs");
 include!("sql_actions.rs");
+include!("sql_witness.rs");

@@ -10,7 +10,8 @@
 // `include!`d after this one: `sql_store.rs` (runs, leases, records,
 // statistics: the `Store` trait), `sql_ingest.rs` (batches and the chain),
 // `sql_quarantine.rs`, `sql_verify.rs`, `sql_upgrade.rs` (the re-hashes that
-// migrations 0008 and 0011 leave to the program) and `sql_report.rs`.
+// migrations 0008 and 0011 leave to the program), `sql_report.rs`,
+// `sql_actions.rs` and `sql_witness.rs` (checkpoints and proofs' leaves).
 
 use std::collections::HashMap;
 
@@ -25,6 +26,7 @@ use super::alerts::{
 };
 use super::chain::{
     BatchRoot, Digest32, FlatRoot, GENESIS, batch_link, content_hash, digest, entry_hash, legacy,
+    stream_leaf,
 };
 use super::facts::{
     FactStore, FactsQuery, FindingFact, FreezeFact, MirrorFact, OrgdeptFact, ProjectFacts,

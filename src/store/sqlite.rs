@@ -228,6 +228,7 @@ include!("sql_verify.rs");
 include!("sql_upgrade.rs");
 include!("sql_report.rs");
 include!("sql_actions.rs");
+include!("sql_witness.rs");
 
 #[cfg(test)]
 mod tests {

@@ -12,12 +12,16 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod issue;
 pub mod key;
 pub mod merkle;
+pub mod worker;
 
 pub use checkpoint::{Audience, Checkpoint, Refused, StreamHead};
 pub use config::{Witness, WitnessConfig, WitnessError};
+pub use issue::{IssueError, Issued, issue_due};
 pub use key::{KeyError, PublicKey, SigningKey};
+pub use worker::CheckpointWorker;
 
 #[cfg(test)]
 mod tests {
