@@ -67,19 +67,21 @@ impl Context {
         self
     }
 
-    /// Issues a checkpoint if the config has a key and one is due.
+    /// Issues a checkpoint if the config has a key and one is due, and
+    /// keeps the store's newest in this machine's state file.
     pub async fn checkpoint(&self) -> Result<Option<Issued>, IssueError> {
         let Some(witness) = &self.witness else {
             return Ok(None);
         };
-        issue_due(
+        let issued = issue_due(
             self.store.as_ref(),
             witness,
             &self.subscribers,
             self.clock.now(),
         )
-        .await
-        .map(Some)
+        .await?;
+        crate::witness::state::refresh(self.store.as_ref(), witness).await?;
+        Ok(Some(issued))
     }
 
     /// The rules' findings as of `as_of`. The rules read nothing but the

@@ -522,3 +522,290 @@ async fn two_postgresql_replicas_issue_one_checkpoint_at_a_time_in_one_sequence(
     b.close().await;
     drop_pg_database(&name).await;
 }
+
+/// A store of the same backend as `t`, fresh: its URL, and the PostgreSQL
+/// database to drop after.
+async fn another_store(t: &TestStore, dir: &Path) -> (liankong::store::StoreUrl, Option<String>) {
+    if t.backend == "sqlite" {
+        let url = format!("sqlite:{}", dir.join("rebuilt.db").display());
+        (liankong::store::StoreUrl::new(url), None)
+    } else {
+        let (name, url) = create_pg_database().await;
+        (liankong::store::StoreUrl::new(url), Some(name))
+    }
+}
+
+/// `liankong verify [--checkpoint FILE…]` on the store at `url`, with the
+/// config in `dir`.
+fn verify(dir: &Path, url: &liankong::store::StoreUrl, files: &[&str]) -> (Option<i32>, String) {
+    let mut args = vec!["--config", "liankong.toml", "verify"];
+    if !files.is_empty() {
+        args.push("--checkpoint");
+        args.extend(files);
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"))
+        .args(&args)
+        .current_dir(dir)
+        .env("LIANKONG_STORE_URL", url.expose())
+        .output()
+        .unwrap();
+    // What it found is on stdout; logs (PostgreSQL's notices) on stderr.
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(" ERROR "),
+        "{out:?}"
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A key in `dir`, and the config naming it.
+fn keyed_config(dir: &Path) -> Witness {
+    std::fs::write(dir.join("key.pem"), SigningKey::generate_pem().unwrap()).unwrap();
+    std::fs::write(
+        dir.join("liankong.toml"),
+        "[witness]\nkey = \"file:key.pem\"\nstate_file = \"state.json\"\n",
+    )
+    .unwrap();
+    let c = liankong::witness::WitnessConfig {
+        key: Some(liankong::config::SecretRef::File(dir.join("key.pem"))),
+        state_file: dir.join("state.json"),
+        ..Default::default()
+    };
+    Witness::load(&c).unwrap().unwrap()
+}
+
+fn keep(dir: &Path, name: &str, checkpoints: &[Checkpoint]) {
+    std::fs::write(dir.join(name), serde_json::to_string(checkpoints).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn a_full_rewrite_is_caught_by_a_kept_checkpoint_and_an_untouched_store_passes_every_one() {
+    on_both(|t| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let witness = keyed_config(dir.path());
+        let env = start(&t).await;
+        sync_all(&t, &env).await;
+        let issued = issue_due(t.store.as_ref(), &witness, &[], at("2021-09-30T01:00:00Z")).await.unwrap();
+        assert!(matches!(issued, Issued::Issued { id: 1, .. }), "{issued:?}");
+        // Finance keeps the checkpoint it received.
+        let kept = t.store.checkpoint(1, Audience::Shared).await.unwrap().unwrap();
+        keep(dir.path(), "finance-kept.json", std::slice::from_ref(&kept));
+
+        // Whoever holds the store rebuilds it from the same sources, one
+        // payment's amount changed: every link of the new store is
+        // consistent again.
+        let (url, db) = another_store(&t, dir.path()).await;
+        let rebuilt = liankong::store::open(&url).await.unwrap();
+        rebuilt.migrate().await.unwrap();
+        let mut p = env.sim.data().snapshot().payments[7].clone();
+        p.amount = liankong::money::Fen(p.amount.0 + 100_000);
+        env.sim.data().upsert(liankong::model::Record::Payment(p));
+        let forged = TestStore { backend: t.backend, url: url.clone(), store: rebuilt.clone(), raw: match &t.raw {
+            Raw::Sqlite(_) => Raw::Sqlite(sqlx::SqlitePool::connect(url.expose()).await.unwrap()),
+            Raw::Postgres(_) => Raw::Postgres(sqlx::PgPool::connect(url.expose()).await.unwrap()),
+        }};
+        sync_all(&forged, &env).await;
+        rebuilt.close().await;
+        let (code, out) = verify(dir.path(), &url, &[]);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.starts_with("intact: "), "{out}");
+        let (code, out) = verify(dir.path(), &url, &["finance-kept.json"]);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("NOT WITNESSED: of 1 checkpoints checked, the store extends 0\n"), "{out}");
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("  ")).collect();
+        assert_eq!(
+            lines,
+            [format!(
+                "  stream finance.payments no longer extends checkpoint 1: its first {} batches ({} versions) are not the history the checkpoint signed",
+                kept.stream("finance.payments").unwrap().batches,
+                kept.stream("finance.payments").unwrap().versions
+            )],
+            "{out}"
+        );
+        if let Some(db) = db {
+            drop_pg_database(&db).await;
+        }
+
+        // The untouched store grows and passes against every checkpoint it
+        // issued, of either audience.
+        let mut p = env.sim.data().snapshot().payments[3].clone();
+        p.amount = liankong::money::Fen(p.amount.0 + 1);
+        p.updated_at = at("2021-10-01T09:00:00+08:00");
+        env.sim.data().upsert(liankong::model::Record::Payment(p));
+        assert!(sync(&t, &env, "finance").await.ok());
+        let issued = issue_due(t.store.as_ref(), &witness, &[], at("2021-09-30T02:00:00Z")).await.unwrap();
+        assert!(matches!(issued, Issued::Issued { id: 2, .. }), "{issued:?}");
+        let mut every = t.store.checkpoints(Audience::All, None, 10).await.unwrap();
+        every.extend(t.store.checkpoints(Audience::Shared, None, 10).await.unwrap());
+        keep(dir.path(), "every.json", &every);
+        let (code, out) = verify(dir.path(), &t.url, &["every.json", "finance-kept.json"]);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.ends_with("witnessed: the store extends all 5 checkpoints checked\n"), "{out}");
+        // Without files, against its own newest.
+        let (code, out) = verify(dir.path(), &t.url, &[]);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.ends_with("witnessed: the store extends all 1 checkpoints checked\n"), "{out}");
+
+        // A checkpoint whose signature does not verify is rejected as such,
+        // and so is one signed by a key that is not the deployment's.
+        let mut bad = every[0].clone();
+        bad.signature = bad.signature.replacen(|c: char| c.is_ascii_alphabetic(), "A", 1).replacen('A', "B", 1);
+        let other = SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap();
+        let foreign = Checkpoint::sign(&other, 9, at("2021-09-30T03:00:00Z"), Audience::Shared, every[0].streams.clone());
+        keep(dir.path(), "bad.json", &[bad, foreign.clone()]);
+        let (code, out) = verify(dir.path(), &t.url, &["bad.json"]);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("  checkpoint 2: the signature does not verify (it was altered, or is a forgery)\n"), "{out}");
+        assert!(out.contains(&format!("  checkpoint 9: signed by key {}, which is not one of this deployment's\n", other.public().key_id())), "{out}");
+        env.sim.shutdown().await;
+    })
+    .await;
+}
+
+// The simulator serves on this runtime while the test waits for the
+// binary: two threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_restored_from_an_older_backup_is_refused_at_start_until_accepted() {
+    use liankong::sim::{GenParams, SimOptions, Simulator};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sim = Simulator::start(SimOptions::new(GenParams::small(), d.join("sim")))
+        .await
+        .unwrap();
+    sim.write_files().unwrap();
+    let store = d.join("store.db");
+    let text = liankong::demo::sim_config(
+        &sim,
+        &liankong::demo::SimConfigOptions {
+            store_url: format!("sqlite:{}", store.display()),
+            manifests: liankong::demo::shipped_manifests(),
+            quick_retries: true,
+        },
+    )
+    .unwrap();
+    std::fs::write(d.join("key.pem"), SigningKey::generate_pem().unwrap()).unwrap();
+    let config = sim.dir().join("liankong.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[witness]\nkey = \"file:{}\"\ncheckpoint_interval_secs = 0\nstate_file = \"{}\"\n",
+            d.join("key.pem").display(),
+            d.join("state.json").display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", cfg];
+        all.extend(args);
+        liankong(d, &all)
+    };
+    let newest = || async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", store.display()))
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT MAX(id) FROM checkpoints")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    };
+
+    let (code, out, err) = run(&["once", "--as-of", "2021-09-30"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("\ncheckpoint 1 issued: "), "{out}");
+    // The backup, as deploy/README.md takes it while the daemon runs.
+    let backup = d.join("backup.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", store.display()))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "VACUUM INTO '{}'",
+        backup.display()
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let mut p = sim.data().snapshot().payments[5].clone();
+    p.amount = liankong::money::Fen(p.amount.0 + 1);
+    p.updated_at = at("2021-10-01T09:00:00+08:00");
+    sim.data().upsert(liankong::model::Record::Payment(p));
+    let (code, out, err) = run(&["once", "--as-of", "2021-09-30"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("\ncheckpoint 2 issued: "), "{out}");
+    let state: Checkpoint =
+        serde_json::from_str(&std::fs::read_to_string(d.join("state.json")).unwrap()).unwrap();
+    assert_eq!((state.checkpoint_id, state.audience), (2, Audience::All));
+    let payments = state.stream("finance.payments").unwrap().clone();
+
+    // The store comes back from the backup.
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
+    }
+    std::fs::copy(&backup, &store).unwrap();
+    let behind = format!(
+        "stream finance.payments is behind checkpoint 2: the store holds {} batches ({} versions) where the checkpoint states {} ({}), 1 batches and 1 versions behind",
+        payments.batches - 1,
+        payments.versions - 1,
+        payments.batches,
+        payments.versions
+    );
+    let (code, out, err) = run(&["once", "--as-of", "2021-09-30"]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("the store does not extend checkpoint 2, the newest this machine saw"),
+        "{err}"
+    );
+    assert!(err.contains(&behind), "{err}");
+    assert!(err.contains("liankong checkpoint accept-restore"), "{err}");
+    assert_eq!(out, "", "nothing ran");
+    assert_eq!(newest().await, 1);
+    let (code, out, _) = run(&["verify"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("intact: "), "{out}");
+    assert!(
+        out.contains("this machine's newest checkpoint: 2 ("),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "NOT WITNESSED: of 2 checkpoints checked, the store extends 1\n  {behind}\n"
+        )),
+        "{out}"
+    );
+
+    // The operator decides: accepted, the next checkpoint takes a new number.
+    let (code, out, err) = run(&["checkpoint", "accept-restore"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with(&format!(
+            "restore accepted: the store no longer extends checkpoint 2\n  {behind}\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "the next checkpoint is numbered after 2; checkpoint 1 is this machine's newest now."
+        ),
+        "{out}"
+    );
+    let (code, out, err) = run(&["once", "--as-of", "2021-09-30"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("\ncheckpoint 3 issued: "), "{out}");
+    let (code, out, _) = run(&["verify"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = run(&["checkpoint", "accept-restore"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            Some(0),
+            "the store extends the newest checkpoint this machine saw: nothing to accept\n"
+        )
+    );
+    sim.shutdown().await;
+}

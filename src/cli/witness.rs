@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::witness::{SigningKey, Witness};
+use crate::store::Store;
+use crate::witness::verify::{check_kept, read_checkpoints};
+use crate::witness::{SigningKey, Witness, state};
 
 #[derive(Debug, Subcommand)]
 pub enum CheckpointCommand {
@@ -19,6 +21,11 @@ pub enum CheckpointCommand {
     /// Write a new Ed25519 signing key to FILE (PKCS#8 PEM, mode 0600;
     /// never over an existing file) and print its public key.
     Keygen { file: PathBuf },
+    /// Accept that the store was restored from a backup older than the
+    /// newest checkpoint this machine saw: say how far behind it is, number
+    /// the next checkpoint after the lost ones, and let `run` and `once`
+    /// start again.
+    AcceptRestore,
 }
 
 impl CheckpointCommand {
@@ -36,12 +43,45 @@ impl CheckpointCommand {
     }
 }
 
-pub(super) fn checkpoint(
+pub(super) async fn checkpoint(
     out: &mut dyn Write,
     config: &Config,
+    store: Option<&dyn Store>,
     command: CheckpointCommand,
 ) -> anyhow::Result<ExitCode> {
     match command {
+        CheckpointCommand::AcceptRestore => {
+            let store = store.context("accept-restore needs the store")?;
+            let Some(witness) = Witness::load(&config.witness)? else {
+                anyhow::bail!("no witness.key in the config: there are no checkpoints");
+            };
+            match state::accept_restore(store, &witness).await? {
+                None => writeln!(
+                    out,
+                    "the store extends the newest checkpoint this machine saw: nothing to accept"
+                )?,
+                Some(a) => {
+                    writeln!(
+                        out,
+                        "restore accepted: the store no longer extends checkpoint {}",
+                        a.lost.checkpoint_id
+                    )?;
+                    for p in &a.problems {
+                        writeln!(out, "  {p}")?;
+                    }
+                    writeln!(
+                        out,
+                        "the next checkpoint is numbered after {}; {} is this machine's newest now.\n\
+                         Tell the agencies: their checkpoints from {} on no longer verify against \
+                         this store.",
+                        a.lost.checkpoint_id,
+                        a.newest
+                            .map_or("none".to_owned(), |n| format!("checkpoint {n}")),
+                        a.newest.map_or(1, |n| n + 1)
+                    )?;
+                }
+            }
+        }
         CheckpointCommand::Key => {
             let Some(witness) = Witness::load(&config.witness)? else {
                 anyhow::bail!("no witness.key in the config: checkpoints are not signed");
@@ -81,6 +121,69 @@ pub(super) fn checkpoint(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The witnessed part of `verify`: the store against the checkpoints in
+/// `files`, or without any, against the newest checkpoint the store and
+/// this machine's state file hold. Prints what it found; false when the
+/// store does not extend one, or one does not verify.
+pub(super) async fn verify_witnessed(
+    out: &mut dyn Write,
+    store: &dyn Store,
+    config: &Config,
+    files: &[PathBuf],
+) -> anyhow::Result<bool> {
+    let keys = crate::witness::config::public_keys(&config.witness)?;
+    let mut kept = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read checkpoints from {}", f.display()))?;
+        kept.extend(read_checkpoints(&text).with_context(|| f.display().to_string())?);
+    }
+    if files.is_empty() {
+        if keys.is_empty() {
+            return Ok(true);
+        }
+        kept.extend(
+            store
+                .checkpoints(crate::witness::Audience::All, None, 1)
+                .await?,
+        );
+        if let Some(c) = state::read(&config.witness.state_file)? {
+            writeln!(
+                out,
+                "this machine's newest checkpoint: {} ({})",
+                c.checkpoint_id,
+                config.witness.state_file.display()
+            )?;
+            kept.push(c);
+        }
+        if kept.is_empty() {
+            return Ok(true);
+        }
+    } else if keys.is_empty() {
+        anyhow::bail!(
+            "no key to check checkpoints with: the config has no witness.key nor witness.retired_keys"
+        );
+    }
+    let report = check_kept(store, &kept, &keys).await?;
+    if report.problems.is_empty() {
+        writeln!(
+            out,
+            "witnessed: the store extends all {} checkpoints checked",
+            report.checked
+        )?;
+        return Ok(true);
+    }
+    writeln!(
+        out,
+        "NOT WITNESSED: of {} checkpoints checked, the store extends {}",
+        report.checked, report.extended
+    )?;
+    for p in &report.problems {
+        writeln!(out, "  {p}")?;
+    }
+    Ok(false)
 }
 
 /// What `once` says of the checkpoint it issued, or why it issued none.

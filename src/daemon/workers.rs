@@ -46,8 +46,8 @@ pub async fn run_schedules(
             shutdown: shutdown.clone(),
         });
     }
-    if let Some(witness) = ctx.witness.clone() {
-        supervisor.spawn(crate::witness::CheckpointWorker::new(ctx.clone(), witness));
+    if ctx.witness.is_some() {
+        supervisor.spawn(crate::witness::CheckpointWorker::new(ctx.clone()));
     }
     supervisor.spawn(DeliveryWorker::new(
         deliverer,

@@ -53,6 +53,8 @@ pub enum Issued {
 pub enum IssueError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    State(#[from] super::state::StateError),
     #[error(
         "stream {stream} no longer extends checkpoint {checkpoint}, which this deployment \
          signed: no checkpoint is issued until an operator looks (liankong verify --checkpoint)"

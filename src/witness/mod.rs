@@ -15,6 +15,8 @@ pub mod config;
 pub mod issue;
 pub mod key;
 pub mod merkle;
+pub mod state;
+pub mod verify;
 pub mod worker;
 
 pub use checkpoint::{Audience, Checkpoint, Refused, StreamHead};

@@ -3,14 +3,12 @@
 //! within the interval after a checkpoint is covered when the interval is
 //! over, whether or not another run comes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::config::Witness;
-use super::issue::{IssueError, Issued, issue_due};
+use super::issue::{IssueError, Issued};
 use crate::pipeline::Context;
 use crate::worker::{self, MAX_THROTTLE, Next, Worker};
 
@@ -18,20 +16,16 @@ use crate::worker::{self, MAX_THROTTLE, Next, Worker};
 /// runs when nothing told it of one.
 const LOOK_AGAIN: Duration = Duration::from_secs(600);
 
+/// Runs with a context that has a witness (without one it does nothing).
 pub struct CheckpointWorker {
     ctx: Context,
-    witness: Arc<Witness>,
     /// When the checkpoint of history already written falls due.
     due_at: Option<DateTime<Utc>>,
 }
 
 impl CheckpointWorker {
-    pub fn new(ctx: Context, witness: Arc<Witness>) -> CheckpointWorker {
-        CheckpointWorker {
-            ctx,
-            witness,
-            due_at: None,
-        }
+    pub fn new(ctx: Context) -> CheckpointWorker {
+        CheckpointWorker { ctx, due_at: None }
     }
 }
 
@@ -44,16 +38,9 @@ impl Worker for CheckpointWorker {
     }
 
     async fn work(&mut self) -> Result<Next, IssueError> {
-        let issued = issue_due(
-            self.ctx.store.as_ref(),
-            &self.witness,
-            &self.ctx.subscribers,
-            self.ctx.clock.now(),
-        )
-        .await?;
-        self.due_at = match issued {
-            Issued::NotDue { due_at } => Some(due_at),
-            Issued::Unchanged | Issued::Issued { .. } => None,
+        self.due_at = match self.ctx.checkpoint().await? {
+            Some(Issued::NotDue { due_at }) => Some(due_at),
+            _ => None,
         };
         Ok(Next::Idle)
     }
