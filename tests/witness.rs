@@ -809,3 +809,125 @@ async fn a_store_restored_from_an_older_backup_is_refused_at_start_until_accepte
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn proofs_are_given_for_what_the_agency_may_see_and_the_standalone_verifier_accepts_them() {
+    use liankong::model::{ProjectCategory, QuotaKind};
+    on_both(|t| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let witness = new_witness(d);
+        let s = t.store.as_ref();
+        let mut w = World::default();
+        w.add(project(P1, "370101", ProjectCategory::Basic, false))
+            .add(quota("Q-1", P1, 2021, QuotaKind::Initial, 100_000_000, "2021-01-15"));
+        w.write(s).await;
+        write(s, Collection::Payments, "2021-07-01T00:00:00Z", vec![pay("PAY-1", 100), pay("PAY-2", 50), pay("PAY-4", 9)]).await;
+        write(s, Collection::Referrals, "2021-07-01T00:00:00Z", vec![Item::Upsert(referral("XS-1", "370101", Some(P1)))]).await;
+        issue_due(s, &witness, &[], at("2021-07-01T01:00:00Z")).await.unwrap();
+        write(s, Collection::Payments, "2021-07-01T01:30:00Z", vec![pay("PAY-1", 101), pay("PAY-3", 7)]).await;
+        let mut reclaim = ask(ActionKind::Reclaim, P1, "2021-07-01");
+        reclaim.amount = Some("1000.00".into());
+        let action = act(s, Agency::Finance, &reclaim, "2021-07-01T01:40:00Z").await;
+        issue_due(s, &witness, &[], at("2021-07-01T02:00:00Z")).await.unwrap();
+        for i in 0..5 {
+            write(s, Collection::Payments, &format!("2021-07-01T02:1{i}:00Z"), vec![pay(&format!("PAY-1{i}"), i)]).await;
+        }
+        issue_due(s, &witness, &[], at("2021-07-01T03:00:00Z")).await.unwrap();
+        for audience in [Audience::All, Audience::Shared] {
+            keep(d, &format!("{}.json", audience.as_str()), &t.store.checkpoints(audience, None, 10).await.unwrap());
+        }
+
+        let mut text = String::from("[api]\nlisten = \"127.0.0.1:0\"\n");
+        for agency in ["finance", "discipline", "npc", "orgdept"] {
+            text.push_str(&format!(
+                "[[api.tokens]]\nname = \"{agency}\"\nagency = \"{agency}\"\nsha256 = \"{}\"\n",
+                liankong::api::token_hash(agency)
+            ));
+        }
+        let config = liankong::config::Config::parse(&text).unwrap();
+        let running = liankong::api::RunningConfig::new(Arc::new(config), &[]);
+        let (_tx, rx) = tokio::sync::watch::channel(Arc::new(running));
+        let state = liankong::api::ApiState {
+            store: t.store.clone(),
+            config: rx,
+            metrics: Default::default(),
+            clock: Arc::new(liankong::clock::FixedClock(at("2021-07-01T04:00:00Z"))),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(liankong::api::serve(listener, state, stop.clone()));
+        let http = reqwest::Client::new();
+        // (status, body); a 200's body is also written to `file` for the script.
+        let get = |path: String, token: &'static str, file: &'static str| {
+            let r = http.get(format!("{base}{path}")).bearer_auth(token).send();
+            async move {
+                let r = r.await.unwrap();
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap();
+                if status == 200 {
+                    std::fs::write(d.join(file), &body).unwrap();
+                }
+                (status, body)
+            }
+        };
+        let checked = |audience: &str, option: &str| {
+            script(d, &["--key", "public.pem", &format!("{audience}.json"), option, "proof.json"])
+        };
+
+        // A version proved in the newest checkpoint and in the first.
+        for query in ["stream=finance.payments&key=PAY-1&version=1", "stream=finance.payments&key=PAY-1&version=1&checkpoint=1"] {
+            let (status, body) = get(format!("/v1/proofs?{query}"), "finance", "proof.json").await;
+            assert_eq!(status, 200, "{body}");
+            let (code, out) = checked("shared", "--proof");
+            assert_eq!((code, out.as_str()), (Some(0), "ok: 3 checkpoint(s), and the proof\n"), "{query}: {body}");
+        }
+        let (_, body) = get("/v1/proofs?stream=finance.payments&key=PAY-1".into(), "finance", "proof.json").await;
+        let proof: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((proof["version"].as_i64(), proof["checkpoint_id"].as_i64(), proof["batch"].as_i64()), (Some(2), Some(3), Some(2)), "{body}");
+        assert!(proof["content"].as_str().unwrap().contains("\"amount\":101"), "{body}");
+        // One that joined after checkpoint 1 is not in it.
+        let (status, body) = get("/v1/proofs?stream=finance.payments&key=PAY-3&version=1&checkpoint=1".into(), "finance", "x").await;
+        assert_eq!(status, 409, "{body}");
+        assert!(body.contains("joined the history after checkpoint 1"), "{body}");
+        // Discipline's records only to discipline; to others as if absent.
+        let referral = "/v1/proofs?stream=discipline.referrals&key=XS-1&version=1";
+        let (hidden, hidden_body) = get(referral.into(), "finance", "x").await;
+        let (absent, absent_body) = get("/v1/proofs?stream=finance.payments&key=PAY-404&version=1".into(), "finance", "x").await;
+        assert_eq!((hidden, &hidden_body), (absent, &absent_body));
+        assert_eq!(hidden, 404);
+        let (status, body) = get(referral.into(), "discipline", "proof.json").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(checked("all", "--proof").0, Some(0));
+        // An action only to the agencies it was delivered to.
+        let reclaim = format!("/v1/proofs?stream=liankong.actions&key={action}&version=1");
+        assert_eq!(get(reclaim.clone(), "orgdept", "x").await.0, 404);
+        let (status, body) = get(reclaim, "npc", "proof.json").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(checked("shared", "--proof").0, Some(0));
+        assert_eq!(get("/v1/proofs?stream=finance.nothing&key=x".into(), "npc", "x").await.0, 400);
+
+        // Each later checkpoint extends each earlier one.
+        for (from, to) in [(1, 3), (2, 3), (1, 2), (3, 3)] {
+            for (token, audience) in [("finance", "shared"), ("discipline", "all")] {
+                let (status, body) = get(format!("/v1/proofs/consistency?from={from}&to={to}"), token, "proof.json").await;
+                assert_eq!(status, 200, "{body}");
+                let (code, out) = checked(audience, "--consistency");
+                assert_eq!((code, out.as_str()), (Some(0), "ok: 3 checkpoint(s), and the consistency proof\n"), "{from}..{to} {audience}: {body}");
+            }
+        }
+        assert_eq!(get("/v1/proofs/consistency?from=3&to=1".into(), "finance", "x").await.0, 400);
+        assert_eq!(get("/v1/proofs/consistency?from=1&to=9".into(), "finance", "x").await.0, 404);
+
+        // A store rewritten underneath gives no proof against what it signed.
+        let blob = if t.backend == "sqlite" { format!("X'{}'", "00".repeat(32)) } else { format!("'\\x{}'::bytea", "00".repeat(32)) };
+        t.raw.exec(&format!("UPDATE chain SET root = {blob} WHERE batch = 1 AND stream_id = (SELECT id FROM streams WHERE name = 'finance.payments')")).await;
+        let (status, body) = get("/v1/proofs?stream=finance.payments&key=PAY-1&version=2".into(), "finance", "x").await;
+        assert_eq!(status, 409, "{body}");
+        assert!(body.contains("stream finance.payments no longer extends checkpoint 3"), "{body}");
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    })
+    .await;
+}

@@ -32,6 +32,8 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/checkpoints", get(witness::list_checkpoints))
         .route("/v1/checkpoints/{id}", get(witness::get_checkpoint))
+        .route("/v1/proofs", get(witness::inclusion_proof))
+        .route("/v1/proofs/consistency", get(witness::consistency_proof))
         .with_state(state)
 }
 

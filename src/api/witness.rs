@@ -1,6 +1,8 @@
 //! The witnessed history's routes: the checkpoints the deployment signed,
 //! each agency seeing only its audience's (discipline's streams only in
-//! discipline's). Request and answer types are plain serde structs.
+//! discipline's), and proofs against them. Request types are plain serde
+//! structs here; the answers are `Checkpoint` and the proofs of
+//! `crate::witness::proof`.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -10,8 +12,9 @@ use serde::Deserialize;
 use super::ApiState;
 use super::auth::Caller;
 use super::routes::ApiError;
-use crate::model::Agency;
-use crate::witness::Audience;
+use crate::model::{Agency, Collection};
+use crate::witness::proof::{self, ProofError};
+use crate::witness::{Audience, Checkpoint};
 
 /// The checkpoints `agency` receives: every stream for discipline, every
 /// stream but discipline's for the others.
@@ -71,4 +74,126 @@ pub async fn get_checkpoint(
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(checkpoint).into_response())
+}
+
+/// `GET /v1/proofs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofQuery {
+    /// The stream, e.g. `finance.payments`.
+    pub stream: String,
+    pub key: String,
+    /// The version; the current one when absent.
+    pub version: Option<i64>,
+    /// The checkpoint to prove it against; the newest when absent.
+    pub checkpoint: Option<i64>,
+}
+
+/// Whether `agency` may be given a proof (and the content) of a record of
+/// `collection`: discipline's only to discipline, an action only to the
+/// agencies it was delivered to.
+async fn may_prove(
+    s: &ApiState,
+    agency: Agency,
+    collection: Collection,
+    key: &str,
+) -> Result<bool, ApiError> {
+    if collection
+        .source()
+        .agency()
+        .is_some_and(|a| a.is_confidential())
+    {
+        return Ok(agency.is_confidential());
+    }
+    if collection == Collection::Actions {
+        let actions = s.store.actions(None).await?;
+        return Ok(actions
+            .iter()
+            .find(|a| a.action_id == key)
+            .is_some_and(|a| crate::action::view::may_see(&actions, a, agency)));
+    }
+    Ok(true)
+}
+
+fn proof_error(e: ProofError) -> ApiError {
+    match e {
+        ProofError::Store(e) => e.into(),
+        ProofError::NotFound => ApiError::NotFound,
+        ProofError::Backwards { .. } => ApiError::BadRequest(e.to_string()),
+        ProofError::NotYet(_) | ProofError::NotExtended { .. } => ApiError::Conflict(e.to_string()),
+    }
+}
+
+/// The checkpoint `id` of the caller's audience, or its newest.
+async fn checkpoint_for(
+    s: &ApiState,
+    audience: Audience,
+    id: Option<i64>,
+) -> Result<Checkpoint, ApiError> {
+    let found = match id {
+        Some(id) => s.store.checkpoint(id, audience).await?,
+        None => s
+            .store
+            .checkpoints(audience, None, 1)
+            .await?
+            .into_iter()
+            .next(),
+    };
+    found.ok_or(ApiError::NotFound)
+}
+
+/// `GET /v1/proofs?stream=&key=&version=&checkpoint=`: the inclusion proof
+/// of one record version in a checkpoint of the caller's audience. A record
+/// the caller may not see is not found, exactly as one that does not exist.
+pub async fn inclusion_proof(
+    Caller(agency): Caller,
+    State(s): State<ApiState>,
+    Query(q): Query<ProofQuery>,
+) -> Result<Response, ApiError> {
+    let collection = Collection::ALL
+        .into_iter()
+        .find(|c| c.to_string() == q.stream)
+        .ok_or_else(|| ApiError::BadRequest(format!("no stream {:?}", q.stream)))?;
+    if !may_prove(&s, agency, collection, &q.key).await? {
+        return Err(ApiError::NotFound);
+    }
+    let version = match q.version {
+        Some(v) => v,
+        None => {
+            s.store
+                .get(collection, &q.key)
+                .await?
+                .ok_or(ApiError::NotFound)?
+                .version
+        }
+    };
+    let checkpoint = checkpoint_for(&s, audience_of(agency), q.checkpoint).await?;
+    let proof = proof::inclusion(s.store.as_ref(), &checkpoint, collection, &q.key, version)
+        .await
+        .map_err(proof_error)?;
+    Ok(Json(proof).into_response())
+}
+
+/// `GET /v1/proofs/consistency`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    pub from: i64,
+    pub to: i64,
+}
+
+/// `GET /v1/proofs/consistency?from=&to=`: that checkpoint `to` extends
+/// checkpoint `from`, for every stream of the caller's audience.
+pub async fn consistency_proof(
+    Caller(agency): Caller,
+    State(s): State<ApiState>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Response, ApiError> {
+    let audience = audience_of(agency);
+    let from = checkpoint_for(&s, audience, Some(q.from)).await?;
+    let to = checkpoint_for(&s, audience, Some(q.to)).await?;
+    let proof = proof::consistency(s.store.as_ref(), &from, &to)
+        .await
+        .map_err(proof_error)?;
+    Ok(Json(proof).into_response())
 }
