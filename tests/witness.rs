@@ -931,3 +931,107 @@ async fn proofs_are_given_for_what_the_agency_may_see_and_the_standalone_verifie
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_daemon_issues_a_checkpoint_after_a_run_and_covers_later_runs_when_the_interval_ends() {
+    use std::time::Duration;
+    // The worker's logic is the same on both backends; SQLite alone here.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sim = liankong::sim::Simulator::start(liankong::sim::SimOptions::new(
+        liankong::sim::GenParams::small(),
+        d.join("sim"),
+    ))
+    .await
+    .unwrap();
+    sim.write_files().unwrap();
+    let receiver = Receiver::start().await;
+    let (_, secret) = SECRETS[0];
+    std::fs::write(d.join("hook.secret"), secret).unwrap();
+    std::fs::write(d.join("key.pem"), SigningKey::generate_pem().unwrap()).unwrap();
+    let text = liankong::demo::sim_config(
+        &sim,
+        &liankong::demo::SimConfigOptions {
+            store_url: format!("sqlite:{}", d.join("store.db").display()),
+            manifests: liankong::demo::shipped_manifests(),
+            quick_retries: true,
+        },
+    )
+    .unwrap()
+    .replace("schedule = \"*/5 * * * *\"", "schedule = \"*/2 * * * * *\"");
+    let config = d.join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[api]\nenabled = false\n\n[subscribers.finance_main]\nagency = \"finance\"\nurl = \"{}\"\nsecrets = [\"file:{}\"]\n\n\
+             [witness]\nkey = \"file:{}\"\ncheckpoint_interval_secs = 6\nstate_file = \"{}\"\n",
+            receiver.url,
+            d.join("hook.secret").display(),
+            d.join("key.pem").display(),
+            d.join("state.json").display()
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_liankong"));
+    command
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "info");
+    let mut daemon = Spawned::start(command, d.join("daemon.log"));
+    let checkpoints = |r: &Receiver| -> Vec<Checkpoint> {
+        r.received()
+            .iter()
+            .filter_map(|g| serde_json::from_str::<Value>(&g.body).ok())
+            .filter(|b| b["type"] == "store.checkpoint")
+            .map(|b| serde_json::from_value(b["data"].clone()).unwrap())
+            .collect()
+    };
+    let wait_for = |n: usize| {
+        let receiver = &receiver;
+        let daemon = &daemon;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while checkpoints(receiver).len() < n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no checkpoint {n}; the log:\n{}",
+                    daemon.log()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_for(1).await;
+    // One payment changes at once: the run that lands it, within the
+    // interval, is covered when the interval is over, by the worker alone.
+    let mut p = sim.data().snapshot().payments[2].clone();
+    p.amount = liankong::money::Fen(p.amount.0 + 1);
+    p.updated_at = at("2021-10-01T09:00:00+08:00");
+    sim.data().upsert(liankong::model::Record::Payment(p));
+    wait_for(2).await;
+    // The runs that follow change nothing: no checkpoint.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let got = checkpoints(&receiver);
+    assert_eq!(got.len(), 2, "{}", daemon.log());
+    assert_eq!(
+        got.iter().map(|c| c.checkpoint_id).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert!(
+        got[1].issued_at - got[0].issued_at >= chrono::Duration::seconds(6),
+        "{got:?}"
+    );
+    assert!(got.iter().all(|c| c.audience == Audience::Shared));
+    assert!(
+        got[1].stream("finance.payments").unwrap().versions
+            > got[0].stream("finance.payments").unwrap().versions
+    );
+    let state: Checkpoint =
+        serde_json::from_str(&std::fs::read_to_string(d.join("state.json")).unwrap()).unwrap();
+    assert_eq!((state.checkpoint_id, state.audience), (2, Audience::All));
+    daemon.signal("-TERM");
+    let status = daemon.exit_status(Duration::from_secs(120)).await;
+    assert!(status.success(), "{status:?}\n{}", daemon.log());
+    sim.shutdown().await;
+}
