@@ -214,7 +214,7 @@ pub(super) fn print_issued(
 }
 
 /// Creates `path` readable by its owner only, refusing to replace a file.
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+pub(super) fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
