@@ -80,6 +80,27 @@ fn keygen_writes_a_private_key_once_and_key_prints_only_its_public_half() {
     let secret_line = private.lines().nth(1).unwrap();
     assert!(!out.contains(secret_line) && !err.contains(secret_line));
 
+    let (code, out, err) = liankong(dir.path(), &["--config", "c.toml", "check"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&format!(
+            "\nwitness: checkpoints signed by key {} at most every 3600 s (1 retired keys); newest kept in last-checkpoint.json\n",
+            key.key_id()
+        )),
+        "{out}"
+    );
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[witness]\nkey = \"file:c.toml\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = liankong(dir.path(), &["--config", "bad.toml", "check"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("c.toml: not a PKCS#8 PEM private key"),
+        "{err}"
+    );
+
     std::fs::write(dir.path().join("none.toml"), "").unwrap();
     let (code, _, err) = liankong(dir.path(), &["--config", "none.toml", "checkpoint", "key"]);
     assert_eq!(code, Some(2));

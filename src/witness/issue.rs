@@ -92,7 +92,11 @@ pub fn decide(
     if signed == current {
         return Decision::Unchanged;
     }
-    let due_at = newest.issued_at + chrono::Duration::from_std(interval).unwrap_or_default();
+    // An interval past the calendar's end: never due again.
+    let due_at = chrono::Duration::from_std(interval)
+        .ok()
+        .and_then(|d| newest.issued_at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     if now >= due_at {
         Decision::Due
     } else {
@@ -275,6 +279,12 @@ mod tests {
             Decision::Due
         );
         assert_eq!(decide(Some(&cp), &grown, t0, Duration::ZERO), Decision::Due);
+        assert_eq!(
+            decide(Some(&cp), &grown, t0, Duration::from_secs(u64::MAX)),
+            Decision::NotDue {
+                due_at: DateTime::<Utc>::MAX_UTC
+            }
+        );
     }
 
     #[test]
