@@ -1056,3 +1056,86 @@ async fn the_daemon_issues_a_checkpoint_after_a_run_and_covers_later_runs_when_t
     assert!(status.success(), "{status:?}\n{}", daemon.log());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn after_a_rotation_the_retired_key_s_checkpoints_still_verify() {
+    use liankong::witness::verify::{Problem, check_kept};
+    on_both(|t| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let old = new_witness(dir.path());
+        let s = t.store.as_ref();
+        write(
+            s,
+            Collection::Payments,
+            "2021-07-01T00:00:00Z",
+            vec![pay("PAY-1", 100)],
+        )
+        .await;
+        issue_due(s, &old, &[], at("2021-07-01T01:00:00Z"))
+            .await
+            .unwrap();
+        // The new key signs from now on; the old one's public half is retired.
+        let new = SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap();
+        let rotated = Witness {
+            keys: vec![new.public(), old.key.public()],
+            key: new,
+            interval: old.interval,
+            state_file: old.state_file.clone(),
+        };
+        write(
+            s,
+            Collection::Payments,
+            "2021-07-01T01:30:00Z",
+            vec![pay("PAY-2", 100)],
+        )
+        .await;
+        let issued = issue_due(s, &rotated, &[], at("2021-07-01T02:00:00Z"))
+            .await
+            .unwrap();
+        assert!(matches!(issued, Issued::Issued { id: 2, .. }), "{issued:?}");
+        let kept = t
+            .store
+            .checkpoints(Audience::Shared, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(kept[0].key_id, rotated.key.public().key_id());
+        assert_eq!(kept[1].key_id, old.key.public().key_id());
+        let report = check_kept(s, &kept, &rotated.keys).await.unwrap();
+        assert_eq!(
+            (report.checked, report.extended, report.problems.len()),
+            (2, 2, 0)
+        );
+        // Without the retired key, the old checkpoint is refused as such.
+        let report = check_kept(s, &kept, &rotated.keys[..1]).await.unwrap();
+        assert_eq!(report.extended, 1);
+        assert!(
+            matches!(&report.problems[..], [Problem::Refused(_)]),
+            "{:?}",
+            report.problems
+        );
+        assert_eq!(
+            report.problems[0].to_string(),
+            format!(
+                "checkpoint 1: signed by key {}, which is not one of this deployment's",
+                old.key.public().key_id()
+            )
+        );
+        // A state file of the old key's time, checked at start without it.
+        let forgot = Witness {
+            keys: rotated.keys[..1].to_vec(),
+            key: SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap(),
+            interval: old.interval,
+            state_file: dir.path().join("old-state.json"),
+        };
+        std::fs::write(&forgot.state_file, serde_json::to_string(&kept[1]).unwrap()).unwrap();
+        let e = liankong::witness::state::check_at_start(s, &forgot)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("after a rotation, list the key that signed it in witness.retired_keys"),
+            "{e}"
+        );
+    })
+    .await;
+}

@@ -29,6 +29,11 @@ pub enum StateError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
+        "{problem} (witness.state_file {path}): after a rotation, list the key that signed it \
+         in witness.retired_keys"
+    )]
+    Unverified { path: PathBuf, problem: Problem },
+    #[error(
         "the store does not extend checkpoint {checkpoint}, the newest this machine saw \
          (witness.state_file {path}): it was restored from an older backup, or rewritten.\n  {}\n\
          Nothing was changed. If the restore is intended, `liankong checkpoint accept-restore` \
@@ -127,6 +132,12 @@ pub async fn behind(
 /// file is brought up to the store's newest.
 pub async fn check_at_start(store: &dyn Store, witness: &Witness) -> Result<(), StateError> {
     let (kept, problems) = behind(store, witness).await?;
+    if let Some(refused @ Problem::Refused(_)) = problems.first() {
+        return Err(StateError::Unverified {
+            path: witness.state_file.clone(),
+            problem: refused.clone(),
+        });
+    }
     if let (Some(kept), false) = (&kept, problems.is_empty()) {
         return Err(StateError::Restored {
             checkpoint: kept.checkpoint_id,
