@@ -828,6 +828,31 @@ async fn a_store_restored_from_an_older_backup_is_refused_at_start_until_accepte
             "the store extends the newest checkpoint this machine saw: nothing to accept\n"
         )
     );
+
+    // A chain rewritten under the signer, its copy gone too: `once` signs
+    // nothing over it, says why, and still delivers.
+    std::fs::remove_file(d.join("state.json")).unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", store.display()))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE chain SET root = X'{}' WHERE batch = 1 AND stream_id = (SELECT id FROM streams WHERE name = 'finance.payments')",
+        "00".repeat(32)
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let (code, out, err) = run(&["once", "--as-of", "2021-09-30"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains(
+            "\ncheckpoint: FAILED: stream finance.payments no longer extends checkpoint 3"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("\ndeliveries: "), "{out}");
+    assert_eq!(newest().await, 3);
     sim.shutdown().await;
 }
 

@@ -653,7 +653,17 @@ async fn run_with_store(
             writeln!(out)?;
             print_outcome(&mut out, as_of, &outcome)?;
             alerts::print_alert_summary(&mut out, store.as_ref()).await?;
-            witness::print_issued(&mut out, ctx.checkpoint().await?)?;
+            // A checkpoint that cannot be signed holds no alert back.
+            let witnessed = match ctx.checkpoint().await {
+                Ok(issued) => {
+                    witness::print_issued(&mut out, issued)?;
+                    true
+                }
+                Err(e) => {
+                    writeln!(out, "\ncheckpoint: FAILED: {e}")?;
+                    false
+                }
+            };
             let sent = deliver_now(&ctx).await?;
             let counts = store.outbox_counts().await?;
             writeln!(
@@ -661,7 +671,11 @@ async fn run_with_store(
                 "\ndeliveries: {} sent now; outbox {} delivered, {} pending ({} retrying), {} dead",
                 sent.delivered, counts.delivered, counts.pending, counts.retrying, counts.dead
             )?;
-            sync_exit_code(&reports)
+            if witnessed {
+                sync_exit_code(&reports)
+            } else {
+                ExitCode::from(1)
+            }
         }
         Command::Run => {
             daemon::run_daemon(
