@@ -101,6 +101,9 @@ pub struct Config {
     /// The HTTP API of the daemon.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Witnessed history: the checkpoint signing key and its schedule.
+    #[serde(default)]
+    pub witness: crate::witness::WitnessConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -748,6 +751,7 @@ impl Config {
         }
         self.api.tls_cert.iter_mut().for_each(path);
         self.api.tls_key.iter_mut().for_each(path);
+        self.witness.resolve_paths(dir);
     }
 }
 

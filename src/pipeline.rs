@@ -15,6 +15,7 @@ use crate::config::{Config, china_time};
 use crate::deliver::{ClientError, Deliverer, Subscriber};
 use crate::reconcile;
 use crate::store::{Store, StoreError};
+use crate::witness::{IssueError, Issued, Witness, issue_due};
 
 /// What every stage needs: the store, the config, the subscribers, the clock.
 /// A context's config never changes: a reload makes a new context.
@@ -27,6 +28,11 @@ pub struct Context {
     /// The last evaluation's findings, reused while the store's records and
     /// the date are the same.
     pub last_findings: Arc<tokio::sync::Mutex<Option<LastFindings>>>,
+    /// The checkpoint signer, when the config has a key.
+    pub witness: Option<Arc<Witness>>,
+    /// Told after every committed run: the checkpoint worker looks whether
+    /// one is due.
+    pub checkpoint_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Findings as of a date over the store at one data generation
@@ -50,7 +56,32 @@ impl Context {
             subscribers,
             clock,
             last_findings: Arc::default(),
+            witness: None,
+            checkpoint_wake: Arc::default(),
         }
+    }
+
+    /// Signs checkpoints with `witness` (none without).
+    pub fn with_witness(mut self, witness: Option<Arc<Witness>>) -> Context {
+        self.witness = witness;
+        self
+    }
+
+    /// Issues a checkpoint if the config has a key and one is due, and
+    /// keeps the store's newest in this machine's state file.
+    pub async fn checkpoint(&self) -> Result<Option<Issued>, IssueError> {
+        let Some(witness) = &self.witness else {
+            return Ok(None);
+        };
+        let issued = issue_due(
+            self.store.as_ref(),
+            witness,
+            &self.subscribers,
+            self.clock.now(),
+        )
+        .await?;
+        crate::witness::state::refresh(self.store.as_ref(), witness).await?;
+        Ok(Some(issued))
     }
 
     /// The rules' findings as of `as_of`. The rules read nothing but the
@@ -119,6 +150,9 @@ impl Context {
         if !report.ok() || report.skipped {
             return Ok(None);
         }
+        // The run committed: a checkpoint may be due, whatever the
+        // reconciliation does.
+        self.checkpoint_wake.notify_one();
         let _turn = turn.lock().await;
         self.reconcile(self.today()).await.map(Some)
     }

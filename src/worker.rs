@@ -64,6 +64,9 @@ pub trait Worker: Send {
 /// The delivery worker's name.
 pub const DELIVERY: &str = "delivery";
 
+/// The checkpoint worker's name.
+pub const CHECKPOINT: &str = "checkpoint";
+
 /// The name of the worker that runs the adapter `adapter`.
 pub fn adapter(adapter: &str) -> String {
     format!("adapter:{adapter}")

@@ -2755,6 +2755,15 @@ async fn demo_sim_and_token_need_no_config_and_run_from_any_directory() {
         String::from_utf8_lossy(&demo.stderr)
     );
     assert!(out.contains("\n5. verify: intact"), "{out}");
+    assert!(
+        out.contains("; the store extends 1 of 1 checkpoints finance kept\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n  checkpoint 1: 13 streams signed (discipline's only in discipline's)\n"),
+        "{out}"
+    );
+    assert!(out.contains("1 store.checkpoint"), "{out}");
     // One of each action, and the rules that follow them through.
     for line in [
         "  action.freeze_breach      1 firing: freezes 3701002021990001 from 2021-09-15",

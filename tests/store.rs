@@ -772,6 +772,29 @@ async fn slow_statements_are_logged_at_debug_not_warn() {
         eprintln!("SKIPPED PostgreSQL: {SKIP_PG_ENV}=1");
         return;
     }
+    // tracing caches each callsite's interest for the whole process, and
+    // other tests' threads race this one's scoped subscriber for it: the
+    // test runs alone, in a process of its own.
+    const ALONE: &str = "LIANKONG_TEST_SLOW_ALONE";
+    if std::env::var_os(ALONE).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "slow_statements_are_logged_at_debug_not_warn",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(ALONE, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("1 passed"), "{text}");
+        return;
+    }
     let log = Captured::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -1294,6 +1317,171 @@ async fn a_store_of_the_old_layout_is_rehashed_once_and_a_tampered_one_is_refuse
                 e.to_string().contains("broken at \"PAY-1\" version 1"),
                 "{e}"
             );
+        }
+    }
+}
+
+/// A store as migrations 0008 to 0010 left it (flat batch roots), with two
+/// batches of finance.payments; migrated, or the error of its migration.
+/// `tamper` alters an entry first.
+async fn flat_root_store(backend: &str, url: &str, tamper: bool) -> Result<(), String> {
+    use liankong::store::{FlatRoot, GENESIS, batch_link, entry_hash};
+    use liankong::witness::merkle::{leaf_hash, root};
+    let store_url = liankong::store::StoreUrl::new(url);
+    if backend == "sqlite" {
+        let s = liankong::store::sqlite::SqlStore::connect(&store_url)
+            .await
+            .unwrap();
+        s.migrate_until(9).await.unwrap();
+        s.close().await;
+    } else {
+        let s = liankong::store::postgres::SqlStore::connect(&store_url)
+            .await
+            .unwrap();
+        s.migrate_until(9).await.unwrap();
+        s.close().await;
+    }
+    let raw = if backend == "sqlite" {
+        Raw::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap())
+    } else {
+        Raw::Postgres(sqlx::PgPool::connect(url).await.unwrap())
+    };
+    // What the first `migrate` after 0008 did with an empty old history.
+    raw.exec("DELETE FROM store_upgrades; DROP TABLE legacy_versions")
+        .await;
+    let store = liankong::store::open(&store_url).await.unwrap();
+    let records = [
+        payment("PAY-2", P1, PaymentKind::Expenditure, 50, "2021-03-02"),
+        payment("PAY-1", P1, PaymentKind::Allocation, 100, "2021-03-01"),
+        payment("PAY-1", P1, PaymentKind::Allocation, 101, "2021-03-01"),
+    ];
+    let s = "finance.payments";
+    store
+        .apply(&batch(
+            Collection::Payments,
+            RunId(1),
+            "2021-07-01T00:00:00Z",
+            vec![up(records[0].clone()), up(records[1].clone())],
+        ))
+        .await
+        .unwrap();
+    store
+        .apply(&batch(
+            Collection::Payments,
+            RunId(2),
+            "2021-07-02T00:00:00Z",
+            vec![up(records[2].clone())],
+        ))
+        .await
+        .unwrap();
+    store.close().await;
+    // The batches' entries in (key, version) order, and their chain as the
+    // flat roots of before made it.
+    let e = |key: &str, version: i64, r: &Record| {
+        entry_hash(s, key, version, false, Some(&r.content()))
+    };
+    let batches = [
+        vec![e("PAY-1", 1, &records[1]), e("PAY-2", 1, &records[0])],
+        vec![e("PAY-1", 2, &records[2])],
+    ];
+    let blob = |h: &[u8]| {
+        if backend == "sqlite" {
+            format!("X'{}'", hex::encode(h))
+        } else {
+            format!("'\\x{}'::bytea", hex::encode(h))
+        }
+    };
+    let mut sql = String::new();
+    let (mut flat_prev, mut merkle_prev) = (GENESIS, GENESIS);
+    let mut merkle_roots = Vec::new();
+    for (i, entries) in batches.iter().enumerate() {
+        let mut flat = FlatRoot::default();
+        entries.iter().for_each(|x| flat.push(x));
+        let flat = flat.finish();
+        let n = i as i64 + 1;
+        flat_prev = batch_link(&flat_prev, s, n, entries.len() as i64, &flat);
+        let merkle = root(&entries.iter().map(|x| leaf_hash(x)).collect::<Vec<_>>());
+        merkle_prev = batch_link(&merkle_prev, s, n, entries.len() as i64, &merkle);
+        merkle_roots.push(merkle);
+        sql.push_str(&format!(
+            "UPDATE chain SET root = {}, link = {} WHERE batch = {n} AND stream_id = (SELECT id FROM streams WHERE name = '{s}');\n",
+            blob(&flat), blob(&flat_prev)
+        ));
+    }
+    sql.push_str(&format!(
+        "UPDATE streams SET head = {} WHERE name = '{s}';\n",
+        blob(&flat_prev)
+    ));
+    if tamper {
+        let forged = e("PAY-2", 1, &records[2]);
+        sql.push_str(&format!(
+            "UPDATE finance_payments SET entry = {} WHERE key = 'PAY-2';\n",
+            blob(&forged)
+        ));
+    }
+    raw.exec(&sql).await;
+
+    let store = liankong::store::open(&store_url).await.unwrap();
+    let migrated = store.migrate().await;
+    if let Err(e) = migrated {
+        store.close().await;
+        return Err(e.to_string());
+    }
+    let report = store.verify().await.unwrap();
+    assert!(report.is_intact(), "{backend}: {:?}", report.damage);
+    assert_eq!((report.chains, report.versions), (1, 3), "{backend}");
+    // The roots and links are now the Merkle roots and the links over them.
+    for (i, r) in merkle_roots.iter().enumerate() {
+        assert_eq!(
+            raw.count(&format!(
+                "SELECT COUNT(*) FROM chain WHERE batch = {} AND root = {}",
+                i + 1,
+                blob(r)
+            ))
+            .await,
+            1,
+            "{backend}: batch {}",
+            i + 1
+        );
+    }
+    assert_eq!(
+        raw.count(&format!(
+            "SELECT COUNT(*) FROM streams WHERE head = {}",
+            blob(&merkle_prev)
+        ))
+        .await,
+        1
+    );
+    // Opening again re-hashes nothing.
+    store.migrate().await.unwrap();
+    assert!(store.verify().await.unwrap().is_intact());
+    store.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn flat_batch_roots_are_rehashed_as_merkle_roots_once_and_a_tampered_store_is_refused() {
+    for tamper in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}?mode=rwc", dir.path().join("flat.db").display());
+        let sqlite = flat_root_store("sqlite", &url, tamper).await;
+        let pg = if skip_pg() {
+            None
+        } else {
+            let (name, url) = create_pg_database().await;
+            let r = flat_root_store("postgres", &url, tamper).await;
+            drop_pg_database(&name).await;
+            Some(r)
+        };
+        for r in std::iter::once(sqlite).chain(pg) {
+            match (tamper, r) {
+                (false, r) => r.unwrap(),
+                (true, Ok(())) => panic!("a tampered store was upgraded"),
+                (true, Err(e)) => assert!(
+                    e.contains("the history of finance.payments is broken at batch 1 (its versions do not match its root and link)"),
+                    "{e}"
+                ),
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use super::error::{ErrorBody, error_response};
 use super::state::ApiState;
-use super::{adapters, routes};
+use super::{adapters, routes, witness};
 
 /// The name of the bearer scheme in the document.
 const BEARER: &str = "bearer";
@@ -48,6 +48,7 @@ const BEARER: &str = "bearer";
         (name = "deliveries", description = "The caller's webhook outbox."),
         (name = "actions", description = "Warn, freeze, unfreeze, reclaim, revive, withdraw (RULES.md § Actions)."),
         (name = "adapters", description = "The adapters' schedules, runs and workers."),
+        (name = "witness", description = "Signed checkpoints of the shared history, and proofs against them (README § Witnessed history)."),
     )
 )]
 struct ApiDoc;
@@ -68,6 +69,10 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(routes::redrive))
         .routes(routes!(routes::take_action, routes::list_actions))
         .routes(routes!(adapters::adapters))
+        .routes(routes!(witness::list_checkpoints))
+        .routes(routes!(witness::get_checkpoint))
+        .routes(routes!(witness::inclusion_proof))
+        .routes(routes!(witness::consistency_proof))
 }
 
 /// The document: the routes' parts, with what every route shares.

@@ -19,6 +19,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod witness;
 
 pub use auth::token_hash;
 pub(crate) use auth::{configured, configured_hash, same};

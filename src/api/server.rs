@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::state::ApiState;
+
 use crate::config::Config;
 
 /// The API and the console over plain HTTP.

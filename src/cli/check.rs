@@ -28,6 +28,9 @@ pub(super) fn config_problems(
             Err(e) => problems.push(e.to_string()),
         }
     }
+    if let Err(e) = crate::witness::config::public_keys(&config.witness) {
+        problems.push(e.to_string());
+    }
     let url = config.store_url();
     if let Err(e) = store::check_url(&url) {
         problems.push(format!("store.url {url}: {e}"));
@@ -102,6 +105,22 @@ pub(super) async fn check(config: &Config, connect: bool) -> anyhow::Result<Exit
         )?;
     } else {
         writeln!(out, "api: disabled")?;
+    }
+    match crate::witness::Witness::load(&config.witness)? {
+        Some(w) => writeln!(
+            out,
+            "witness: checkpoints signed by key {} at most every {} s ({} retired keys); \
+             newest kept in {}",
+            w.key.public().key_id(),
+            w.interval.as_secs(),
+            w.keys.len() - 1,
+            w.state_file.display()
+        )?,
+        None => writeln!(
+            out,
+            "witness: no witness.key, so no checkpoint is issued and the agencies cannot \
+             witness the history (liankong checkpoint keygen FILE makes a key)"
+        )?,
     }
     let url = config.store_url();
     writeln!(out, "store: {url}")?;

@@ -29,6 +29,7 @@ mod bench;
 mod check;
 mod quarantine;
 mod sim;
+mod witness;
 
 pub use sim::{DEMO_LISTEN, DemoStore, demo_store};
 
@@ -165,11 +166,26 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The checkpoints that witness the history: the signing key's public
+    /// half for the agencies to pin, a new key.
+    Checkpoint {
+        #[command(subcommand)]
+        command: witness::CheckpointCommand,
+    },
     /// Apply the store's pending migrations.
     Migrate,
     /// Walk every version chain and check the current records against it;
-    /// exit 1 and name the first broken link if anything was altered.
-    Verify,
+    /// exit 1 and name the first broken link if anything was altered. Also
+    /// checks the store against the newest checkpoint it and this machine
+    /// kept, and with --checkpoint against the checkpoints in the files.
+    Verify {
+        /// Files of checkpoints an agency kept (each one checkpoint as
+        /// delivered, a JSON array of them, or one per line): exit 1 naming
+        /// each stream and checkpoint the store does not extend, or a
+        /// checkpoint whose signature does not verify.
+        #[arg(long = "checkpoint", value_name = "FILE", num_args = 1..)]
+        checkpoints: Vec<PathBuf>,
+    },
     /// Inspect the store.
     Store {
         #[command(subcommand)]
@@ -237,7 +253,7 @@ impl Command {
                 | Command::Sim { .. }
                 | Command::Bench { .. }
                 | Command::Token { .. }
-        )
+        ) && !matches!(self, Command::Checkpoint { command } if !command.needs_config())
     }
 }
 
@@ -379,6 +395,9 @@ pub async fn run(
             )?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Checkpoint { command } if !command.needs_store() => {
+            return witness::checkpoint(&mut out, &config, None, command).await;
+        }
         Command::Demo { sim, dir } => return sim::demo(&mut out, sim, dir).await,
         Command::Bench { bench } => return bench::bench(&mut out, bench, config_path).await,
         Command::Sim {
@@ -415,6 +434,15 @@ pub async fn run(
         _ => None,
     };
     let store = open_store(&config).await?;
+    // A store restored from an older backup is not run on until an
+    // operator accepts it.
+    if matches!(command, Command::Once { .. } | Command::Run)
+        && let Some(w) = crate::witness::Witness::load(&config.witness)?
+        && let Err(e) = crate::witness::state::check_at_start(store.as_ref(), &w).await
+    {
+        store.close().await;
+        return Err(e.into());
+    }
     let code = run_with_store(command, &config, config_path, store.clone(), api).await;
     // Closing waits for every connection to come back; one held by work
     // abandoned at the shutdown deadline must not keep the process alive.
@@ -512,12 +540,14 @@ pub async fn sync_once(
 /// The stages' context for a command.
 fn context(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Ctx> {
     let subscribers = subscribers::build_all(config)?;
+    let witness = crate::witness::Witness::load(&config.witness)?.map(Arc::new);
     Ok(Ctx::new(
         store,
         Arc::new(config.clone()),
         Arc::new(subscribers),
         Arc::new(SystemClock),
-    ))
+    )
+    .with_witness(witness))
 }
 
 /// Prints what an evaluation changed.
@@ -557,6 +587,9 @@ async fn run_with_store(
 ) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let code = match command {
+        Command::Checkpoint { command } => {
+            witness::checkpoint(&mut out, config, Some(store.as_ref()), command).await?
+        }
         Command::Check { .. }
         | Command::Demo { .. }
         | Command::Sim { .. }
@@ -617,6 +650,17 @@ async fn run_with_store(
             writeln!(out)?;
             print_outcome(&mut out, as_of, &outcome)?;
             alerts::print_alert_summary(&mut out, store.as_ref()).await?;
+            // A checkpoint that cannot be signed holds no alert back.
+            let witnessed = match ctx.checkpoint().await {
+                Ok(issued) => {
+                    witness::print_issued(&mut out, issued)?;
+                    true
+                }
+                Err(e) => {
+                    writeln!(out, "\ncheckpoint: FAILED: {e}")?;
+                    false
+                }
+            };
             let sent = deliver_now(&ctx).await?;
             let counts = store.outbox_counts().await?;
             writeln!(
@@ -624,7 +668,11 @@ async fn run_with_store(
                 "\ndeliveries: {} sent now; outbox {} delivered, {} pending ({} retrying), {} dead",
                 sent.delivered, counts.delivered, counts.pending, counts.retrying, counts.dead
             )?;
-            sync_exit_code(&reports)
+            if witnessed {
+                sync_exit_code(&reports)
+            } else {
+                ExitCode::from(1)
+            }
         }
         Command::Run => {
             daemon::run_daemon(
@@ -668,20 +716,27 @@ async fn run_with_store(
             writeln!(out, "store at {} is up to date", config.store_url())?;
             ExitCode::SUCCESS
         }
-        Command::Verify => {
+        Command::Verify { checkpoints } => {
             let report = store.verify().await?;
-            if report.is_intact() {
+            let intact = if report.is_intact() {
                 writeln!(
                     out,
                     "intact: {} chains, {} versions, {} records",
                     report.chains, report.versions, report.records
                 )?;
-                ExitCode::SUCCESS
+                true
             } else {
                 writeln!(out, "DAMAGED: the stored history was altered")?;
                 for d in &report.damage {
                     writeln!(out, "  {d}")?;
                 }
+                false
+            };
+            let witnessed =
+                witness::verify_witnessed(&mut out, store.as_ref(), config, &checkpoints).await?;
+            if intact && witnessed {
+                ExitCode::SUCCESS
+            } else {
                 ExitCode::from(1)
             }
         }

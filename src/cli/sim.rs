@@ -293,15 +293,30 @@ async fn build(
     let sim = start_sim(args, dir, (0, 0, 0)).await?;
     extra(sim.data());
     sim.write_files()?;
-    let (config_path, text) = write_config(&sim, args, dir, "")?;
+    // The demo's own checkpoint key; its public half beside it, as the
+    // agencies would pin it.
+    let key_path = dir.join("checkpoint-key.pem");
+    super::witness::write_private(&key_path, &crate::witness::SigningKey::generate_pem()?)?;
+    let witness_section = format!(
+        "\n[witness]\nkey = \"file:{}\"\ncheckpoint_interval_secs = 0\nstate_file = \"{}\"\n",
+        key_path.display(),
+        dir.join("last-checkpoint.json").display()
+    );
+    let (config_path, text) = write_config(&sim, args, dir, &witness_section)?;
     let config = Config::parse(&text).map_err(|e| anyhow::anyhow!(e))?;
+    let witness = crate::witness::Witness::load(&config.witness)?;
+    let public_path = dir.join("checkpoint-public.pem");
+    if let Some(w) = &witness {
+        std::fs::write(&public_path, w.key.public().pem())?;
+    }
     let store = super::open_store(&config).await?;
     let ctx = Context::new(
         store.clone(),
         Arc::new(config.clone()),
         Arc::new(subscribers),
         Arc::new(SystemClock),
-    );
+    )
+    .with_witness(witness.map(Arc::new));
 
     writeln!(
         out,
@@ -484,8 +499,15 @@ pub async fn demo(
 
     writeln!(
         out,
-        "\n4. deliver: signed webhooks to a local receiver per agency"
+        "\n4. deliver: a signed checkpoint of the history, and signed webhooks to a local \
+         receiver per agency"
     )?;
+    if let Some(crate::witness::Issued::Issued { id, streams, .. }) = ctx.checkpoint().await? {
+        writeln!(
+            out,
+            "  checkpoint {id}: {streams} streams signed (discipline's only in discipline's)"
+        )?;
+    }
     let sent = super::deliver_now(&ctx).await?;
     for (agency, inbox) in &inboxes {
         let inbox = inbox
@@ -519,9 +541,19 @@ pub async fn demo(
     )?;
 
     let report = store.verify().await?;
+    // What finance kept of the checkpoints, checked against the store.
+    let kept = store
+        .checkpoints(crate::witness::Audience::Shared, None, 10)
+        .await?;
+    let kept_path = dir.join("finance-checkpoints.json");
+    std::fs::write(&kept_path, serde_json::to_string(&kept)?)?;
+    let keys = crate::witness::config::public_keys(&ctx.config.witness)?;
+    let public_path = dir.join("checkpoint-public.pem");
+    let witnessed = crate::witness::verify::check_kept(store.as_ref(), &kept, &keys).await?;
     writeln!(
         out,
-        "\n5. verify: {} ({} chains, {} versions, {} records)",
+        "\n5. verify: {} ({} chains, {} versions, {} records); the store extends {} of {} \
+         checkpoints finance kept",
         if report.is_intact() {
             "intact"
         } else {
@@ -529,7 +561,9 @@ pub async fn demo(
         },
         report.chains,
         report.versions,
-        report.records
+        report.records,
+        witnessed.extended,
+        witnessed.checked
     )?;
     let monthly = crate::report::build(store.as_ref(), as_of).await?;
     let report_path = dir.join(format!("report-{}.html", as_of.format("%Y-%m")));
@@ -564,6 +598,18 @@ pub async fn demo(
         "  liankong --config {} store stats",
         config_path.display()
     )?;
+    writeln!(
+        out,
+        "  liankong --config {} verify --checkpoint {}",
+        config_path.display(),
+        kept_path.display()
+    )?;
+    writeln!(
+        out,
+        "  python3 deploy/verify-checkpoint.py --key {} {}",
+        public_path.display(),
+        kept_path.display()
+    )?;
     let (console, tokens) = write_console_config(&dir, &std::fs::read_to_string(&config_path)?)?;
     writeln!(
         out,
@@ -585,6 +631,8 @@ pub async fn demo(
     sim.shutdown().await;
     let ok = reports.iter().all(|r| r.ok())
         && report.is_intact()
+        && witnessed.problems.is_empty()
+        && !kept.is_empty()
         && counts.pending == 0
         && counts.dead == 0;
     Ok(if ok {

@@ -35,6 +35,7 @@ fn the_shipped_config_shows_every_section_and_names_only_files_that_exist() {
         "[delivery]",
         "[api]",
         "[[api.tokens]]",
+        "[witness]",
     ] {
         assert!(text.contains(section), "{section} is not shown");
     }

@@ -1,5 +1,5 @@
 //! A configuration's generation: everything a config builds (adapters,
-//! subscribers), checked before it replaces the running one on SIGHUP.
+//! subscribers, the checkpoint signer), checked before it replaces the running one on SIGHUP.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,12 +10,15 @@ use crate::api::RunningConfig;
 use crate::config::{Config, ConfigError};
 use crate::deliver::Subscriber;
 use crate::deliver::subscribers::SubscriberError;
+use crate::witness::{Witness, WitnessError};
 
 /// Everything a configuration builds: checked before it replaces the running one.
 pub(super) struct Generation {
     pub config: Arc<Config>,
     pub adapters: Vec<Adapter>,
     pub subscribers: Arc<Vec<Subscriber>>,
+    /// The checkpoint signer, when the config has a key.
+    pub witness: Option<Arc<Witness>>,
 }
 
 impl Generation {
@@ -37,15 +40,19 @@ pub enum GenerationError {
     Adapters(Vec<AdapterError>),
     #[error(transparent)]
     Subscribers(#[from] SubscriberError),
+    #[error(transparent)]
+    Witness(#[from] WitnessError),
 }
 
 pub(super) fn build_generation(config: Config) -> Result<Generation, GenerationError> {
     let adapters = crate::adapter::build_all(&config).map_err(GenerationError::Adapters)?;
     let subscribers = crate::deliver::subscribers::build_all(&config)?;
+    let witness = Witness::load(&config.witness)?.map(Arc::new);
     Ok(Generation {
         config: Arc::new(config),
         adapters,
         subscribers: Arc::new(subscribers),
+        witness,
     })
 }
 

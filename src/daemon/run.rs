@@ -92,7 +92,8 @@ pub async fn run_daemon(
             current.config.clone(),
             current.subscribers.clone(),
             clock.clone(),
-        );
+        )
+        .with_witness(current.witness.clone());
         let deliverer = ctx.deliverer()?.with_metrics(metrics.clone());
         let adapters = std::mem::take(&mut current.adapters);
         let workers = tokio::spawn(run_schedules(

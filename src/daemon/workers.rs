@@ -46,6 +46,9 @@ pub async fn run_schedules(
             shutdown: shutdown.clone(),
         });
     }
+    if ctx.witness.is_some() {
+        supervisor.spawn(crate::witness::CheckpointWorker::new(ctx.clone()));
+    }
     supervisor.spawn(DeliveryWorker::new(
         deliverer,
         ctx.store.clone(),

@@ -51,6 +51,9 @@ text_enum! {
         ActionReclaim = "action.reclaim",
         ActionRevive = "action.revive",
         ActionWithdraw = "action.withdraw",
+        /// A checkpoint of the store's history was signed (README,
+        /// "Witnessed history").
+        Checkpoint = "store.checkpoint",
     }
 }
 

@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod report;
 mod schema;
 pub mod sqlite;
+pub mod witness;
 
 use std::fmt;
 use std::sync::Arc;
@@ -34,7 +35,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Agency, Collection, Record, Source};
 
-pub use chain::{BatchRoot, Digest32, GENESIS, batch_link, content_hash, entry_hash, legacy};
+pub use chain::{
+    BatchRoot, Digest32, FlatRoot, GENESIS, batch_link, content_hash, entry_hash, legacy,
+    stream_leaf,
+};
 
 /// A store failure. Database errors keep their cause; nothing here carries a
 /// record's content, so an error is always safe to log.
@@ -470,6 +474,7 @@ pub trait Store:
     + report::ReportStore
     + actions::ActionStore
     + console::ConsoleStore
+    + witness::WitnessStore
     + Send
     + Sync
 {

@@ -102,6 +102,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alert views",
         include_str!("migrations/postgres/0010_alert_views.sql"),
     ),
+    (
+        11,
+        "checkpoints",
+        include_str!("migrations/postgres/0011_checkpoints.sql"),
+    ),
 ];
 
 /// The URL's connection settings, without connecting.
@@ -288,3 +293,4 @@ include!("sql_upgrade.rs");
 include!("sql_report.rs");
 include!("sql_actions.rs");
 include!("sql_console.rs");
+include!("sql_witness.rs");

@@ -11,7 +11,9 @@
 // `sql_alerts.rs` (alerts, silences, the outbox), `sql_store.rs` (runs,
 // leases, records, statistics: the `Store` trait), `sql_ingest.rs` (batches
 // and the chain), `sql_quarantine.rs`, `sql_verify.rs`, `sql_upgrade.rs` (the
-// re-hash of migration 0008), `sql_report.rs` and `sql_actions.rs`.
+// re-hashes that migrations 0008 and 0011 leave to the program),
+// `sql_report.rs`, `sql_actions.rs`, `sql_console.rs` (the view log) and
+// `sql_witness.rs` (checkpoints and proofs' leaves).
 
 use std::collections::HashMap;
 
@@ -25,7 +27,8 @@ use super::alerts::{
     AlertRow, AlertStore, AlertTx, NewEvent, OutboxCounts, OutboxRow, SilenceRow, SilenceScope,
 };
 use super::chain::{
-    BatchRoot, Digest32, GENESIS, batch_link, content_hash, digest, entry_hash, legacy,
+    BatchRoot, Digest32, FlatRoot, GENESIS, batch_link, content_hash, digest, entry_hash, legacy,
+    stream_leaf,
 };
 use super::facts::{
     FactStore, FactsQuery, FindingFact, FreezeFact, MirrorFact, OrgdeptFact, ProjectFacts,

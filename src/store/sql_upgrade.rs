@@ -1,41 +1,167 @@
-// The upgrade that migration 0008 leaves to the program: the old history
-// (one hex link per version, kept as `legacy_versions`) is checked link by
-// link and re-hashed into the batch chain, in one transaction, at the first
-// `migrate` after the migration. `include!`d after `sql_common.rs`.
+// The upgrades that migrations leave to the program, at the first `migrate`
+// after them, each in one transaction:
+//
+// - `rehash-0008`: the old history (one hex link per version, kept as
+//   `legacy_versions`) is checked link by link and re-hashed into the batch
+//   chain;
+// - `merkle-0011`: the flat batch roots of migrations 0008 to 0010 are
+//   checked batch by batch and re-hashed as Merkle roots, and every link
+//   after them, before any checkpoint exists.
+//
+// A store of the layout before 0008 gets both at once: its re-hash already
+// writes Merkle roots. `include!`d after `sql_common.rs`.
 
 const REHASH: &str = "rehash-0008";
+const MERKLE: &str = "merkle-0011";
 
 /// Legacy versions re-hashed per batch of the new chain.
 const REHASH_CHUNK: i64 = 5_000;
 
-/// Runs the upgrades a migration left pending; does nothing once they ran.
+/// Runs the upgrades migrations left pending; does nothing once they ran.
 async fn finish_upgrades(store: &SqlStore) -> Result<(), StoreError> {
-    let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM store_upgrades WHERE name = $1")
-        .bind(REHASH)
+    let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM store_upgrades")
         .fetch_one(&store.pool)
         .await?;
     if pending == 0 {
         return Ok(());
     }
     let mut tx = store.write_tx().await?;
-    // Whoever deletes the marker does the work; a second replica waits on
-    // its row and then finds nothing left to do.
-    let mine = sqlx::query("DELETE FROM store_upgrades WHERE name = $1")
-        .bind(REHASH)
-        .execute(&mut *tx.tx)
-        .await?
-        .rows_affected();
-    if mine == 0 {
-        return Ok(());
+    // Whoever deletes a marker does its work; a second replica waits on its
+    // row and then finds nothing left to do.
+    let mut mine = [false; 2];
+    for (i, name) in [REHASH, MERKLE].into_iter().enumerate() {
+        mine[i] = sqlx::query("DELETE FROM store_upgrades WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx.tx)
+            .await?
+            .rows_affected()
+            == 1;
     }
-    for collection in Collection::ALL {
-        rehash_stream(&mut tx.tx, collection).await?;
+    let [rehash, merkle] = mine;
+    if rehash {
+        for collection in Collection::ALL {
+            rehash_stream(&mut tx.tx, collection).await?;
+        }
+        sqlx::query("DROP TABLE legacy_versions")
+            .execute(&mut *tx.tx)
+            .await?;
+    } else if merkle {
+        // Checkpoints sign the Merkle roots: a re-hash after one was issued
+        // would make every agency's copy fail. Migration 0011 makes the
+        // table and this marker together, so none can exist yet.
+        let issued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM checkpoints")
+            .fetch_one(&mut *tx.tx)
+            .await?;
+        if issued > 0 {
+            return Err(StoreError::Corrupt(format!(
+                "the store has {issued} checkpoints but flat batch roots: it cannot be re-hashed"
+            )));
+        }
+        for collection in Collection::ALL {
+            merkle_stream(&mut tx.tx, collection).await?;
+        }
     }
-    sqlx::query("DROP TABLE legacy_versions")
-        .execute(&mut *tx.tx)
-        .await?;
     tx.tx.commit().await?;
     Ok(())
+}
+
+/// Re-hashes the roots of one stream's batches as Merkle roots, and its
+/// links after them, once each batch is found to be what its flat root and
+/// link recorded.
+async fn merkle_stream(tx: &mut Tx, collection: Collection) -> Result<(), StoreError> {
+    let name = collection.to_string();
+    let table = schema::table(collection);
+    let Some((id, batches)) =
+        sqlx::query_as::<_, (i64, i64)>("SELECT id, batches FROM streams WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&mut **tx)
+            .await?
+    else {
+        return Ok(());
+    };
+    if batches == 0 {
+        return Ok(());
+    }
+    let broken = |batch: i64, what: &str| {
+        StoreError::Corrupt(format!(
+            "the history of {name} is broken at batch {batch} ({what}): the store was not \
+             upgraded; restore it from a backup or ask the previous release's `liankong verify`"
+        ))
+    };
+    // In (key, version) order, each batch's entries come in the order its
+    // roots were built in.
+    let mut roots: HashMap<i64, (FlatRoot, BatchRoot)> = HashMap::new();
+    {
+        let mut rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMN}, version, batch, entry FROM superseded WHERE stream_id = $1 \
+             UNION ALL SELECT {KEY_COLUMN}, version, batch, entry FROM {table} \
+             ORDER BY key, version"
+        )))
+        .bind(id)
+        .fetch(&mut **tx);
+        while let Some(row) = rows.try_next().await? {
+            let batch: i64 = row.try_get::<Option<i64>, _>("batch")?.unwrap_or(0);
+            let entry = row
+                .try_get::<Option<Vec<u8>>, _>("entry")?
+                .as_deref()
+                .and_then(digest)
+                .ok_or_else(|| broken(batch, "a version without an entry hash"))?;
+            let (flat, merkle) = roots.entry(batch).or_default();
+            flat.push(&entry);
+            merkle.push(&entry);
+        }
+    }
+    let chain: Vec<(i64, i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "SELECT batch, versions, root, link FROM chain WHERE stream_id = $1 ORDER BY batch",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let (mut old_prev, mut new_prev) = (GENESIS, GENESIS);
+    for (i, (batch, versions, root, link)) in chain.into_iter().enumerate() {
+        let (flat, merkle) = roots.remove(&batch).unwrap_or_default();
+        let intact = batch == i as i64 + 1
+            && flat.versions() == versions
+            && digest(&root) == Some(flat.finish())
+            && digest(&link)
+                == Some(batch_link(
+                    &old_prev,
+                    &name,
+                    batch,
+                    versions,
+                    &flat_root(&root),
+                ));
+        if !intact {
+            return Err(broken(batch, "its versions do not match its root and link"));
+        }
+        old_prev = flat_root(&link);
+        let root = merkle.finish();
+        new_prev = batch_link(&new_prev, &name, batch, versions, &root);
+        sqlx::query("UPDATE chain SET root = $1, link = $2 WHERE stream_id = $3 AND batch = $4")
+            .bind(root.as_slice())
+            .bind(new_prev.as_slice())
+            .bind(id)
+            .bind(batch)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let Some(batch) = roots.keys().min() {
+        return Err(broken(
+            *batch,
+            "versions of a batch the chain does not hold",
+        ));
+    }
+    sqlx::query("UPDATE streams SET head = $1 WHERE id = $2")
+        .bind(new_prev.as_slice())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A stored 32-byte digest, already found to be one.
+fn flat_root(bytes: &[u8]) -> Digest32 {
+    digest(bytes).unwrap_or(GENESIS)
 }
 
 type LegacyRow = (

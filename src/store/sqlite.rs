@@ -134,6 +134,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alert views",
         include_str!("migrations/sqlite/0010_alert_views.sql"),
     ),
+    (
+        11,
+        "checkpoints",
+        include_str!("migrations/sqlite/0011_checkpoints.sql"),
+    ),
 ];
 
 /// The URL's connection settings, without opening the file.
@@ -253,6 +258,7 @@ include!("sql_upgrade.rs");
 include!("sql_report.rs");
 include!("sql_actions.rs");
 include!("sql_console.rs");
+include!("sql_witness.rs");
 
 #[cfg(test)]
 mod tests {

@@ -32,7 +32,7 @@ use super::merkle::Hash;
 pub const MAGIC: &str = "liankong checkpoint v1";
 
 /// Who a checkpoint is for: discipline's streams are in discipline's alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Audience {
     /// Every stream: the checkpoint sent to discipline.
@@ -51,19 +51,23 @@ impl Audience {
 }
 
 /// One stream's place in its history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamHead {
     pub stream: String,
     pub batches: u64,
     pub versions: u64,
+    /// The last batch's chain link, 64 hex digits.
     #[serde(with = "hex_hash")]
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub head: Hash,
+    /// The RFC 9162 root of the stream's tree of batch roots, 64 hex digits.
     #[serde(with = "hex_hash")]
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub root: Hash,
 }
 
 /// A signed checkpoint, as stored, served and delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkpoint {
     pub checkpoint_id: i64,
     pub issued_at: DateTime<Utc>,

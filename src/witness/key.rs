@@ -1,6 +1,6 @@
 //! The deployment's Ed25519 signing key, with which it signs checkpoints.
 //!
-//! The key is a PKCS#8 PEM file (`liankong checkpoint key --generate FILE`,
+//! The key is a PKCS#8 PEM file (`liankong checkpoint keygen FILE`,
 //! or `openssl genpkey -algorithm ed25519`), read through a secret
 //! reference so that systemd can hand it over as a credential. The private
 //! half is never printed, logged or sent; agencies pin the public half, which
