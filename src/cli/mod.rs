@@ -27,11 +27,12 @@ mod act;
 mod alerts;
 mod bench;
 mod check;
+mod demo;
 mod quarantine;
 mod sim;
 mod witness;
 
-pub use sim::{DEMO_LISTEN, DemoStore, demo_store};
+pub use demo::{DEMO_LISTEN, DemoStore, demo_store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -398,7 +399,7 @@ pub async fn run(
         Command::Checkpoint { command } if !command.needs_store() => {
             return witness::checkpoint(&mut out, &config, None, command).await;
         }
-        Command::Demo { sim, dir } => return sim::demo(&mut out, sim, dir).await,
+        Command::Demo { sim, dir } => return demo::demo(&mut out, sim, dir).await,
         Command::Bench { bench } => return bench::bench(&mut out, bench, config_path).await,
         Command::Sim {
             sim,

@@ -15,6 +15,7 @@ use super::layout::{self, agency_name, page, respond, rule_name, severity_name, 
 use crate::alert::{AlertFilter, AlertView, StateFilter};
 use crate::model::Agency;
 use crate::reconcile::{RuleId, Severity};
+use crate::store::alerts::AlertState;
 
 /// Alerts on one page.
 pub const PAGE: usize = 50;
@@ -44,18 +45,18 @@ fn given(v: &Option<String>) -> Option<String> {
 impl ListQuery {
     /// The API's filter of these words; a state or severity that is none
     /// is refused as the API refuses it.
-    pub fn filter(&self) -> Result<AlertFilter, String> {
+    pub fn filter(&self) -> Result<AlertFilter, BadFilter> {
         let state = match given(&self.state).as_deref() {
             None => Some(StateFilter::Active),
             Some("all") => None,
             Some(s) => Some(
                 <StateFilter as clap::ValueEnum>::from_str(s, false)
-                    .map_err(|_| format!("没有这种状态：{s}"))?,
+                    .map_err(|_| BadFilter::State(s.to_owned()))?,
             ),
         };
         let severity = match given(&self.severity) {
             None => None,
-            Some(s) => Some(Severity::parse(&s).ok_or_else(|| format!("没有这种级别：{s}"))?),
+            Some(s) => Some(Severity::parse(&s).ok_or(BadFilter::Severity(s))?),
         };
         Ok(AlertFilter {
             state,
@@ -89,14 +90,23 @@ impl ListQuery {
     }
 }
 
+/// A filter word the console cannot read (a clerk reads the message).
+#[derive(Debug, thiserror::Error)]
+pub enum BadFilter {
+    #[error("没有这种状态：{0}")]
+    State(String),
+    #[error("没有这种级别：{0}")]
+    Severity(String),
+}
+
 async fn listed(c: &Console, clerk: &Clerk, q: &ListQuery) -> Result<Vec<AlertView>, Response> {
     let store = c.api.store.as_ref();
-    let filter = q.filter().map_err(|detail| {
+    let filter = q.filter().map_err(|e| {
         layout::problem(
             Some(clerk),
             StatusCode::BAD_REQUEST,
             "筛选条件有误",
-            &detail,
+            &e.to_string(),
         )
     })?;
     crate::alert::visible(store, clerk.agency, &filter, c.api.clock.now())
@@ -157,12 +167,21 @@ fn filters(q: &ListQuery) -> Markup {
     let rule = given(&q.rule).unwrap_or_default();
     let severity = given(&q.severity).unwrap_or_default();
     let agency = given(&q.agency).unwrap_or_default();
+    let word = |s: StateFilter| {
+        clap::ValueEnum::to_possible_value(&s).map_or_else(String::new, |v| v.get_name().to_owned())
+    };
     let states = [
-        ("active", "未解除"),
-        ("firing", "告警中"),
-        ("escalated", "已升级"),
-        ("resolved", "已解除"),
-        ("all", "全部"),
+        (word(StateFilter::Active), "未解除"),
+        (word(StateFilter::Firing), state_name(AlertState::Firing)),
+        (
+            word(StateFilter::Escalated),
+            state_name(AlertState::Escalated),
+        ),
+        (
+            word(StateFilter::Resolved),
+            state_name(AlertState::Resolved),
+        ),
+        ("all".to_owned(), "全部"),
     ];
     html! {
         form.filters method="get" action="/ui/alerts" {
