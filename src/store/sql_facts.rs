@@ -70,31 +70,34 @@ impl FactSql {
         self
     }
 
-    fn query_with<'q>(&'q self, sql: &'q str) -> sqlx::query::Query<'q, Db, Args> {
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+    /// The arguments, bound in order.
+    fn arguments(&self) -> Result<Args, StoreError> {
+        use sqlx::Arguments;
+        let mut args = Args::default();
         for arg in &self.args {
-            query = match arg {
-                Arg::Int(v) => query.bind(*v),
-                Arg::Date(d) => query.bind(*d),
-                Arg::Text(t) => query.bind(t.as_str()),
-            };
+            match arg {
+                Arg::Int(v) => args.add(*v),
+                Arg::Date(d) => args.add(*d),
+                Arg::Text(t) => args.add(t.clone()),
+            }
+            .map_err(sqlx::Error::Encode)?;
         }
-        query
+        Ok(args)
     }
 
-    fn query_as<O>(&self) -> sqlx::query::QueryAs<'_, Db, O, Args>
+    /// `sql` (the query, or its EXPLAIN) with the query's arguments.
+    fn query_with<'q>(&self, sql: &'q str) -> Result<sqlx::query::Query<'q, Db, Args>, StoreError> {
+        Ok(sqlx::query_with(AssertSqlSafe(sql), self.arguments()?))
+    }
+
+    fn query_as<O>(&self) -> Result<sqlx::query::QueryAs<'_, Db, O, Args>, StoreError>
     where
         O: for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row>,
     {
-        let mut query = sqlx::query_as(AssertSqlSafe(self.sql.as_str()));
-        for arg in &self.args {
-            query = match arg {
-                Arg::Int(v) => query.bind(*v),
-                Arg::Date(d) => query.bind(*d),
-                Arg::Text(t) => query.bind(t.as_str()),
-            };
-        }
-        query
+        Ok(sqlx::query_as_with(
+            AssertSqlSafe(self.sql.as_str()),
+            self.arguments()?,
+        ))
     }
 
     /// The backend's plan of the query, with the same arguments: one line
@@ -102,7 +105,7 @@ impl FactSql {
     /// PostgreSQL's `EXPLAIN` writes it there.
     async fn plan(&self, pool: &Pool<Db>) -> Result<String, StoreError> {
         let sql = format!("{EXPLAIN_PREFIX}{}", self.sql);
-        let rows = self.query_with(&sql).fetch_all(pool).await?;
+        let rows = self.query_with(&sql)?.fetch_all(pool).await?;
         plan_text(&rows)
     }
 }
@@ -149,7 +152,7 @@ fn project_slices_sql(size: usize) -> FactSql {
 impl FactStore for SqlStore {
     async fn project_slices(&self, size: usize) -> Result<Vec<ProjectRange>, StoreError> {
         let bounds: Vec<(String,)> = project_slices_sql(size)
-            .query_as()
+            .query_as()?
             .fetch_all(&self.pool)
             .await?;
         Ok(ProjectRange::between(
@@ -171,7 +174,7 @@ impl FactStore for SqlStore {
         range: &ProjectRange,
     ) -> Result<Vec<ProjectFacts>, StoreError> {
         Ok(project_facts_sql(q, range)
-            .query_as()
+            .query_as()?
             .fetch_all(&self.pool)
             .await?)
     }
@@ -182,7 +185,7 @@ impl FactStore for SqlStore {
         tolerance: Fen,
     ) -> Result<Vec<MirrorFact>, StoreError> {
         Ok(mirror_mismatches_sql(q, tolerance)
-            .query_as()
+            .query_as()?
             .fetch_all(&self.pool)
             .await?)
     }
@@ -194,28 +197,28 @@ impl FactStore for SqlStore {
         range: &ProjectRange,
     ) -> Result<Vec<TrancheFact>, StoreError> {
         Ok(unsettled_tranches_sql(q, paid_on_or_before, range)
-            .query_as()
+            .query_as()?
             .fetch_all(&self.pool)
             .await?)
     }
 
     async fn audit_findings(&self) -> Result<Vec<FindingFact>, StoreError> {
         Ok(audit_findings_sql()
-            .query_as()
+            .query_as()?
             .fetch_all(&self.pool)
             .await?)
     }
 
     async fn rectifications(&self) -> Result<Vec<RectificationFact>, StoreError> {
         Ok(rectifications_sql()
-            .query_as()
+            .query_as()?
             .fetch_all(&self.pool)
             .await?)
     }
 
     async fn freeze_breaches(&self, as_of: NaiveDate) -> Result<Vec<FreezeFact>, StoreError> {
         Ok(freeze_breaches_sql(as_of)
-            .query_as()
+            .query_as()?
             .fetch_all(&self.pool)
             .await?)
     }
@@ -228,7 +231,7 @@ impl FactStore for SqlStore {
         let Some(query) = unit_quarters_sql(year, quarter_ends) else {
             return Ok(Vec::new());
         };
-        let rows = query.query_with(&query.sql).fetch_all(&self.pool).await?;
+        let rows = query.query_with(&query.sql)?.fetch_all(&self.pool).await?;
         let mut out: Vec<Vec<UnitQuarterFact>> =
             vec![Vec::with_capacity(rows.len()); quarter_ends.len()];
         for row in &rows {
@@ -246,14 +249,14 @@ impl FactStore for SqlStore {
 
     async fn orgdept_rows(&self, year: i32) -> Result<Vec<OrgdeptFact>, StoreError> {
         Ok(orgdept_rows_sql(year)
-            .query_as()
+            .query_as()?
             .fetch_all(&self.pool)
             .await?)
     }
 
     async fn unknown_projects(&self) -> Result<Vec<UnknownProjectFact>, StoreError> {
         Ok(unknown_projects_sql()
-            .query_as()
+            .query_as()?
             .fetch_all(&self.pool)
             .await?)
     }
