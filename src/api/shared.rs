@@ -5,9 +5,9 @@
 //! adapters' health.
 
 use chrono::{DateTime, Datelike, Utc};
-use serde_json::Value;
 
 use super::ApiState;
+pub use super::adapters::AdapterView;
 use crate::alert::{self, AlertView, SilenceScope};
 use crate::model::Agency;
 use crate::store::alerts::{AlertRow, OutboxRow};
@@ -184,10 +184,6 @@ pub async fn redrive(
 
 /// Each configured adapter: schedule, next run, newest run. Other agencies
 /// see that the discipline adapter runs, never how much it fetched.
-pub async fn adapters(s: &ApiState, agency: Agency) -> Result<Vec<Value>, StoreError> {
-    super::adapters::views(s, agency)
-        .await?
-        .iter()
-        .map(|v| serde_json::to_value(v).map_err(StoreError::Encode))
-        .collect()
+pub async fn adapters(s: &ApiState, agency: Agency) -> Result<Vec<AdapterView>, StoreError> {
+    super::adapters::views(s, agency).await
 }

@@ -7,14 +7,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
-use serde_json::Value;
 
 use super::clerk::{Clerk, Console};
-use super::layout::{self, agency_name, page, respond, when_json};
-use crate::model::Agency;
+use super::layout::{self, agency_name, page, respond, when};
 
-fn count(v: &Value) -> String {
-    v.as_u64().map_or_else(|| "—".to_owned(), |n| n.to_string())
+/// A time as clerks read it, or a dash.
+fn at(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map_or_else(|| "—".to_owned(), when)
+}
+
+/// A count, or a dash.
+fn count<N: ToString>(n: Option<N>) -> String {
+    n.map_or_else(|| "—".to_owned(), |n| n.to_string())
 }
 
 pub async fn show(State(c): State<Console>, clerk: Clerk) -> Response {
@@ -26,31 +30,30 @@ pub async fn show(State(c): State<Console>, clerk: Clerk) -> Response {
         h1 { "数据源" }
         @if adapters.is_empty() { p { "配置中没有数据源。" } }
         @for a in &adapters {
-            @let agency = a["agency"].as_str().and_then(Agency::parse);
             section.card {
-                h2 { (agency.map_or("未知机构", agency_name)) " · " code { (a["adapter"].as_str().unwrap_or_default()) } }
+                h2 { (a.agency.map_or("未知机构", agency_name)) " · " code { (a.adapter) } }
                 dl.fields {
-                    dt { "启用" } dd { @if a["enabled"].as_bool() == Some(true) { "是" } @else { "否" } }
-                    dt { "计划" } dd { code { (a["schedule"].as_str().unwrap_or_default()) } }
-                    dt { "下次运行" } dd { (when_json(&a["next_run"])) }
+                    dt { "启用" } dd { @if a.enabled { "是" } @else { "否" } }
+                    dt { "计划" } dd { code { (a.schedule) } }
+                    dt { "下次运行" } dd { (at(a.next_run)) }
                     dt { "上次运行" } dd {
-                        (when_json(&a["last_run"]["started_at"]))
-                        @match a["last_run"]["ok"].as_bool() {
+                        (at(a.last_run.as_ref().map(|r| r.started_at)))
+                        @match a.last_run.as_ref().and_then(|r| r.ok) {
                             Some(true) => " · 成功",
                             Some(false) => " · 失败",
                             None => "",
                         }
                     }
-                    dt { "上次成功" } dd { (when_json(&a["last_success"])) }
-                    dt { "运行 / 失败次数" } dd { (count(&a["runs"])) " / " (count(&a["failures"])) }
-                    @if let Some(e) = a["last_error"].as_str() {
+                    dt { "上次成功" } dd { (at(a.last_success)) }
+                    dt { "运行 / 失败次数" } dd { (count(a.runs)) " / " (count(a.failures)) }
+                    @if let Some(e) = &a.last_error {
                         dt { "最近错误" } dd.error { (e) }
                     }
-                    @if let Some(e) = a["worker"]["last_error"].as_str() {
-                        dt { "本进程最近错误" } dd.error { (e) " · " (when_json(&a["worker"]["last_error_at"])) }
+                    @if let Some(w) = a.worker.as_ref().filter(|w| w.last_error.is_some()) {
+                        dt { "本进程最近错误" } dd.error { (w.last_error.as_deref().unwrap_or_default()) " · " (at(w.last_error_at)) }
                     }
                 }
-                @if let Some(streams) = a["streams"].as_array() {
+                @if let Some(streams) = &a.streams {
                     div.scroll {
                         table {
                             thead { tr {
@@ -60,26 +63,26 @@ pub async fn show(State(c): State<Console>, clerk: Clerk) -> Response {
                             tbody {
                                 @for s in streams {
                                     tr {
-                                        td { code { (s["collection"].as_str().unwrap_or_default()) } }
-                                        td.num { (count(&s["fetched"])) }
-                                        td.num { (count(&s["new"])) }
-                                        td.num { (count(&s["changed"])) }
-                                        td.num { (count(&s["unchanged"])) }
-                                        td.num { (count(&s["deleted"])) }
-                                        td.num { (count(&s["quarantined"])) }
+                                        td { code { (s.collection) } }
+                                        td.num { (s.fetched) }
+                                        td.num { (s.outcome.new) }
+                                        td.num { (s.outcome.changed) }
+                                        td.num { (s.outcome.unchanged) }
+                                        td.num { (s.outcome.deleted) }
+                                        td.num { (s.outcome.quarantined) }
                                     }
                                 }
                             }
                         }
                     }
                 }
-                @if let Some(held) = a["held"].as_array().filter(|h| !h.is_empty()) {
+                @if let Some(held) = a.held.as_ref().filter(|h| !h.is_empty()) {
                     h3 { "待确认的删除" }
                     ul {
                         @for h in held {
                             li {
-                                code { (h["stream"].as_str().unwrap_or_default()) } "：" (count(&h["deletions"])) " 条，自 " (when_json(&h["since"]))
-                                " · 运维确认命令 " code { (h["accept"].as_str().unwrap_or_default()) }
+                                code { (h.stream) } "：" (h.deletions) " 条，自 " (when(h.since))
+                                " · 运维确认命令 " code { (h.accept) }
                             }
                         }
                     }

@@ -203,11 +203,3 @@ pub fn page_number(p: Option<&str>) -> i64 {
         .unwrap_or(1)
         .max(1)
 }
-
-/// An RFC 3339 instant of the API's JSON as clerks read it; `—` for none.
-pub fn when_json(v: &serde_json::Value) -> String {
-    v.as_str()
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| when(t.with_timezone(&chrono::Utc)))
-        .unwrap_or_else(|| "—".to_owned())
-}
