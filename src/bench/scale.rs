@@ -270,19 +270,8 @@ impl SimChild {
         let (stdin, stdout, counts) = answered;
         self.stdin = Some(stdin);
         self.stdout = Some(stdout);
-        // "N new payments, M quotas, K npc budget lines"
-        let n: Vec<usize> = counts
-            .split(", ")
-            .filter_map(|part| part.split(' ').next()?.parse().ok())
-            .collect();
-        match n[..] {
-            [new_payments, changed_quotas, changed_budgets] => Ok(crate::sim::DayChanges {
-                new_payments,
-                changed_quotas,
-                changed_budgets,
-            }),
-            _ => Err(BenchError::Sim(format!("unreadable answer {counts:?}"))),
-        }
+        serde_json::from_str(&counts)
+            .map_err(|e| BenchError::Sim(format!("unreadable answer {counts:?}: {e}")))
     }
 }
 

@@ -47,8 +47,8 @@ pub struct SimArgs {
     pub export_csv: Option<PathBuf>,
     /// Reads commands from standard input while serving: `day` applies a
     /// day of changes (1% new payments, 0.1% of quotas and npc budget lines
-    /// changed) and answers with one `changed: …` line (`liankong bench`'s
-    /// phase (d)).
+    /// changed) and answers with one line, `changed: ` and their counts as
+    /// JSON (`liankong bench`'s phase (f)).
     #[arg(long)]
     pub changes_on_stdin: bool,
 }
@@ -178,11 +178,7 @@ pub async fn sim(
                     None => break,
                     Some("day") => {
                         let c = sim.data().edit(crate::sim::a_days_changes);
-                        writeln!(
-                            out,
-                            "changed: {} new payments, {} quotas, {} npc budget lines",
-                            c.new_payments, c.changed_quotas, c.changed_budgets
-                        )?;
+                        writeln!(out, "changed: {}", serde_json::to_string(&c)?)?;
                         out.flush()?;
                     }
                     Some(other) => anyhow::bail!("unknown simulator command {other:?} (day)"),

@@ -10,7 +10,7 @@ use crate::model::Payment;
 use crate::money::Fen;
 
 /// What [`a_days_changes`] changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DayChanges {
     /// Each split off a payment that changed with it.
     pub new_payments: usize,
