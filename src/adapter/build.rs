@@ -49,7 +49,8 @@ impl From<crate::config::SecretError> for Unbuildable {
 pub struct StreamSpec {
     pub collection: Collection,
     pub path: Option<String>,
-    pub mapper: Mapper,
+    /// Shared with the threads that map pages while the store writes.
+    pub mapper: std::sync::Arc<Mapper>,
 }
 
 pub enum Source {
@@ -145,7 +146,7 @@ impl Adapter {
             .map(|(s, collection)| StreamSpec {
                 collection,
                 path: s.path.clone(),
-                mapper: Mapper::new(collection, s),
+                mapper: std::sync::Arc::new(Mapper::new(collection, s)),
             })
             .collect();
         Ok(Adapter {

@@ -356,7 +356,13 @@ impl HttpSource {
             }
             body.extend_from_slice(&chunk);
         }
-        decode_body(url, &body)
+        // Parsed on a blocking thread: a page of thousands of rows is the
+        // largest piece of CPU work of a run, and this task's thread is
+        // the one that prepares the store's writes.
+        let url = url.to_owned();
+        tokio::task::spawn_blocking(move || decode_body(&url, &body))
+            .await
+            .map_err(|e| FetchError::Transport(format!("the decoder stopped: {e}")))?
     }
 
     /// The current OAuth2 token, fetched when missing or expired.

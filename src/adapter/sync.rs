@@ -26,7 +26,7 @@ use super::file::SourceRow;
 use super::holder::Holder;
 use super::http::{FetchError, Pager};
 use super::manifest::Sync as SyncMode;
-use super::mapping::{parse_rfc3339, utc_string};
+use super::mapping::{Mapper, parse_rfc3339, utc_string};
 use super::report::{HeldReport, StreamReport, SyncReport};
 use super::{Adapter, DeleteGuard, Source, StreamSpec};
 use crate::clock::Clock;
@@ -268,20 +268,22 @@ async fn run_streams(
                 let mut pager = Pager::new(http, &adapter.manifest.paging, path, since);
                 let mut progress = StreamProgress::new(spec, mode, state, adapter, options, from);
                 // The next pages are fetched and mapped while the store
-                // writes the last ones. A fetch that fails is handed on in
-                // turn, so a write in progress is never cut short; a write
-                // that fails drops the fetch at once.
-                let (sender, mut receiver) = mpsc::channel::<Result<Mapped, RunError>>(2);
+                // writes the last ones: up to a batch of them, since a
+                // batch is written only once that many rows are in, and a
+                // shorter queue would leave the fetch idle for most of each
+                // write. A fetch that fails is handed on in turn, so a
+                // write in progress is never cut short; a write that fails
+                // drops the fetch at once.
+                let depth = pages_per_batch(&adapter.manifest.paging, adapter.batch_size);
+                let (sender, mut receiver) = mpsc::channel::<Result<Mapped, RunError>>(depth);
                 let pages = &mut pager;
                 let fetch = async move {
                     loop {
                         let next = match pages.next_page().await {
-                            Ok(Some(rows)) => Ok(map_rows(
-                                spec,
-                                mode,
-                                from,
-                                rows.into_iter().map(SourceRow::from_json),
-                            )),
+                            Ok(Some(rows)) => {
+                                let rows = rows.into_iter().map(SourceRow::from_json).collect();
+                                map_rows_apart(spec, mode, from, rows).await
+                            }
                             Ok(None) => break,
                             Err(e) => Err(e.into()),
                         };
@@ -331,13 +333,14 @@ async fn run_streams(
                     // everything was deleted: only files delete.
                     progress.complete = !paths.is_empty();
                     for path in paths {
-                        let (sender, mut receiver) = mpsc::channel(2);
+                        let (sender, mut receiver) =
+                            mpsc::channel(adapter.batch_size.div_ceil(FILE_CHUNK_ROWS).max(2));
                         let reader = files.clone();
                         let task = tokio::task::spawn_blocking(move || {
                             reader.read(&path, FILE_CHUNK_ROWS, &sender)
                         });
                         while let Some(rows) = receiver.recv().await {
-                            let mapped = map_rows(spec, mode, from, rows?.into_iter());
+                            let mapped = map_rows_apart(spec, mode, from, rows?).await?;
                             progress.write(&mut writer, mapped).await?;
                         }
                         task.await.map_err(|e| {
@@ -361,6 +364,19 @@ async fn run_streams(
 
 /// Rows a file reader hands over at a time; batches gather several.
 const FILE_CHUNK_ROWS: usize = 1000;
+
+/// How many pages make a batch of `batch_rows`, with one to spare: the
+/// depth of the queue between a stream's fetch and its writes, so that the
+/// rows read ahead stay within about one batch however large the source.
+fn pages_per_batch(paging: &super::manifest::Paging, batch_rows: usize) -> usize {
+    use super::manifest::Paging;
+    let page = match paging {
+        Paging::None => return 2,
+        Paging::Cursor { limit, .. } | Paging::Offset { limit, .. } => *limit,
+        Paging::PageNumber { size, .. } => *size,
+    };
+    batch_rows.div_ceil((page as usize).max(1)).clamp(1, 64) + 1
+}
 
 /// What identifies the files of a run: each name with its size and sha-256.
 /// Read on a blocking thread; the files are read again if they are taken.
@@ -426,8 +442,25 @@ struct Mapped {
 /// A quarantined row keeps the key it names, if it can be read, and (for an
 /// incremental stream) where a later pull must start to bring it again: its
 /// own instant, or where this pull started when it has none.
-fn map_rows(
+/// [`map_rows`] on a blocking thread, so that the next page is mapped (and
+/// the last one's parsed values freed) while this task's thread prepares
+/// and awaits the store's writes: on two cores the work of a run is spread
+/// over the mapping, this task and the database's own thread.
+async fn map_rows_apart(
     spec: &StreamSpec,
+    mode: &SyncMode,
+    from: Refetch,
+    rows: Vec<SourceRow>,
+) -> Result<Mapped, RunError> {
+    let mapper = spec.mapper.clone();
+    let mode = mode.clone();
+    tokio::task::spawn_blocking(move || map_rows(&mapper, &mode, from, rows.into_iter()))
+        .await
+        .map_err(|e| RunError::from(FetchError::Transport(format!("the mapping stopped: {e}"))))
+}
+
+fn map_rows(
+    mapper: &Mapper,
     mode: &SyncMode,
     from: Refetch,
     rows: impl ExactSizeIterator<Item = SourceRow>,
@@ -444,18 +477,16 @@ fn map_rows(
         match row {
             SourceRow::Ok(row) => {
                 let instant = match mode {
-                    SyncMode::Incremental { high_water, .. } => {
-                        spec.mapper.instant(&row, high_water)
-                    }
+                    SyncMode::Incremental { high_water, .. } => mapper.instant(&row, high_water),
                     SyncMode::Snapshot => None,
                 };
                 mapped.high_water = mapped.high_water.max(instant);
-                match spec.mapper.map(&row) {
+                match mapper.map(&row) {
                     Ok(item) => mapped.items.push(item),
                     Err(reason) => mapped.quarantine.push(Quarantined {
                         reason: reason.to_string(),
                         raw: serde_json::Value::Object(row.clone()).to_string(),
-                        key: spec.mapper.key(&row),
+                        key: mapper.key(&row),
                         refetch: incremental.then(|| instant.map_or(from, Refetch::From)),
                     }),
                 }
@@ -705,5 +736,31 @@ impl<'a> StreamProgress<'a> {
             );
         }
         Ok(self.report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pages_per_batch;
+    use crate::adapter::manifest::Paging;
+
+    #[test]
+    fn the_fetch_reads_ahead_one_batch_of_pages_and_no_more() {
+        let cursor = |limit| Paging::Cursor {
+            records: "data".into(),
+            cursor_param: "cursor".into(),
+            next_cursor: "next_cursor".into(),
+            limit_param: "limit".into(),
+            limit,
+        };
+        // 20 pages make a batch: the queue holds them and one more.
+        assert_eq!(pages_per_batch(&cursor(1000), 20_000), 21);
+        assert_eq!(pages_per_batch(&cursor(1000), 20_001), 22);
+        // Pages larger than a batch: one ahead, as before.
+        assert_eq!(pages_per_batch(&cursor(50_000), 20_000), 2);
+        // Tiny pages: bounded.
+        assert_eq!(pages_per_batch(&cursor(1), 20_000), 65);
+        assert_eq!(pages_per_batch(&cursor(0), 20_000), 65);
+        assert_eq!(pages_per_batch(&Paging::None, 20_000), 2);
     }
 }
