@@ -28,6 +28,8 @@ pub const REFERRALS: f64 = 2_000.0;
 
 /// The line `liankong sim` prints once it serves and its files are written.
 pub const SIM_READY: &str = "Ctrl-C stops the simulator.";
+/// The line before it that says what `--anomalies` planted, as JSON.
+pub const SIM_PLANTED: &str = "planted: ";
 
 /// The targets (issue 11), printed next to the figures: each a ratio to
 /// the baseline of the same run.
