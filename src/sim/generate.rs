@@ -47,8 +47,9 @@ pub struct GenParams {
     /// Plants anomalies at province rates (benchmarks; see [`Planted`]),
     /// chosen from the seed, as of the as-of date and with the default
     /// thresholds of `RULES.md`. Of the projects, this share executes
-    /// slowly: a quota raise nobody spends leaves spending 20 pp behind
-    /// time (`execution.slow` fires, and from 1 October
+    /// slowly: a quota raise nobody spends leaves spending at least 20 pp
+    /// behind time, more where it lifts a small project to the rule's
+    /// minimum quota (`execution.slow` fires, and from 1 October
     /// `yearend.unspendable` may too: on 31 December it does for each).
     /// A fifth of the share sits idle: fully spent at least 180 days ago,
     /// then raised by 1% (`funds.idle` alone). A twentieth of it (at least

@@ -19,8 +19,9 @@ use crate::model::{PaymentKind, ProjectCategory, QuotaKind};
 const MIN_QUOTA: i64 = 10_000_000;
 /// `funds.idle`'s default `idle_days`.
 const IDLE_DAYS: i64 = 180;
-/// A planted slow project lags time by this many percent points (the rule
-/// fires from 15; 30 would be critical).
+/// A planted slow project lags time by at least this many percent points
+/// (the rule fires from 15; from 30 it is critical, as it is for the small
+/// projects whose raise must also reach the rule's minimum quota).
 const SLOW_GAP_PP: i64 = 20;
 /// Amounts move in steps of 100 yuan, the budget office's rounding.
 const STEP: i64 = 10_000;
