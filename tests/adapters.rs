@@ -1862,6 +1862,7 @@ async fn tiny_benchmark(postgres: Option<String>) {
         manifests: Some(shipped_manifests()),
         postgres,
         explain: true,
+        anomalies: None,
     };
     let mut out = Vec::new();
     let r = liankong::bench::run_scale(&options, 0.002, &mut out)
@@ -1929,6 +1930,7 @@ async fn tiny_benchmark(postgres: Option<String>) {
         "{printed}"
     );
     assert_eq!(r.day.findings, 0, "{printed}");
+    assert_eq!((r.planted, r.delivery.as_ref()), (None, None), "no (g)");
     assert!(r.baseline.progress_rows > 100);
     assert_eq!(
         (r.baseline.mirror_mismatches, r.baseline.approved_mismatches),
@@ -1968,6 +1970,93 @@ async fn tiny_benchmark(postgres: Option<String>) {
         reqwest::get(format!("{url}/npc/budgets")).await.is_err(),
         "{url} still answers"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_delivers_planted_anomalies_at_a_tiny_scale() {
+    let mut servers = vec![None];
+    if !skip_pg() {
+        servers.push(Some(pg_admin_url()));
+    }
+    for postgres in servers {
+        tiny_benchmark_with_anomalies(postgres).await;
+    }
+}
+
+async fn tiny_benchmark_with_anomalies(postgres: Option<String>) {
+    use liankong::model::Agency;
+    use liankong::sim::{AnomalyShare, Planted};
+    let dir = tempfile::tempdir().unwrap();
+    let share = AnomalyShare::new(0.05).unwrap();
+    let options = liankong::bench::BenchOptions {
+        dir: dir.path().to_owned(),
+        exe: env!("CARGO_BIN_EXE_liankong").into(),
+        config: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/liankong.toml")),
+        sqlite3: "sqlite3".into(),
+        as_of: day("2021-12-31"),
+        manifests: Some(shipped_manifests()),
+        postgres: postgres.clone(),
+        explain: false,
+        anomalies: Some(share),
+    };
+    let mut out = Vec::new();
+    let r = liankong::bench::run_scale(&options, 0.002, &mut out)
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out);
+    // 200 projects: 10 slow, 2 idle, and 200 × 5% ÷ 20 rounded up, one
+    // mirror mismatch.
+    let p = r.planted.unwrap();
+    assert_eq!(p, Planted::wanted(share, 200), "{printed}");
+    assert_eq!(
+        p,
+        Planted {
+            slow: 10,
+            idle: 2,
+            mirror: 1,
+            approved: 0
+        }
+    );
+    // On 31 December a slow project is also one that cannot spend its
+    // quota by the year's end: one finding each, and every one raised.
+    let findings = (2 * p.slow + p.idle + p.mirror + p.approved) as u64;
+    assert_eq!(r.full.findings, findings, "{postgres:?}: {printed}");
+    assert_eq!(r.full.alerts_raised, findings, "{printed}");
+    // (c) judges again and finds the same, raising nothing new; nor does a
+    // day's changes, whose sums are the same.
+    assert_eq!((r.reconcile.findings, r.reconcile.events), (findings, 0));
+    assert_eq!((r.day.findings, r.day.events), (findings, 0), "{printed}");
+    // The baseline's SQL sees the planted mismatches too.
+    assert_eq!(
+        (r.baseline.mirror_mismatches, r.baseline.approved_mismatches),
+        (p.mirror as u64, p.approved as u64)
+    );
+    // Every event written was received once, by the agency it was for,
+    // signed with that agency's secret.
+    let g = r.delivery.as_ref().unwrap();
+    assert_eq!(g.alerts_raised, findings);
+    assert!(
+        g.outbox_events > findings,
+        "every alert has a recipient, some two: {printed}"
+    );
+    assert_eq!(g.outbox_events, r.full.events);
+    assert_eq!(g.events_received(), g.outbox_events, "{printed}");
+    assert_eq!(g.stats.delivered, g.outbox_events, "{printed}");
+    assert_eq!((g.bad_signatures(), g.undelivered), (0, 0), "{printed}");
+    let received = |a: Agency| g.received.iter().find(|(x, _)| *x == a).unwrap().1.events;
+    // Finance hears of everything; the congress of the year-end and
+    // mismatch alerts, audit of the idle funds; discipline of nothing.
+    assert!(received(Agency::Finance) >= findings, "{printed}");
+    assert!(received(Agency::Npc) >= (p.slow + p.mirror + p.approved) as u64);
+    assert_eq!(received(Agency::Audit), p.idle as u64, "{printed}");
+    assert_eq!(received(Agency::Discipline), 0, "{printed}");
+    assert!(g.after_reconcile_seconds >= g.seconds && g.seconds > 0.0);
+    let mut summary = Vec::new();
+    liankong::bench::print_summary(&mut summary, std::slice::from_ref(&r)).unwrap();
+    let summary = String::from_utf8(summary).unwrap();
+    for line in ["(g) its alerts' webhooks", "(g)/(e) ≤ 1", "(c)/(e) ≤ 1"] {
+        assert!(summary.contains(line), "{line} missing from:\n{summary}");
+    }
 }
 
 // ---- no source may cost a record ----

@@ -15,10 +15,12 @@ use crate::alert::EvaluationOutcome;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::pipeline::Context;
+use crate::sim::{AnomalyShare, Planted};
 use crate::store::{self, Store, StoreError, StoreUrl};
 
 use super::baseline::run_baseline;
-use super::summary::show;
+use super::delivery::{Delivery, Receivers, deliver_all};
+use super::summary::{show, show_delivery};
 
 /// A province-year at scale 1 (`README.md`, "Benchmark").
 pub const UNITS: f64 = 10_000.0;
@@ -28,6 +30,8 @@ pub const REFERRALS: f64 = 2_000.0;
 
 /// The line `liankong sim` prints once it serves and its files are written.
 pub const SIM_READY: &str = "Ctrl-C stops the simulator.";
+/// The line before it that says what `--anomalies` planted, as JSON.
+pub const SIM_PLANTED: &str = "planted: ";
 
 /// The targets (issue 11), printed next to the figures: each a ratio to
 /// the baseline of the same run.
@@ -38,6 +42,9 @@ pub const TARGET_UNCHANGED_OVER_BASELINE: f64 = 0.5;
 pub const TARGET_RECONCILE_OVER_BASELINE: f64 = 1.0;
 /// (f), a day's changes synced and reconciled, over the baseline.
 pub const TARGET_DAY_OVER_BASELINE: f64 = 0.2;
+/// (g): from (a)'s reconciliation's end to the last webhook of the alerts
+/// it raised, over the baseline.
+pub const TARGET_DELIVERY_OVER_BASELINE: f64 = 1.0;
 pub const TARGET_WAL_BYTES: u64 = 1024 * 1024 * 1024;
 pub const TARGET_PEAK_BYTES: u64 = 512 * 1024 * 1024;
 /// Memory counts as flat when the largest scale's peak is within this factor
@@ -119,6 +126,10 @@ pub struct BenchOptions {
     /// Print each rule query's plan on the backend, right after the first
     /// load (`--explain`).
     pub explain: bool,
+    /// Plant anomalies at this share (`--anomalies`, see
+    /// [`crate::sim::GenParams::anomalies`]) and time their delivery, phase
+    /// (g). `None`: the clean year, and no (g).
+    pub anomalies: Option<AnomalyShare>,
 }
 
 /// One timed phase.
@@ -135,6 +146,9 @@ pub struct Phase {
     pub fetched: u64,
     pub written: u64,
     pub findings: u64,
+    /// Alerts the reconciliation raised, and the outbox events it wrote.
+    pub alerts_raised: u64,
+    pub events: u64,
     /// SQLite: the largest size the write-ahead log reached during the
     /// phase; PostgreSQL: the WAL the server wrote during it.
     pub wal_bytes: u64,
@@ -172,6 +186,9 @@ pub struct ScaleReport {
     pub day_changes: crate::sim::DayChanges,
     pub day: Phase,
     pub baseline: Baseline,
+    /// What the simulator planted (`--anomalies`), and (g) their delivery.
+    pub planted: Option<Planted>,
+    pub delivery: Option<Delivery>,
     /// Whether the peak could be reset per phase (`/proc/self/clear_refs`);
     /// if not, each phase's peak is the process's peak so far.
     pub peak_per_phase: bool,
@@ -185,6 +202,7 @@ impl ScaleReport {
             .max(self.unchanged.peak_kib)
             .max(self.reconcile.peak_kib)
             .max(self.day.peak_kib)
+            .max(self.delivery.as_ref().map_or(0, |d| d.peak_kib))
     }
 
     pub fn full_over_baseline(&self) -> f64 {
@@ -201,6 +219,13 @@ impl ScaleReport {
 
     pub fn day_over_baseline(&self) -> f64 {
         ratio(self.day.seconds, self.baseline.seconds)
+    }
+
+    /// (g): from the reconciliation's end to the last webhook, over (e).
+    pub fn delivery_over_baseline(&self) -> Option<f64> {
+        self.delivery
+            .as_ref()
+            .map(|d| ratio(d.after_reconcile_seconds, self.baseline.seconds))
     }
 
     pub fn wal_bytes(&self) -> u64 {
@@ -287,7 +312,7 @@ async fn start_simulator(
     options: &BenchOptions,
     volumes: &Volumes,
     dir: &Path,
-) -> Result<SimChild, BenchError> {
+) -> Result<(SimChild, Option<Planted>), BenchError> {
     let log_path = dir.join("sim.log");
     let log = std::fs::File::create(&log_path).map_err(io(log_path.display()))?;
     let mut command = Command::new(&options.exe);
@@ -324,6 +349,9 @@ async fn start_simulator(
     if let Some(m) = &options.manifests {
         command.arg("--manifests").arg(m);
     }
+    if let Some(share) = options.anomalies {
+        command.args(["--anomalies", &share.as_f64().to_string()]);
+    }
     let mut child = command
         .spawn()
         .map_err(io(format!("cannot start {}", options.exe.display())))?;
@@ -339,12 +367,17 @@ async fn start_simulator(
     let waited = tokio::task::spawn_blocking(move || {
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
+        let mut planted = None;
         loop {
             line.clear();
             match reader.read_line(&mut line) {
                 Ok(0) => return Err(None),
-                Ok(_) if line.trim_end() == SIM_READY => return Ok(reader),
-                Ok(_) => {}
+                Ok(_) if line.trim_end() == SIM_READY => return Ok((reader, planted)),
+                Ok(_) => {
+                    if let Some(counts) = line.trim_end().strip_prefix(SIM_PLANTED) {
+                        planted = serde_json::from_str::<Planted>(counts).ok();
+                    }
+                }
                 Err(e) => return Err(Some(e)),
             }
         }
@@ -352,9 +385,9 @@ async fn start_simulator(
     .await
     .map_err(|e| BenchError::Sim(e.to_string()))?;
     match waited {
-        Ok(reader) => {
+        Ok((reader, planted)) => {
             sim.stdout = Some(reader);
-            Ok(sim)
+            Ok((sim, planted))
         }
         Err(e) => {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -428,13 +461,15 @@ async fn largest_size(path: &Path, stop: tokio::sync::oneshot::Receiver<()>) -> 
 }
 
 /// One timed phase: a sync (unless `sync` is false) and a reconciliation.
+/// Returns the phase, its sync's reports and the instant its reconciliation
+/// ended.
 async fn phase(
     ctx: &Context,
     adapters: &[adapter::Adapter],
     as_of: NaiveDate,
     sync: bool,
     wal: &Wal,
-) -> Result<(Phase, Vec<SyncReport>), BenchError> {
+) -> Result<(Phase, Vec<SyncReport>, Instant), BenchError> {
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let sampler = match wal {
         Wal::File(path) => {
@@ -453,9 +488,9 @@ async fn phase(
         Some(task) => task.await.unwrap_or(0),
         None => wal_end.saturating_sub(wal_start),
     };
-    let (mut phase, reports) = measured?;
+    let (mut phase, reports, ended) = measured?;
     phase.wal_bytes = largest;
-    Ok((phase, reports))
+    Ok((phase, reports, ended))
 }
 
 async fn timed_phase(
@@ -463,7 +498,7 @@ async fn timed_phase(
     adapters: &[adapter::Adapter],
     as_of: NaiveDate,
     sync: bool,
-) -> Result<(Phase, Vec<SyncReport>), BenchError> {
+) -> Result<(Phase, Vec<SyncReport>, Instant), BenchError> {
     reset_peak_rss();
     let started = Instant::now();
     let reports = if sync {
@@ -475,7 +510,8 @@ async fn timed_phase(
     let sync_peak_kib = peak_rss_kib().unwrap_or(0);
     reset_peak_rss();
     let outcome: EvaluationOutcome = ctx.reconcile(as_of).await?;
-    let total = started.elapsed();
+    let ended = Instant::now();
+    let total = ended - started;
     let (mut fetched, mut written) = (0, 0);
     for r in &reports {
         let (f, o) = r.totals();
@@ -492,9 +528,12 @@ async fn timed_phase(
             fetched,
             written,
             findings: outcome.findings,
+            alerts_raised: outcome.firing,
+            events: outcome.events,
             wal_bytes: 0,
         },
         reports,
+        ended,
     ))
 }
 
@@ -537,15 +576,39 @@ pub async fn run_scale(
     );
 
     let started = Instant::now();
-    let mut sim = start_simulator(options, &volumes, &dir).await?;
+    let (mut sim, planted) = start_simulator(options, &volumes, &dir).await?;
     let simulator_start_seconds = started.elapsed().as_secs_f64();
     say(
         out,
         format!("  simulator ready in its own process after {simulator_start_seconds:.1} s"),
     );
+    if let Some(p) = &planted {
+        say(
+            out,
+            format!(
+                "  planted: {} slow projects, {} idle, {} npc mirror and {} approval mismatches",
+                p.slow, p.idle, p.mirror, p.approved
+            ),
+        );
+    }
 
-    let config_path = dir.join("sim").join("liankong.toml");
+    let mut config_path = dir.join("sim").join("liankong.toml");
+    // With anomalies, every agency subscribes with a receiver of its own.
+    let receivers = match options.anomalies {
+        None => None,
+        Some(_) => {
+            let receivers = Receivers::start(scale.to_bits()).await?;
+            let mut text =
+                std::fs::read_to_string(&config_path).map_err(io(config_path.display()))?;
+            text.push_str(&receivers.config(&dir.join("webhooks"))?);
+            config_path = dir.join("liankong.toml");
+            std::fs::write(&config_path, text).map_err(io(config_path.display()))?;
+            Some(receivers)
+        }
+    };
     let config = Config::load(&config_path).map_err(|e| BenchError::Config(e.to_string()))?;
+    let subscribers = crate::deliver::subscribers::build_all(&config)
+        .map_err(|e| BenchError::Config(e.to_string()))?;
     let adapters = adapter::build_all(&config).map_err(|errors| {
         BenchError::Config(
             errors
@@ -580,12 +643,12 @@ pub async fn run_scale(
     let ctx = Context::new(
         store.clone(),
         Arc::new(config),
-        Arc::new(Vec::new()),
+        Arc::new(subscribers),
         Arc::new(SystemClock),
     );
     let peak_per_phase = reset_peak_rss();
 
-    let (full, reports) = phase(&ctx, &adapters, options.as_of, true, &wal).await?;
+    let (full, reports, reconciled) = phase(&ctx, &adapters, options.as_of, true, &wal).await?;
     let mut streams = Vec::new();
     for r in &reports {
         for s in &r.streams {
@@ -597,6 +660,20 @@ pub async fn run_scale(
         out,
         format!("  (a) full sync + reconcile   {}", show(&full)),
     );
+    // (g) right away, as the daemon's worker would, before anything else
+    // takes the machine.
+    let delivery = match &receivers {
+        None => None,
+        Some(receivers) => {
+            let d =
+                deliver_all(&ctx, receivers, reconciled, full.alerts_raised, full.events).await?;
+            say(
+                out,
+                format!("  (g) delivery of (a)'s alerts {}", show_delivery(&d)),
+            );
+            Some(d)
+        }
+    };
     if options.explain {
         let lookback = ctx.config.rules.unspendable.lookback_days;
         let plans = store
@@ -612,20 +689,20 @@ pub async fn run_scale(
             }
         }
     }
-    let (unchanged, _) = phase(&ctx, &adapters, options.as_of, true, &wal).await?;
+    let (unchanged, _, _) = phase(&ctx, &adapters, options.as_of, true, &wal).await?;
     say(
         out,
         format!("  (b) nothing changed         {}", show(&unchanged)),
     );
     // The rules themselves, not the findings (b) could reuse.
     *ctx.last_findings.lock().await = None;
-    let (reconcile, _) = phase(&ctx, &adapters, options.as_of, false, &wal).await?;
+    let (reconcile, _, _) = phase(&ctx, &adapters, options.as_of, false, &wal).await?;
     say(
         out,
         format!("  (c) reconcile alone         {}", show(&reconcile)),
     );
     let day_changes = sim.a_day_passes().await?;
-    let (day, _) = phase(&ctx, &adapters, options.as_of, true, &wal).await?;
+    let (day, _, _) = phase(&ctx, &adapters, options.as_of, true, &wal).await?;
     say(
         out,
         format!(
@@ -644,6 +721,7 @@ pub async fn run_scale(
         fresh.drop_database().await?;
     }
     drop(sim);
+    drop(receivers);
 
     let baseline = run_baseline(options, &dir).await?;
     say(
@@ -675,6 +753,8 @@ pub async fn run_scale(
         day_changes,
         day,
         baseline,
+        planted,
+        delivery,
         peak_per_phase,
     })
 }
@@ -689,8 +769,11 @@ struct FreshDatabase {
 impl FreshDatabase {
     async fn create(server: &str, scale: f64) -> Result<FreshDatabase, BenchError> {
         use sqlx::Connection;
+        // Two runs of one process (two tests at once) get two databases.
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!(
-            "liankong_bench_{}_{}",
+            "liankong_bench_{}_{run}_{}",
             std::process::id(),
             scale.to_string().replace('.', "_")
         );

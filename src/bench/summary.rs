@@ -3,10 +3,11 @@
 
 use std::io::Write;
 
+use super::delivery::Delivery;
 use super::scale::{
-    FLAT_FACTOR, Phase, ScaleReport, TARGET_DAY_OVER_BASELINE, TARGET_FULL_OVER_BASELINE,
-    TARGET_FULL_OVER_BASELINE_POSTGRES, TARGET_PEAK_BYTES, TARGET_RECONCILE_OVER_BASELINE,
-    TARGET_UNCHANGED_OVER_BASELINE, TARGET_WAL_BYTES, ratio,
+    FLAT_FACTOR, Phase, ScaleReport, TARGET_DAY_OVER_BASELINE, TARGET_DELIVERY_OVER_BASELINE,
+    TARGET_FULL_OVER_BASELINE, TARGET_FULL_OVER_BASELINE_POSTGRES, TARGET_PEAK_BYTES,
+    TARGET_RECONCILE_OVER_BASELINE, TARGET_UNCHANGED_OVER_BASELINE, TARGET_WAL_BYTES, ratio,
 };
 
 pub(super) fn mib(kib: u64) -> f64 {
@@ -25,6 +26,29 @@ pub(super) fn show(p: &Phase) -> String {
         mib(p.peak_kib),
         mib(p.sync_peak_kib),
         mib(p.wal_bytes / 1024)
+    )
+}
+
+/// Phase (g) on one line: what was raised, written and received, and when.
+pub(super) fn show_delivery(d: &Delivery) -> String {
+    let per_agency: Vec<String> = d
+        .received
+        .iter()
+        .map(|(agency, r)| format!("{agency} {}", r.events))
+        .collect();
+    format!(
+        "{:.1} s after the reconcile's end ({:.1} s of delivery, {:.0} webhooks/s): {} alerts raised, {} outbox events, {} received ({}), {} bad signatures, {} duplicates, {} undelivered; peak {:.0} MiB",
+        d.after_reconcile_seconds,
+        d.seconds,
+        d.webhooks_per_second(),
+        d.alerts_raised,
+        d.outbox_events,
+        d.events_received(),
+        per_agency.join(", "),
+        d.bad_signatures(),
+        d.received.iter().map(|(_, r)| r.duplicates).sum::<u64>(),
+        d.undelivered,
+        mib(d.peak_kib)
     )
 }
 
@@ -54,15 +78,38 @@ pub fn print_summary(out: &mut dyn Write, reports: &[ScaleReport]) -> std::io::R
         for (label, s) in rows {
             writeln!(out, "  {label:<32}{s:>9.1} s")?;
         }
+        if let Some(d) = &r.delivery {
+            if let Some(p) = &r.planted {
+                writeln!(
+                    out,
+                    "  planted: {} slow, {} idle, {} mirror and {} approval mismatches",
+                    p.slow, p.idle, p.mirror, p.approved
+                )?;
+            }
+            writeln!(
+                out,
+                "  {:<32}{:>9.1} s  after (a)'s reconcile; {} alerts, {} outbox events, {} received, {:.0} webhooks/s",
+                "(g) its alerts' webhooks",
+                d.after_reconcile_seconds,
+                d.alerts_raised,
+                d.outbox_events,
+                d.events_received(),
+                d.webhooks_per_second()
+            )?;
+        }
         writeln!(
             out,
-            "  {:<32}{:>9.0} MiB  (a) {:.0}, (b) {:.0}, (c) {:.0}, (f) {:.0}{}",
+            "  {:<32}{:>9.0} MiB  (a) {:.0}, (b) {:.0}, (c) {:.0}, (f) {:.0}{}{}",
             "(d) peak resident memory",
             mib(r.peak_kib()),
             mib(r.full.peak_kib),
             mib(r.unchanged.peak_kib),
             mib(r.reconcile.peak_kib),
             mib(r.day.peak_kib),
+            r.delivery
+                .as_ref()
+                .map(|d| format!(", (g) {:.0}", mib(d.peak_kib)))
+                .unwrap_or_default(),
             if r.peak_per_phase {
                 ""
             } else {
@@ -98,6 +145,13 @@ pub fn print_summary(out: &mut dyn Write, reports: &[ScaleReport]) -> std::io::R
             r.day_over_baseline(),
             met(r.day_over_baseline() <= TARGET_DAY_OVER_BASELINE)
         )?;
+        if let Some(g) = r.delivery_over_baseline() {
+            writeln!(
+                out,
+                "  (g)/(e) ≤ {TARGET_DELIVERY_OVER_BASELINE}: {g:.2}, {}",
+                met(g <= TARGET_DELIVERY_OVER_BASELINE)
+            )?;
+        }
         writeln!(
             out,
             "  WAL ≤ 1 GiB: {:.0} MiB, {}",

@@ -44,6 +44,12 @@ pub struct BenchArgs {
     /// PostgreSQL).
     #[arg(long)]
     pub explain: bool,
+    /// Plants anomalies at province rates (this share of the projects
+    /// executing slowly, a fifth of it idle, a twentieth of it npc mismatches,
+    /// e.g. 0.05) and adds phase (g): every event of the alerts (a) raised,
+    /// delivered to a local receiver per agency.
+    #[arg(long, value_parser = super::sim::parse_share)]
+    pub anomalies: Option<crate::sim::AnomalyShare>,
 }
 
 /// Runs the benchmark; exit 0 when every scale ran, whatever the figures.
@@ -63,16 +69,20 @@ pub async fn bench(
         manifests: None,
         postgres: args.store.clone(),
         explain: args.explain,
+        anomalies: args.anomalies,
     };
     writeln!(
         out,
-        "liankong bench: scale {} as of {}, in {}",
+        "liankong bench: scale {} as of {}{}, in {}",
         args.scale
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", "),
         args.as_of,
+        args.anomalies
+            .map(|s| format!(", anomalies {}", s.as_f64()))
+            .unwrap_or_default(),
         dir.display()
     )?;
     // Only what the benchmark made is removed afterwards.

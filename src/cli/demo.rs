@@ -231,6 +231,7 @@ fn demo_args() -> SimArgs {
         manifests: None,
         audit_findings: None,
         referrals: None,
+        anomalies: None,
         export_csv: None,
         changes_on_stdin: false,
     }

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use clap::Args;
 
 use crate::demo::{SimConfigOptions, plant_anomalies, sim_config, write_manifests};
-use crate::sim::{GenParams, SimOptions, Simulator};
+use crate::sim::{AnomalyShare, GenParams, SimOptions, Simulator};
 
 /// What to simulate.
 #[derive(Debug, Clone, Args)]
@@ -40,6 +40,12 @@ pub struct SimArgs {
     /// projects).
     #[arg(long)]
     pub referrals: Option<usize>,
+    /// Plants anomalies at province rates, chosen from the seed: this share
+    /// of the projects executing slowly, a fifth of it idle, and a
+    /// twentieth of it (at least one) npc-versus-finance mismatches (see
+    /// `GenParams::anomalies`). Default: the clean year.
+    #[arg(long, value_parser = parse_share)]
+    pub anomalies: Option<AnomalyShare>,
     /// Also write projects, quotas, payments and the npc budgets and
     /// execution as CSV into this directory (`liankong bench` imports them
     /// into the sqlite3 shell).
@@ -66,6 +72,7 @@ impl SimArgs {
                 .unwrap_or_default(),
             audit_findings: self.audit_findings,
             referrals: self.referrals,
+            anomalies: self.anomalies,
         }
     }
 
@@ -125,6 +132,14 @@ pub(super) fn write_config(
     Ok((path, text))
 }
 
+/// A share of the projects: a number above 0 and at most 1.
+pub(crate) fn parse_share(s: &str) -> Result<AnomalyShare, String> {
+    s.parse::<f64>()
+        .ok()
+        .and_then(AnomalyShare::new)
+        .ok_or_else(|| format!("{s:?} is not a share above 0 and at most 1 (0.05 is 5%)"))
+}
+
 /// `liankong sim`: serves until Ctrl-C.
 pub async fn sim(
     out: &mut dyn Write,
@@ -159,6 +174,15 @@ pub async fn sim(
     )?;
     writeln!(out, "  audit       {}", sim.audit_dir().display())?;
     writeln!(out, "  orgdept     {}", sim.orgdept_dir().display())?;
+    if args.anomalies.is_some() {
+        let planted = sim.data().read().dataset().planted;
+        writeln!(
+            out,
+            "{}{}",
+            crate::bench::SIM_PLANTED,
+            serde_json::to_string(&planted)?
+        )?;
+    }
     writeln!(out, "a config that reaches all five: {}", config.display())?;
     writeln!(
         out,

@@ -15,6 +15,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 use fastrand::Rng;
 
 use super::names;
+use super::plant::{self, AnomalyShare, Plant, Planted};
 use crate::model::{
     ApprovedBudget, AuditFinding, Centi, Collection, Evaluation, ExecutionMirror, FindingStatus,
     Grade, OrgdeptEvaluation, Payment, PaymentKind, Project, ProjectCategory, ProjectCode, Quota,
@@ -43,6 +44,22 @@ pub struct GenParams {
     /// Exactly this many discipline referrals (benchmarks); `None`: about
     /// 1.5% of the projects.
     pub referrals: Option<usize>,
+    /// Plants anomalies at province rates (benchmarks; see [`Planted`]),
+    /// chosen from the seed, as of the as-of date and with the default
+    /// thresholds of `RULES.md`. Of the projects, this share executes
+    /// slowly: a quota raise nobody spends leaves spending at least 20 pp
+    /// behind time, more where it lifts a small project to the rule's
+    /// minimum quota (`execution.slow` fires, and from 1 October
+    /// `yearend.unspendable` may too: on 31 December it does for each).
+    /// A fifth of the share sits idle: fully spent at least 180 days ago,
+    /// then raised by 1% (`funds.idle` alone). A twentieth of it (at least
+    /// one) is a mismatch of 100 yuan, alternately in the congress's
+    /// execution mirror (`execution.mirror_mismatch`, one row) and in its
+    /// approved adjustment (`budget.approved_mismatch`). Slow projects are
+    /// planted only from mid-March and idle ones only where the year
+    /// allows, with the as-of date in the year. `None`: the clean year,
+    /// draw for draw.
+    pub anomalies: Option<AnomalyShare>,
 }
 
 impl GenParams {
@@ -57,6 +74,7 @@ impl GenParams {
             as_of: NaiveDate::from_ymd_opt(2021, 9, 30).unwrap_or_default(),
             audit_findings: None,
             referrals: None,
+            anomalies: None,
         }
     }
 }
@@ -88,6 +106,8 @@ pub struct Dataset {
     pub findings: Vec<AuditFinding>,
     pub referrals: Vec<Referral>,
     pub orgdept: Vec<OrgdeptEvaluation>,
+    /// What [`GenParams::anomalies`] planted (nothing by default).
+    pub planted: Planted,
 }
 
 impl Dataset {
@@ -153,15 +173,15 @@ pub fn generate(params: &GenParams) -> Dataset {
 }
 
 /// The fiscal year's calendar, cut at the as-of date.
-struct Calendar {
-    year: i32,
+pub(super) struct Calendar {
+    pub(super) year: i32,
     jan1: NaiveDate,
     dec31: NaiveDate,
-    as_of: NaiveDate,
+    pub(super) as_of: NaiveDate,
     /// The last day anything of year `year` has happened: the as-of date or
     /// 31 December, whichever is earlier.
-    last_day: NaiveDate,
-    days_in_year: i64,
+    pub(super) last_day: NaiveDate,
+    pub(super) days_in_year: i64,
 }
 
 impl Calendar {
@@ -179,7 +199,7 @@ impl Calendar {
     }
 
     /// Day `n` (0 = 1 January) of the year, never past 31 December.
-    fn day(&self, n: i64) -> NaiveDate {
+    pub(super) fn day(&self, n: i64) -> NaiveDate {
         add_days(self.jan1, n).min(self.dec31)
     }
 
@@ -190,12 +210,12 @@ impl Calendar {
     }
 
     /// The day index of a date of this year.
-    fn index(&self, d: NaiveDate) -> i64 {
+    pub(super) fn index(&self, d: NaiveDate) -> i64 {
         (d - self.jan1).num_days()
     }
 
     /// Whether a date has happened by the as-of date.
-    fn visible(&self, d: NaiveDate) -> bool {
+    pub(super) fn visible(&self, d: NaiveDate) -> bool {
         d <= self.as_of
     }
 
@@ -213,7 +233,7 @@ impl Calendar {
     }
 
     /// Month-ends of the year that have passed by the last day.
-    fn month_ends(&self) -> Vec<NaiveDate> {
+    pub(super) fn month_ends(&self) -> Vec<NaiveDate> {
         (1..=12)
             .filter_map(|m| month_end(self.year, m))
             .filter(|d| *d <= self.last_day)
@@ -438,18 +458,39 @@ impl<'a> Generator<'a> {
     fn money(&mut self) {
         let month_ends = self.cal.month_ends();
         let mut facts = std::mem::take(&mut self.facts);
-        for (i, f) in facts.iter_mut().enumerate() {
-            let Some(code) = f.code.clone() else { continue };
-            // One generator per project and purpose: a project's year does
-            // not depend on its neighbours' or on the as-of date.
-            let mut rng = self.project_rng(3, i);
-            let has_initial = f.category != Some(ProjectCategory::Reserve) || rng.u32(0..100) < 50;
-            if !has_initial {
+        // Every year is planned before any is emitted, so that the planted
+        // anomalies can be chosen among them; each project's generator goes
+        // on from its plan into its rows, as if in one go.
+        let mut plans: Vec<Option<(Rng, YearPlan)>> = facts
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                f.code.as_ref()?;
+                // One generator per project and purpose: a project's year does
+                // not depend on its neighbours' or on the as-of date.
+                let mut rng = self.project_rng(3, i);
+                let has_initial =
+                    f.category != Some(ProjectCategory::Reserve) || rng.u32(0..100) < 50;
+                has_initial.then(|| {
+                    let plan = plan_year(&mut rng, &self.cal, f.category, f.full_year);
+                    (rng, plan)
+                })
+            })
+            .collect();
+        let mut plants = Vec::new();
+        if let Some(share) = self.params.anomalies {
+            let categories: Vec<_> = facts.iter().map(|f| f.category).collect();
+            let mut rng = self.rng(8);
+            (plants, self.ds.planted) =
+                plant::choose(share, &self.cal, &mut rng, &categories, &mut plans);
+        }
+        for (i, (f, planned)) in facts.iter_mut().zip(plans).enumerate() {
+            let (Some(code), Some((mut rng, plan))) = (f.code.clone(), planned) else {
                 continue;
-            }
-            let plan = plan_year(&mut rng, &self.cal, f.category, f.full_year);
+            };
             f.approved_day = plan.approved_day;
-            self.emit_year(&mut rng, i + 1, f, &code, &plan, &month_ends);
+            let planted = plants.get(i).copied().flatten();
+            self.emit_year(&mut rng, i + 1, f, &code, &plan, &month_ends, planted);
             if f.start_year < self.cal.year && f.category != Some(ProjectCategory::Reserve) {
                 let mut rng = self.project_rng(4, i);
                 self.emit_previous_year(&mut rng, i + 1, &code, plan.initial);
@@ -467,7 +508,9 @@ impl<'a> Generator<'a> {
         )
     }
 
-    /// Emits one project's quotas, payments, approval and mirror for the year.
+    /// Emits one project's quotas, payments, approval and mirror for the
+    /// year, with the congress's side of a planted mismatch.
+    #[allow(clippy::too_many_arguments)]
     fn emit_year(
         &mut self,
         rng: &mut Rng,
@@ -476,6 +519,7 @@ impl<'a> Generator<'a> {
         code: &ProjectCode,
         plan: &YearPlan,
         month_ends: &[NaiveDate],
+        planted: Option<Plant>,
     ) {
         let cal = &self.cal;
         // Stamps are drawn for every planned row, seen or not yet, so the
@@ -529,7 +573,12 @@ impl<'a> Generator<'a> {
             project_code: code.clone(),
             year: cal.year,
             approved: Fen(initial),
-            adjustment: Fen(f.quota - initial),
+            adjustment: Fen(f.quota - initial
+                + if planted == Some(Plant::Approved) {
+                    plant::MISMATCH
+                } else {
+                    0
+                }),
             approved_on,
             updated_at: office_time(rng, latest),
         });
@@ -578,13 +627,16 @@ impl<'a> Generator<'a> {
 
         // Finance reports to the congress every month-end once the project
         // has a budget; the report lands the next morning.
-        for end in month_ends.iter().filter(|e| **e >= approved_on) {
+        let reports = month_ends.iter().filter(|e| **e >= approved_on);
+        let last_report = reports.clone().max().copied();
+        for end in reports {
             let reported = add_days(*end, 1).min(cal.as_of);
+            let typo = planted == Some(Plant::Mirror) && Some(*end) == last_report;
             self.ds.execution.push(ExecutionMirror {
                 project_code: code.clone(),
                 year: cal.year,
                 as_of: *end,
-                cumulative: Fen(spent_by(*end)),
+                cumulative: Fen(spent_by(*end) + if typo { plant::MISMATCH } else { 0 }),
                 updated_at: china_time(reported, rng.u32(7 * 3600..9 * 3600)),
             });
         }
@@ -932,13 +984,13 @@ fn audit_spelling(rng: &mut Rng, name: &str) -> String {
 }
 
 /// A project's year, planned to December before the as-of cut.
-struct YearPlan {
+pub(super) struct YearPlan {
     approved_day: i64,
     initial: i64,
     /// (kind, amount as finance sends it, approved_on).
-    quotas: Vec<(QuotaKind, i64, NaiveDate)>,
+    pub(super) quotas: Vec<(QuotaKind, i64, NaiveDate)>,
     /// (kind, amount, paid_on), in date order per tranche.
-    payments: Vec<(PaymentKind, i64, NaiveDate)>,
+    pub(super) payments: Vec<(PaymentKind, i64, NaiveDate)>,
 }
 
 /// Plans one project's quota and payments for the whole year.

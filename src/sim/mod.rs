@@ -35,6 +35,7 @@ mod http;
 mod names;
 mod npc;
 mod pki;
+mod plant;
 mod simulator;
 
 #[cfg(test)]
@@ -49,4 +50,5 @@ pub use faults::{FaultHandle, Faults, Garble, RequestLog, RequestRecord};
 pub use generate::{Dataset, GenParams, generate, grade_of};
 pub use http::{CREDENTIALS, Credentials};
 pub use pki::Pki;
+pub use plant::{AnomalyShare, Planted};
 pub use simulator::{SimOptions, Simulator};

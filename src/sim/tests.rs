@@ -599,6 +599,72 @@ fn planted_anomalies_are_seen_by_the_checker() {
     assert!(found.iter().any(|f| f.starts_with("link.unresolved_unit")));
 }
 
+#[test]
+fn planted_anomalies_are_found_exactly_and_nothing_else() {
+    let share = AnomalyShare::new(0.05).unwrap();
+    for (seed, as_of) in [
+        (7, date(2021, 9, 30)),
+        (7, date(2021, 12, 31)),
+        (3, date(2021, 12, 31)),
+    ] {
+        let clean = params(seed, 40, 600, as_of);
+        let ds = generate(&GenParams {
+            anomalies: Some(share),
+            ..clean.clone()
+        });
+        // 5% of 600 slow, 1% idle, 600 × 5% ÷ 20 = 1.5, so two mismatches.
+        let p = ds.planted;
+        assert_eq!(
+            p,
+            Planted {
+                slow: 30,
+                idle: 6,
+                mirror: 1,
+                approved: 1
+            },
+            "{as_of}"
+        );
+        let mut found: BTreeMap<String, usize> = BTreeMap::new();
+        for f in anomalies(&ds, as_of) {
+            let rule = f.split(' ').next().unwrap().to_owned();
+            *found.entry(rule).or_default() += 1;
+        }
+        let mut wanted: BTreeMap<String, usize> = [
+            ("execution.slow", p.slow),
+            ("funds.idle", p.idle),
+            ("execution.mirror_mismatch", p.mirror),
+            ("budget.approved_mismatch", p.approved),
+        ]
+        .into_iter()
+        .map(|(r, n)| (r.to_owned(), n))
+        .collect();
+        // On the last day of the year a slow project cannot spend its quota
+        // in time either.
+        if as_of == date(2021, 12, 31) {
+            wanted.insert("yearend.unspendable".to_owned(), p.slow);
+        }
+        assert_eq!(found, wanted, "seed {seed} as of {as_of}");
+        // Nothing but the plants differs: the same payments (stamped
+        // differently, so served in another order), and the clean year
+        // stays clean.
+        let base = generate(&clean);
+        assert_eq!(base.planted, Planted::default());
+        assert!(anomalies(&base, as_of).is_empty());
+        let paid = |ds: &Dataset| {
+            let mut v: Vec<_> = ds
+                .payments
+                .iter()
+                .map(|p| (p.payment_id.clone(), p.amount, p.paid_on))
+                .collect();
+            v.sort();
+            v
+        };
+        assert!(paid(&ds) == paid(&base), "the payments changed");
+        assert_eq!(ds.quotas.len(), base.quotas.len() + p.slow + p.idle);
+        assert_eq!(ds.execution.len(), base.execution.len());
+    }
+}
+
 /// The long version of the clean-year test: many seeds, every other day, a
 /// leap year too. `cargo test --release --lib sim::tests::stress -- --ignored`.
 #[test]
