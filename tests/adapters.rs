@@ -1835,6 +1835,22 @@ async fn a_benchmark_stopped_mid_run_leaves_no_simulator_behind() {
     assert_eq!(simulators(), Vec::<String>::new());
 }
 
+/// The benchmark's options for a tiny run in `dir`: this binary, the shipped
+/// config and manifests, the year's last day; no plans, no anomalies.
+fn tiny_options(dir: &Path, postgres: Option<String>) -> liankong::bench::BenchOptions {
+    liankong::bench::BenchOptions {
+        dir: dir.to_owned(),
+        exe: env!("CARGO_BIN_EXE_liankong").into(),
+        config: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/liankong.toml")),
+        sqlite3: "sqlite3".into(),
+        as_of: day("2021-12-31"),
+        manifests: Some(shipped_manifests()),
+        postgres,
+        explain: false,
+        anomalies: None,
+    }
+}
+
 #[tokio::test]
 async fn the_benchmark_runs_end_to_end_at_a_tiny_scale() {
     let mut servers = vec![None];
@@ -1853,17 +1869,8 @@ async fn tiny_benchmark(postgres: Option<String>) {
     } else {
         "sqlite"
     };
-    let options = liankong::bench::BenchOptions {
-        dir: dir.path().to_owned(),
-        exe: env!("CARGO_BIN_EXE_liankong").into(),
-        config: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/liankong.toml")),
-        sqlite3: "sqlite3".into(),
-        as_of: day("2021-12-31"),
-        manifests: Some(shipped_manifests()),
-        postgres,
-        explain: true,
-        anomalies: None,
-    };
+    let mut options = tiny_options(dir.path(), postgres);
+    options.explain = true;
     let mut out = Vec::new();
     let r = liankong::bench::run_scale(&options, 0.002, &mut out)
         .await
@@ -1988,17 +1995,8 @@ async fn tiny_benchmark_with_anomalies(postgres: Option<String>) {
     use liankong::sim::{AnomalyShare, Planted};
     let dir = tempfile::tempdir().unwrap();
     let share = AnomalyShare::new(0.05).unwrap();
-    let options = liankong::bench::BenchOptions {
-        dir: dir.path().to_owned(),
-        exe: env!("CARGO_BIN_EXE_liankong").into(),
-        config: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/liankong.toml")),
-        sqlite3: "sqlite3".into(),
-        as_of: day("2021-12-31"),
-        manifests: Some(shipped_manifests()),
-        postgres: postgres.clone(),
-        explain: false,
-        anomalies: Some(share),
-    };
+    let mut options = tiny_options(dir.path(), postgres.clone());
+    options.anomalies = Some(share);
     let mut out = Vec::new();
     let r = liankong::bench::run_scale(&options, 0.002, &mut out)
         .await
