@@ -20,7 +20,7 @@ fn batch(collection: Collection, run: RunId, when: &str, items: Vec<Item>) -> Ba
 }
 
 fn up(r: Record) -> Item {
-    Item::Upsert(r)
+    Item::from(r)
 }
 
 #[tokio::test]
@@ -361,6 +361,109 @@ async fn a_complete_snapshot_deletes_what_it_no_longer_holds() {
                 .unwrap()
                 .unwrap()
                 .deleted
+        );
+        assert!(s.verify().await.unwrap().is_intact());
+    })
+    .await;
+}
+
+/// A snapshot of a stream already stored is compared on the database side
+/// (only what differs comes back): every kind of row it may hold still
+/// counts and lands exactly as when it was compared in memory.
+#[tokio::test]
+async fn a_snapshot_compared_in_the_store_counts_every_kind_of_row() {
+    on_both(|t| async move {
+        let s = &t.store;
+        let agency = liankong::model::Agency::Npc;
+        let code = |n: u32| format!("3701002021000{n}");
+        let key = |n: u32| format!("{}/2021", code(n));
+        let first = s
+            .begin_run("test", agency, at("2021-07-01T00:00:00Z"))
+            .await
+            .unwrap();
+        let mut b = batch(
+            Collection::Budgets,
+            first,
+            "2021-07-01T00:00:00Z",
+            (201..=205)
+                .map(|n| up(budget(&code(n), 2021, 1_000_000 + i64::from(n), 0)))
+                .collect(),
+        );
+        b.snapshot = true;
+        assert_eq!(s.apply(&b).await.unwrap().new, 5);
+        let gone = batch(
+            Collection::Budgets,
+            first,
+            "2021-07-01T01:00:00Z",
+            vec![Item::Delete(key(203))],
+        );
+        assert_eq!(s.apply(&gone).await.unwrap().deleted, 1);
+
+        let second = s
+            .begin_run("test", agency, at("2021-07-02T00:00:00Z"))
+            .await
+            .unwrap();
+        let mut b = batch(
+            Collection::Budgets,
+            second,
+            "2021-07-02T00:00:00Z",
+            vec![
+                up(budget(&code(201), 2021, 1_000_201, 0)), // unchanged
+                up(budget(&code(202), 2021, 2_000_202, 0)), // changed
+                up(budget(&code(203), 2021, 1_000_203, 0)), // revived
+                Item::Delete(key(204)),                     // deleted
+                Item::Delete(key(207)),                     // never stored
+                up(budget(&code(206), 2021, 1_000_206, 0)), // new
+            ],
+        );
+        b.quarantine.push(Quarantined {
+            reason: "approved: \"1,0x\" is not an amount in wan".into(),
+            raw: format!(r#"{{"project_code":"{}","approved":"1,0x"}}"#, code(205)),
+            key: Some(key(205)),
+            refetch: None,
+        });
+        b.snapshot = true;
+        b.complete_snapshot = true;
+        assert_eq!(
+            s.apply(&b).await.unwrap(),
+            BatchOutcome {
+                new: 1,
+                changed: 2,
+                unchanged: 1,
+                deleted: 1,
+                quarantined: 1,
+            },
+            "{}",
+            t.backend
+        );
+        let state = |n: u32| {
+            let key = key(n);
+            async move {
+                let r = s.get(Collection::Budgets, &key).await.unwrap().unwrap();
+                (r.version, r.deleted)
+            }
+        };
+        assert_eq!(state(201).await, (1, false));
+        assert_eq!(state(202).await, (2, false));
+        assert_eq!(state(203).await, (3, false));
+        assert_eq!(state(204).await, (2, true));
+        // Quarantined, and seen: it keeps its last good version.
+        assert_eq!(state(205).await, (1, false));
+        assert_eq!(state(206).await, (1, false));
+        assert!(
+            s.get(Collection::Budgets, &key(207))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            t.raw
+                .count(&format!(
+                    "SELECT approved FROM npc_budgets WHERE key = '{}'",
+                    key(202)
+                ))
+                .await,
+            2_000_202
         );
         assert!(s.verify().await.unwrap().is_intact());
     })

@@ -148,7 +148,7 @@ async fn write(store: &dyn Store, collection: Collection, when: &str, items: Vec
 }
 
 fn pay(id: &str, fen: i64) -> Item {
-    Item::Upsert(payment(id, P1, PaymentKind::Allocation, fen, "2021-03-01"))
+    Item::from(payment(id, P1, PaymentKind::Allocation, fen, "2021-03-01"))
 }
 
 /// Runs deploy/verify-checkpoint.py in `dir`.
@@ -206,7 +206,7 @@ async fn checkpoints_come_at_most_once_an_interval_and_every_subscriber_gets_eac
             store,
             Collection::Referrals,
             "2021-07-01T00:00:00Z",
-            vec![Item::Upsert(referral("XS-1", "370101", Some(P1)))],
+            vec![Item::from(referral("XS-1", "370101", Some(P1)))],
         )
         .await;
         assert_eq!(
@@ -365,7 +365,7 @@ async fn the_api_serves_each_agency_its_audience_s_checkpoints_newest_first() {
             store,
             Collection::Referrals,
             "2021-07-01T00:00:00Z",
-            vec![Item::Upsert(referral("XS-1", "370101", Some(P1)))],
+            vec![Item::from(referral("XS-1", "370101", Some(P1)))],
         )
         .await;
         issue_due(store, &witness, &[], at("2021-07-01T01:00:00Z"))
@@ -869,7 +869,7 @@ async fn proofs_are_given_for_what_the_agency_may_see_and_the_standalone_verifie
             .add(quota("Q-1", P1, 2021, QuotaKind::Initial, 100_000_000, "2021-01-15"));
         w.write(s).await;
         write(s, Collection::Payments, "2021-07-01T00:00:00Z", vec![pay("PAY-1", 100), pay("PAY-2", 50), pay("PAY-4", 9)]).await;
-        write(s, Collection::Referrals, "2021-07-01T00:00:00Z", vec![Item::Upsert(referral("XS-1", "370101", Some(P1)))]).await;
+        write(s, Collection::Referrals, "2021-07-01T00:00:00Z", vec![Item::from(referral("XS-1", "370101", Some(P1)))]).await;
         issue_due(s, &witness, &[], at("2021-07-01T01:00:00Z")).await.unwrap();
         write(s, Collection::Payments, "2021-07-01T01:30:00Z", vec![pay("PAY-1", 101), pay("PAY-3", 7)]).await;
         let mut reclaim = ask(ActionKind::Reclaim, P1, "2021-07-01");

@@ -746,7 +746,7 @@ pub async fn take(
     });
     // Actions are recorded by no adapter run.
     let mut batch = Batch::new(Collection::Actions, RunId(0), now);
-    batch.items = vec![Item::Upsert(Record::Action(action.clone()))];
+    batch.items = vec![Item::from(Record::Action(action.clone()))];
     tx.record(&batch, &events, remembered.as_ref()).await?;
     tx.commit().await?;
     tracing::info!(

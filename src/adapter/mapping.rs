@@ -7,9 +7,10 @@
 //! decoded into the typed record, which checks codes and enumerations. Money
 //! is only ever read from strings: a JSON number is never trusted as money.
 
-use chrono::{
-    DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset, SecondsFormat, TimeZone, Utc,
-};
+use std::borrow::Cow;
+
+use chrono::format::{Parsed, StrftimeItems};
+use chrono::{DateTime, FixedOffset, Offset, SecondsFormat, TimeZone, Utc};
 use serde_json::{Map, Value};
 
 use super::manifest::{Field, FieldType, Stream};
@@ -70,7 +71,9 @@ pub enum FieldError {
 #[derive(Debug, Clone)]
 pub struct Mapper {
     collection: Collection,
-    fields: Vec<(String, Field)>,
+    /// Each canonical field, its source field, and its chrono format parsed
+    /// once (`None` when it has none or the format is not valid).
+    fields: Vec<(String, Field, Format)>,
     deleted_when: Option<String>,
 }
 
@@ -81,7 +84,7 @@ impl Mapper {
             fields: stream
                 .fields
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.clone(), v.clone(), format_items(v)))
                 .collect(),
             deleted_when: stream.deleted_when.clone(),
         }
@@ -94,10 +97,10 @@ impl Mapper {
         let field = self
             .fields
             .iter()
-            .map(|(_, f)| f)
-            .find(|f| f.from == source_field && f.kind == FieldType::Datetime);
+            .map(|(_, f, items)| (f, items))
+            .find(|(f, _)| f.from == source_field && f.kind == FieldType::Datetime);
         match field {
-            Some(f) => match convert(f, Some(value)) {
+            Some((f, items)) => match convert(f, items, Some(value)) {
                 Ok(Value::String(s)) => parse_rfc3339(&s),
                 _ => None,
             },
@@ -111,8 +114,8 @@ impl Mapper {
     pub fn key(&self, row: &Row) -> Option<String> {
         let mut fields = Map::new();
         for name in self.collection.key_fields() {
-            let (_, field) = self.fields.iter().find(|(n, _)| n == name)?;
-            let value = convert(field, row.get(&field.from)).ok()?;
+            let (_, field, items) = self.fields.iter().find(|(n, _, _)| n == name)?;
+            let value = convert(field, items, row.get(&field.from)).ok()?;
             fields.insert((*name).to_owned(), value);
         }
         Record::key_of(self.collection, &fields)
@@ -121,12 +124,13 @@ impl Mapper {
     /// The row as a canonical change, or why it is not one.
     pub fn map(&self, row: &Row) -> Result<Item, MapError> {
         let mut canonical = Map::with_capacity(self.fields.len());
-        for (name, field) in &self.fields {
-            let value = convert(field, row.get(&field.from)).map_err(|reason| MapError::Field {
-                name: name.clone(),
-                from: field.from.clone(),
-                reason,
-            })?;
+        for (name, field, items) in &self.fields {
+            let value =
+                convert(field, items, row.get(&field.from)).map_err(|reason| MapError::Field {
+                    name: name.clone(),
+                    from: field.from.clone(),
+                    reason,
+                })?;
             canonical.insert(name.clone(), value);
         }
         let record =
@@ -149,7 +153,7 @@ impl Mapper {
         Ok(if deleted {
             Item::Delete(record.key())
         } else {
-            Item::Upsert(record)
+            Item::from(record)
         })
     }
 }
@@ -209,7 +213,47 @@ pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn convert(field: &Field, value: Option<&Value>) -> Result<Value, FieldError> {
+/// A `date` or `datetime` field's chrono format, parsed.
+type Format = Option<Vec<chrono::format::Item<'static>>>;
+
+/// The default format of a `date` field.
+const ISO_DATE: &str = "%Y-%m-%d";
+
+/// The field's chrono format parsed once, so that a row does not parse it
+/// again: `None` for fields without one (and for a format chrono refuses,
+/// which each row then reports as before).
+fn format_items(field: &Field) -> Format {
+    let format = match (field.kind, field.format.as_deref()) {
+        (FieldType::Date, format) => format.unwrap_or(ISO_DATE),
+        (FieldType::Datetime, None | Some("rfc3339")) => return None,
+        (FieldType::Datetime, Some(format)) => format,
+        _ => return None,
+    };
+    StrftimeItems::new(format).parse_to_owned().ok()
+}
+
+/// `s` read by `format`, exactly as chrono's `parse_from_str` reads it,
+/// through the parsed `items` when there are some.
+fn parse_by(s: &str, format: &str, items: &Format) -> chrono::ParseResult<Parsed> {
+    let mut parsed = Parsed::new();
+    match items {
+        Some(items) => chrono::format::parse(&mut parsed, s, items.iter())?,
+        None => chrono::format::parse(&mut parsed, s, StrftimeItems::new(format))?,
+    }
+    Ok(parsed)
+}
+
+/// The text of a scalar cell without surrounding white space.
+fn trimmed(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s.trim())),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
+
+fn convert(field: &Field, items: &Format, value: Option<&Value>) -> Result<Value, FieldError> {
     let present = value.filter(|v| match v {
         Value::Null => false,
         Value::String(s) => !s.trim().is_empty(),
@@ -224,12 +268,12 @@ fn convert(field: &Field, value: Option<&Value>) -> Result<Value, FieldError> {
     };
     let raw = || text_of(v).ok_or_else(|| FieldError::NotScalar(v.clone()));
     // Everything but free text is read without surrounding white space.
-    let text = || raw().map(|s| s.trim().to_owned());
+    let text = || trimmed(v).ok_or_else(|| FieldError::NotScalar(v.clone()));
     Ok(match field.kind {
         // Kept exactly as the source wrote it: the link step normalises names.
         FieldType::Text => Value::String(raw()?),
         FieldType::Code => {
-            let mut code = text()?;
+            let mut code = text()?.into_owned();
             if let Some(strip) = &field.strip {
                 code.retain(|c| !strip.contains(c));
             }
@@ -252,26 +296,27 @@ fn convert(field: &Field, value: Option<&Value>) -> Result<Value, FieldError> {
         }
         FieldType::Date => {
             let s = text()?;
-            let format = field.format.as_deref().unwrap_or("%Y-%m-%d");
-            let d = NaiveDate::parse_from_str(&s, format).map_err(|_| FieldError::NotDate {
-                value: s.clone(),
-                format: format.to_owned(),
-            })?;
+            let format = field.format.as_deref().unwrap_or(ISO_DATE);
+            let d = parse_by(&s, format, items)
+                .and_then(|p| p.to_naive_date())
+                .map_err(|_| FieldError::NotDate {
+                    value: s.clone().into_owned(),
+                    format: format.to_owned(),
+                })?;
             Value::String(d.to_string())
         }
         FieldType::Datetime => {
             let s = text()?;
             let t = match field.format.as_deref() {
-                None | Some("rfc3339") => {
-                    parse_rfc3339(&s).ok_or_else(|| FieldError::NotRfc3339(s.clone()))?
-                }
+                None | Some("rfc3339") => parse_rfc3339(&s)
+                    .ok_or_else(|| FieldError::NotRfc3339(s.clone().into_owned()))?,
                 Some(format) => {
-                    let naive = NaiveDateTime::parse_from_str(&s, format).map_err(|_| {
-                        FieldError::NotTime {
-                            value: s.clone(),
+                    let naive = parse_by(&s, format, items)
+                        .and_then(|p| p.to_naive_datetime_with_offset(0))
+                        .map_err(|_| FieldError::NotTime {
+                            value: s.clone().into_owned(),
                             format: format.to_owned(),
-                        }
-                    })?;
+                        })?;
                     let offset = field
                         .offset
                         .as_deref()
@@ -280,7 +325,7 @@ fn convert(field: &Field, value: Option<&Value>) -> Result<Value, FieldError> {
                     offset
                         .from_local_datetime(&naive)
                         .single()
-                        .ok_or_else(|| FieldError::NotLocalTime(s.clone()))?
+                        .ok_or_else(|| FieldError::NotLocalTime(s.clone().into_owned()))?
                         .with_timezone(&Utc)
                 }
             };
@@ -292,13 +337,14 @@ fn convert(field: &Field, value: Option<&Value>) -> Result<Value, FieldError> {
         }
         FieldType::Enum => {
             let word = text()?;
-            let canonical = field
-                .values
-                .get(&word)
-                .ok_or_else(|| FieldError::NotAWord {
-                    word: word.clone(),
-                    words: field.values.keys().cloned().collect(),
-                })?;
+            let canonical =
+                field
+                    .values
+                    .get(word.as_ref())
+                    .ok_or_else(|| FieldError::NotAWord {
+                        word: word.clone().into_owned(),
+                        words: field.values.keys().cloned().collect(),
+                    })?;
             Value::String(canonical.clone())
         }
     })
@@ -349,7 +395,10 @@ mod tests {
                 "调整数": "-0.500000", "批准日期": "2021-01-20", "更新时间": "2021-01-20 10:00:00"
             })))
             .unwrap();
-        let Item::Upsert(Record::ApprovedBudget(b)) = item else {
+        let Item::Upsert(u) = &item else {
+            panic!("{item:?}")
+        };
+        let Record::ApprovedBudget(b) = u.record() else {
             panic!("{item:?}")
         };
         assert_eq!(b.project_code.as_str(), "3701002021000123");
@@ -395,7 +444,8 @@ mod tests {
                 "整改期限": "2021/9/5", "发现日期": "2021/3/15"
             })))
             .unwrap();
-        let Item::Upsert(Record::AuditFinding(f)) = item else {
+        let Item::Upsert(u) = item else { panic!() };
+        let Record::AuditFinding(f) = u.record() else {
             panic!()
         };
         assert_eq!(f.unit_name, " 市教育局 (本级)", "names are kept as written");
@@ -415,7 +465,8 @@ mod tests {
                     "预算执行率": rate, "考评得分": 88.0, "等级": "良"
                 })))
                 .unwrap();
-            let Item::Upsert(Record::OrgdeptEvaluation(e)) = item else {
+            let Item::Upsert(u) = item else { panic!() };
+            let Record::OrgdeptEvaluation(e) = u.record() else {
                 panic!()
             };
             assert_eq!(
@@ -434,6 +485,7 @@ mod props {
     use super::*;
     use crate::adapter::manifest::Manifest;
     use crate::testing::{SHIPPED_MANIFESTS, config, json_value};
+    use chrono::NaiveDate;
 
     /// Every stream of every shipped manifest, with its collection.
     fn shipped_streams() -> Vec<(Collection, Stream)> {
@@ -696,14 +748,17 @@ mod props {
                 let _ = mapper.instant(&row, &f.from);
             }
             match mapper.map(&row) {
-                Ok(Item::Upsert(r)) => {
+                Ok(Item::Upsert(u)) => {
+                    let r = u.record();
                     prop_assert_eq!(r.collection(), *collection);
                     // A row's key read alone is the key of its record.
                     prop_assert_eq!(mapper.key(&row), Some(r.key()));
+                    prop_assert_eq!(u.key(), r.key());
                     let content = r.content();
+                    prop_assert_eq!(u.content(), content.as_str());
                     let back = Record::from_content(*collection, &content)
                         .map_err(|e| TestCaseError::fail(format!("{content}: {e}")))?;
-                    prop_assert_eq!(back, r);
+                    prop_assert_eq!(&back, r);
                 }
                 Ok(Item::Delete(key)) => {
                     prop_assert!(stream.deleted_when.is_some());

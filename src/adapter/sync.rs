@@ -275,14 +275,14 @@ async fn run_streams(
                 // write in progress is never cut short; a write that fails
                 // drops the fetch at once.
                 let depth = pages_per_batch(&adapter.manifest.paging, adapter.batch_size);
-                let (sender, mut receiver) = mpsc::channel::<Result<Mapped, RunError>>(depth);
+                let (sender, mut receiver) = mpsc::channel::<Result<Mapping, RunError>>(depth);
                 let pages = &mut pager;
                 let fetch = async move {
                     loop {
                         let next = match pages.next_page().await {
                             Ok(Some(rows)) => {
                                 let rows = rows.into_iter().map(SourceRow::from_json).collect();
-                                map_rows_apart(spec, mode, from, rows).await
+                                Ok(map_rows_apart(spec, mode, from, rows))
                             }
                             Ok(None) => break,
                             Err(e) => Err(e.into()),
@@ -295,8 +295,8 @@ async fn run_streams(
                     Ok::<(), RunError>(())
                 };
                 let write = async {
-                    while let Some(mapped) = receiver.recv().await {
-                        progress.write(&mut writer, mapped?).await?;
+                    while let Some(mapping) = receiver.recv().await {
+                        progress.write(&mut writer, mapped(mapping?).await?).await?;
                     }
                     Ok::<(), RunError>(())
                 };
@@ -339,9 +339,17 @@ async fn run_streams(
                         let task = tokio::task::spawn_blocking(move || {
                             reader.read(&path, FILE_CHUNK_ROWS, &sender)
                         });
+                        // One chunk is mapped while the one before is
+                        // written.
+                        let mut mapping: Option<Mapping> = None;
                         while let Some(rows) = receiver.recv().await {
-                            let mapped = map_rows_apart(spec, mode, from, rows?).await?;
-                            progress.write(&mut writer, mapped).await?;
+                            let next = map_rows_apart(spec, mode, from, rows?);
+                            if let Some(last) = mapping.replace(next) {
+                                progress.write(&mut writer, mapped(last).await?).await?;
+                            }
+                        }
+                        if let Some(last) = mapping {
+                            progress.write(&mut writer, mapped(last).await?).await?;
                         }
                         task.await.map_err(|e| {
                             FetchError::File(format!("the file reader stopped: {e}"))
@@ -446,15 +454,26 @@ struct Mapped {
 /// the last one's parsed values freed) while this task's thread prepares
 /// and awaits the store's writes: on two cores the work of a run is spread
 /// over the mapping, this task and the database's own thread.
-async fn map_rows_apart(
+///
+/// The mapping starts at once; the caller awaits [`mapped`] when it needs
+/// the rows, so that the next page is fetched while this one is mapped.
+fn map_rows_apart(
     spec: &StreamSpec,
     mode: &SyncMode,
     from: Refetch,
     rows: Vec<SourceRow>,
-) -> Result<Mapped, RunError> {
+) -> Mapping {
     let mapper = spec.mapper.clone();
     let mode = mode.clone();
     tokio::task::spawn_blocking(move || map_rows(&mapper, &mode, from, rows.into_iter()))
+}
+
+/// A page's rows being mapped on a blocking thread.
+type Mapping = tokio::task::JoinHandle<Mapped>;
+
+/// The rows a [`Mapping`] made.
+async fn mapped(mapping: Mapping) -> Result<Mapped, RunError> {
+    mapping
         .await
         .map_err(|e| RunError::from(FetchError::Transport(format!("the mapping stopped: {e}"))))
 }

@@ -149,9 +149,49 @@ pub struct RunId(pub i64);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// The record as the source has it now.
-    Upsert(Record),
+    Upsert(Upsert),
     /// The source deleted (or voided) the record with this key.
     Delete(String),
+}
+
+impl From<Record> for Item {
+    fn from(record: Record) -> Item {
+        Item::Upsert(Upsert::new(record))
+    }
+}
+
+/// A record with its key and canonical content, computed once where the
+/// item is made: during a sync, on the thread that maps the source's rows,
+/// so that the thread writing to the store only compares and writes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upsert {
+    record: Record,
+    key: String,
+    content: String,
+}
+
+impl Upsert {
+    pub fn new(record: Record) -> Upsert {
+        Upsert {
+            key: record.key(),
+            content: record.content(),
+            record,
+        }
+    }
+
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// [`Record::key`].
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// [`Record::content`].
+    pub fn content(&self) -> &str {
+        &self.content
+    }
 }
 
 /// A source row that could not become a canonical record.

@@ -1,5 +1,6 @@
 //! The PostgreSQL backend, for production and for several daemon replicas.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 
 use sqlx::ConnectOptions;
@@ -280,6 +281,52 @@ async fn record_seen(tx: &mut Tx, stream_id: i64, keys: &[&str]) -> Result<(), S
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Compares `rows` (sorted, distinct keys, each with its new content, or
+/// `None` to read the stored row whatever it holds) with the stored rows
+/// on the server, by two bound arrays: only the rows that differ, and the
+/// keys not stored at all, come back.
+async fn load_differing(
+    tx: &mut Tx,
+    table: &str,
+    rows: &[(&str, Option<&str>)],
+) -> Result<Differing, StoreError> {
+    let keys: Vec<&str> = rows.iter().map(|(key, _)| *key).collect();
+    let contents: Vec<Option<&str>> = rows.iter().map(|(_, content)| *content).collect();
+    let found = sqlx::query(AssertSqlSafe(differing_rows(
+        table,
+        "UNNEST($1::text[], $2::text[]) AS i(key, content)",
+    )))
+    .bind(&keys)
+    .bind(&contents)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut current = HashMap::with_capacity(found.len());
+    for row in found {
+        let (key, row) = current_of(&row, table)?;
+        current.insert(key, row);
+    }
+    let absent: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT i.key FROM UNNEST($1::text[]) AS i(key) WHERE NOT EXISTS \
+         (SELECT 1 FROM {table} t WHERE t.key = i.key)"
+    )))
+    .bind(&keys)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(Differing {
+        current,
+        absent: absent.into_iter().collect(),
+    })
+}
+
+/// The keys of a batch compared by [`load_differing`], as seen.
+async fn record_seen_differing(
+    tx: &mut Tx,
+    stream_id: i64,
+    keys: &[&str],
+) -> Result<(), StoreError> {
+    record_seen(tx, stream_id, keys).await
 }
 
 include!("sql_common.rs");

@@ -137,7 +137,8 @@ pub struct SqlSyncTx {
 
 fn check_collections(batch: &Batch) -> Result<(), StoreError> {
     for item in &batch.items {
-        if let Item::Upsert(r) = item
+        if let Item::Upsert(u) = item
+            && let r = u.record()
             && r.collection() != batch.collection
         {
             return Err(StoreError::WrongCollection {

@@ -178,6 +178,26 @@ async fn load_current_listed(
     Ok(current)
 }
 
+/// What [`load_differing`] found of a batch: the stored rows that it may
+/// change, and its keys that are not stored at all. A key in neither is
+/// stored, live and unchanged.
+struct Differing {
+    current: HashMap<String, Current>,
+    absent: HashSet<String>,
+}
+
+/// The stored rows a staged batch (`incoming`, aliased `i`, with columns
+/// `key` and `content`) may change: those it names without content (a
+/// deletion, a quarantined row), deleted ones, and those whose content
+/// differs from the batch's.
+fn differing_rows(table: &str, incoming: &str) -> String {
+    format!(
+        "SELECT t.key, t.version, t.deleted, t.content, t.entry, t.batch, t.last_seen \
+         FROM {incoming} JOIN {table} t ON t.key = i.key \
+         WHERE i.content IS NULL OR t.deleted OR t.content IS DISTINCT FROM i.content"
+    )
+}
+
 /// A current row as the ingest compares it: its key and what it holds,
 /// from `SELECT key, version, deleted, content, entry, batch, last_seen`.
 fn current_of(
@@ -409,26 +429,50 @@ async fn apply_in(tx: &mut Tx, seen: &mut bool, batch: &Batch) -> Result<BatchOu
     let mut head = stream_head(tx, &collection.to_string()).await?;
     let number = head.batches + 1;
 
-    let keys: Vec<String> = batch
+    let keys: Vec<&str> = batch
         .items
         .iter()
         .map(|item| match item {
-            Item::Upsert(r) => r.key(),
-            Item::Delete(k) => k.clone(),
+            Item::Upsert(u) => u.key(),
+            Item::Delete(k) => k.as_str(),
         })
         .collect();
     // Quarantined rows that name their record are looked up too: that
     // record counts as seen and keeps its last good version.
     let mut lookup: Vec<&str> = keys
         .iter()
-        .map(String::as_str)
+        .copied()
         .chain(batch.quarantine.iter().filter_map(|q| q.key.as_deref()))
         .collect();
     // In key order, a batch meets each page of the table once, in the order
     // they lie, instead of at random.
     lookup.sort_unstable();
     lookup.dedup();
-    let mut current = load_current(tx, table, &lookup).await?;
+    // A snapshot of a stream already stored is mostly unchanged: it is
+    // compared on the database side, so that an unchanged record is never
+    // read back. A batch that repeats a key (the last row wins, each
+    // version in turn) and a stream's first batch are compared here.
+    let compare_stored = (batch.snapshot || batch.complete_snapshot)
+        && head.versions > 0
+        && lookup.len() == keys.len() + batch.quarantine.iter().filter(|q| q.key.is_some()).count();
+    let (mut current, absent) = if compare_stored {
+        let mut rows: Vec<(&str, Option<&str>)> = (batch.items.iter())
+            .map(|item| match item {
+                Item::Upsert(u) => (u.key(), Some(u.content())),
+                Item::Delete(k) => (k.as_str(), None),
+            })
+            .chain(
+                (batch.quarantine.iter())
+                    .filter_map(|q| q.key.as_deref())
+                    .map(|key| (key, None)),
+            )
+            .collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let differing = load_differing(tx, table, &rows).await?;
+        (differing.current, Some(differing.absent))
+    } else {
+        (load_current(tx, table, &lookup).await?, None)
+    };
     let mut kept: HashMap<&str, i64> = HashMap::new();
     for q in &batch.quarantine {
         if let Some(key) = q.key.as_deref()
@@ -441,12 +485,12 @@ async fn apply_in(tx: &mut Tx, seen: &mut bool, batch: &Batch) -> Result<BatchOu
     let mut superseded: Vec<Superseded> = Vec::new();
     let mut entries: Vec<(&str, i64, Digest32)> = Vec::new();
     let stream = head.name.clone();
-    for (item, key) in batch.items.iter().zip(&keys) {
+    for (item, &key) in batch.items.iter().zip(&keys) {
         match item {
-            Item::Upsert(record) => {
-                let content = record.content();
+            Item::Upsert(u) => {
+                let content = u.content();
                 let version = match current.get_mut(key) {
-                    Some(c) if !c.deleted && c.content.as_deref() == Some(content.as_str()) => {
+                    Some(c) if !c.deleted && c.content.as_deref() == Some(content) => {
                         outcome.unchanged += 1;
                         continue;
                     }
@@ -455,23 +499,28 @@ async fn apply_in(tx: &mut Tx, seen: &mut bool, batch: &Batch) -> Result<BatchOu
                         superseded.push(c.supersede(key));
                         c.version + 1
                     }
+                    // Compared on the database side and found the same.
+                    None if absent.as_ref().is_some_and(|a| !a.contains(key)) => {
+                        outcome.unchanged += 1;
+                        continue;
+                    }
                     None => {
                         outcome.new += 1;
                         1
                     }
                 };
-                let entry = entry_hash(&stream, key, version, false, Some(&content));
+                let entry = entry_hash(&stream, key, version, false, Some(content));
                 entries.push((key, version, entry));
                 current.insert(
-                    key.clone(),
+                    key.to_owned(),
                     Current {
                         version,
                         deleted: false,
-                        content: Some(content),
+                        content: Some(content.to_owned()),
                         entry,
                         batch: number,
                         recorded: at,
-                        values: Some(schema::values(record)),
+                        values: Some(schema::values(u.record())),
                         touched: true,
                     },
                 );
@@ -514,7 +563,11 @@ async fn apply_in(tx: &mut Tx, seen: &mut bool, batch: &Batch) -> Result<BatchOu
 
     if batch.snapshot || batch.complete_snapshot {
         ensure_seen(tx, seen).await?;
-        record_seen(tx, head.id, &lookup).await?;
+        if compare_stored {
+            record_seen_differing(tx, head.id, &lookup).await?;
+        } else {
+            record_seen(tx, head.id, &lookup).await?;
+        }
     }
     if batch.complete_snapshot {
         outcome.deleted += delete_unseen(tx, &mut head, table, at).await?;

@@ -4,6 +4,7 @@
 //! (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of
 //! failing when a read lock cannot be upgraded.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -245,6 +246,78 @@ async fn load_current(
 
 async fn record_seen(tx: &mut Tx, stream_id: i64, keys: &[&str]) -> Result<(), StoreError> {
     record_seen_listed(tx, stream_id, keys).await
+}
+
+/// The batch's keys and contents, staged on the database side for
+/// [`load_differing`]; emptied and refilled for each batch.
+const INCOMING_SETUP: &[&str] = &[
+    "CREATE TEMP TABLE IF NOT EXISTS incoming (key TEXT PRIMARY KEY, content TEXT) WITHOUT ROWID",
+    "DELETE FROM incoming",
+];
+
+/// Compares `rows` (sorted, distinct keys, each with its new content, or
+/// `None` to read the stored row whatever it holds) with the stored rows
+/// inside SQLite: only the rows that differ, and the keys not stored at
+/// all, come back over sqlx's channel, so an unchanged record costs one
+/// bound row in and nothing out.
+async fn load_differing(
+    tx: &mut Tx,
+    table: &str,
+    rows: &[(&str, Option<&str>)],
+) -> Result<Differing, StoreError> {
+    for sql in INCOMING_SETUP {
+        sqlx::query(*sql).execute(&mut **tx).await?;
+    }
+    for chunk in rows.chunks(rows_per_statement(2)) {
+        let mut qb = QueryBuilder::<Db>::new("INSERT INTO incoming (key, content) ");
+        qb.push_values(chunk, |mut sep, (key, content)| {
+            sep.push_bind(*key).push_bind(*content);
+        });
+        qb.build().execute(&mut **tx).await?;
+    }
+    let stored: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM incoming i JOIN {table} t ON t.key = i.key"
+    )))
+    .fetch_one(&mut **tx)
+    .await?;
+    let absent = if stored == 0 {
+        rows.iter().map(|(key, _)| (*key).to_owned()).collect()
+    } else if stored as usize == rows.len() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT key FROM incoming i WHERE NOT EXISTS \
+             (SELECT 1 FROM {table} t WHERE t.key = i.key)"
+        )))
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let mut current = HashMap::new();
+    if stored > 0 {
+        let found = sqlx::query(AssertSqlSafe(differing_rows(table, "incoming i")))
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in found {
+            let (key, row) = current_of(&row, table)?;
+            current.insert(key, row);
+        }
+    }
+    Ok(Differing { current, absent })
+}
+
+/// The keys of the batch [`load_differing`] staged, as seen.
+async fn record_seen_differing(
+    tx: &mut Tx,
+    stream_id: i64,
+    _keys: &[&str],
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO seen_keys (stream_id, key) SELECT $1, key FROM incoming WHERE TRUE ON CONFLICT DO NOTHING")
+        .bind(stream_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 include!("sql_common.rs");

@@ -321,7 +321,7 @@ impl World {
         self.items
             .entry(r.collection())
             .or_default()
-            .push(liankong::store::Item::Upsert(r));
+            .push(liankong::store::Item::from(r));
         self
     }
 
