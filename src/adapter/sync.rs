@@ -16,11 +16,12 @@
 //!   an operator accepts them;
 //! - a run in which every row of a stream was quarantined fails.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::file::SourceRow;
 use super::holder::Holder;
@@ -277,12 +278,14 @@ async fn run_streams(
                 let depth = pages_per_batch(&adapter.manifest.paging, adapter.batch_size);
                 let (sender, mut receiver) = mpsc::channel::<Result<Mapping, RunError>>(depth);
                 let pages = &mut pager;
+                let mapping = Arc::new(Semaphore::new(MAPPING_THREADS));
                 let fetch = async move {
                     loop {
                         let next = match pages.next_page().await {
                             Ok(Some(rows)) => {
                                 let rows = rows.into_iter().map(SourceRow::from_json).collect();
-                                Ok(map_rows_apart(spec, mode, from, rows))
+                                let permit = Arc::clone(&mapping).acquire_owned().await.ok();
+                                Ok(map_rows_apart(spec, mode, from, rows, permit))
                             }
                             Ok(None) => break,
                             Err(e) => Err(e.into()),
@@ -343,7 +346,7 @@ async fn run_streams(
                         // written.
                         let mut mapping: Option<Mapping> = None;
                         while let Some(rows) = receiver.recv().await {
-                            let next = map_rows_apart(spec, mode, from, rows?);
+                            let next = map_rows_apart(spec, mode, from, rows?, None);
                             if let Some(last) = mapping.replace(next) {
                                 progress.write(&mut writer, mapped(last).await?).await?;
                             }
@@ -457,16 +460,27 @@ struct Mapped {
 ///
 /// The mapping starts at once; the caller awaits [`mapped`] when it needs
 /// the rows, so that the next page is fetched while this one is mapped.
+/// `permit`, when given, is held until the page is mapped.
 fn map_rows_apart(
     spec: &StreamSpec,
     mode: &SyncMode,
     from: Refetch,
     rows: Vec<SourceRow>,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> Mapping {
     let mapper = spec.mapper.clone();
     let mode = mode.clone();
-    tokio::task::spawn_blocking(move || map_rows(&mapper, &mode, from, rows.into_iter()))
+    tokio::task::spawn_blocking(move || {
+        let mapped = map_rows(&mapper, &mode, from, rows.into_iter());
+        drop(permit);
+        mapped
+    })
 }
+
+/// Pages of one stream mapped at the same time: as many as the machine
+/// this was measured on has cores. More only add threads, each with its
+/// own allocator arena, to the resident memory.
+const MAPPING_THREADS: usize = 2;
 
 /// A page's rows being mapped on a blocking thread.
 type Mapping = tokio::task::JoinHandle<Mapped>;

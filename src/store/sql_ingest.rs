@@ -4,7 +4,9 @@
 // version lives in its collection's row (content, entry hash, batch and the
 // typed columns); an earlier version moves to `superseded` only when a newer
 // one replaces it. An unchanged record is compared by its content bytes and
-// not written at all; the keys a snapshot saw go to the run's temporary
+// not written at all: in memory, or for a snapshot of a stream already
+// stored on the database side (`load_differing`), so that unchanged rows
+// are never read back. The keys a snapshot saw go to the run's temporary
 // `seen_keys` table, which is what its deletions are computed against.
 
 /// A stream's id and chain head, read at the start of each write.
