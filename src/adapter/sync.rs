@@ -477,10 +477,11 @@ fn map_rows_apart(
     })
 }
 
-/// Pages of one stream mapped at the same time: as many as the machine
-/// this was measured on has cores. More only add threads, each with its
-/// own allocator arena, to the resident memory.
-const MAPPING_THREADS: usize = 2;
+/// Pages of one stream mapped at the same time, beside the fetch and the
+/// writes. Measured at scale 1 (`liankong bench`, README): one at a time
+/// was faster than two and kept the peak memory where it was; two raised
+/// it by 45 MiB, each thread growing its own allocator arena.
+const MAPPING_THREADS: usize = 1;
 
 /// A page's rows being mapped on a blocking thread.
 type Mapping = tokio::task::JoinHandle<Mapped>;
