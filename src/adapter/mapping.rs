@@ -123,7 +123,9 @@ impl Mapper {
 
     /// The row as a canonical change, or why it is not one.
     pub fn map(&self, row: &Row) -> Result<Item, MapError> {
-        let mut canonical = Map::with_capacity(self.fields.len());
+        // Straight from the converted values to the typed record: no JSON
+        // object per row, no field name copied.
+        let mut canonical = Vec::with_capacity(self.fields.len());
         for (name, field, items) in &self.fields {
             let value =
                 convert(field, items, row.get(&field.from)).map_err(|reason| MapError::Field {
@@ -131,10 +133,10 @@ impl Mapper {
                     from: field.from.clone(),
                     reason,
                 })?;
-            canonical.insert(name.clone(), value);
+            canonical.push((name.as_str(), value));
         }
         let record =
-            Record::from_json(self.collection, Value::Object(canonical)).map_err(|reason| {
+            Record::from_fields(self.collection, canonical.into_iter()).map_err(|reason| {
                 MapError::NotARecord {
                     collection: self.collection,
                     reason,

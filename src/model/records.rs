@@ -345,14 +345,20 @@ impl Record {
         decode!(collection, |T| serde_json::from_str::<T>(content))
     }
 
-    /// Builds a record from canonical JSON (what an adapter's mapping makes).
-    /// Field types are checked here: codes, enums, dates and amounts that do
-    /// not fit are errors naming the field.
-    pub fn from_json(
+    /// Builds a record from its canonical fields, by name (what an
+    /// adapter's mapping makes), without first gathering them into a JSON
+    /// object. Field types are checked here: codes, enums, dates and
+    /// amounts that do not fit are errors naming the field.
+    pub fn from_fields<'a>(
         collection: Collection,
-        value: serde_json::Value,
+        fields: impl Iterator<Item = (&'a str, serde_json::Value)>,
     ) -> serde_json::Result<Record> {
-        decode!(collection, |T| serde_json::from_value::<T>(value))
+        use serde::Deserialize;
+        use serde::de::value::MapDeserializer;
+        decode!(collection, |T| T::deserialize(MapDeserializer::<
+            _,
+            serde_json::Error,
+        >::new(fields)))
     }
 }
 
