@@ -100,10 +100,7 @@ impl Mapper {
             .map(|(_, f, items)| (f, items))
             .find(|(f, _)| f.from == source_field && f.kind == FieldType::Datetime);
         match field {
-            Some((f, items)) => match convert(f, items, Some(value)) {
-                Ok(Value::String(s)) => parse_rfc3339(&s),
-                _ => None,
-            },
+            Some((f, items)) => datetime_of(f, items, &trimmed(value)?).ok(),
             None => value.as_str().and_then(parse_rfc3339),
         }
     }
@@ -307,32 +304,7 @@ fn convert(field: &Field, items: &Format, value: Option<&Value>) -> Result<Value
                 })?;
             Value::String(d.to_string())
         }
-        FieldType::Datetime => {
-            let s = text()?;
-            let t = match field.format.as_deref() {
-                None | Some("rfc3339") => parse_rfc3339(&s)
-                    .ok_or_else(|| FieldError::NotRfc3339(s.clone().into_owned()))?,
-                Some(format) => {
-                    let naive = parse_by(&s, format, items)
-                        .and_then(|p| p.to_naive_datetime_with_offset(0))
-                        .map_err(|_| FieldError::NotTime {
-                            value: s.clone().into_owned(),
-                            format: format.to_owned(),
-                        })?;
-                    let offset = field
-                        .offset
-                        .as_deref()
-                        .and_then(parse_offset)
-                        .unwrap_or(Utc.fix());
-                    offset
-                        .from_local_datetime(&naive)
-                        .single()
-                        .ok_or_else(|| FieldError::NotLocalTime(s.clone().into_owned()))?
-                        .with_timezone(&Utc)
-                }
-            };
-            Value::String(utc_string(t))
-        }
+        FieldType::Datetime => Value::String(utc_string(datetime_of(field, items, &text()?)?)),
         FieldType::Decimal2 => {
             let c = Centi::parse(&text()?)?;
             Value::from(c.0)
@@ -348,6 +320,33 @@ fn convert(field: &Field, items: &Format, value: Option<&Value>) -> Result<Value
                         words: field.values.keys().cloned().collect(),
                     })?;
             Value::String(canonical.clone())
+        }
+    })
+}
+
+/// The instant a `datetime` field's text (already trimmed) names.
+fn datetime_of(field: &Field, items: &Format, s: &str) -> Result<DateTime<Utc>, FieldError> {
+    Ok(match field.format.as_deref() {
+        None | Some("rfc3339") => {
+            parse_rfc3339(s).ok_or_else(|| FieldError::NotRfc3339(s.to_owned()))?
+        }
+        Some(format) => {
+            let naive = parse_by(s, format, items)
+                .and_then(|p| p.to_naive_datetime_with_offset(0))
+                .map_err(|_| FieldError::NotTime {
+                    value: s.to_owned(),
+                    format: format.to_owned(),
+                })?;
+            let offset = field
+                .offset
+                .as_deref()
+                .and_then(parse_offset)
+                .unwrap_or(Utc.fix());
+            offset
+                .from_local_datetime(&naive)
+                .single()
+                .ok_or_else(|| FieldError::NotLocalTime(s.to_owned()))?
+                .with_timezone(&Utc)
         }
     })
 }
