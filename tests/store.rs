@@ -1722,3 +1722,58 @@ async fn a_snapshot_deletes_many_records_in_chunks() {
     })
     .await;
 }
+
+/// A first load writes its table without the secondary indexes where the
+/// backend allows it (SQLite) and builds them before the run reads again or
+/// commits: whatever the run, the table keeps exactly the indexes the
+/// migrations made, and its rows are found through them.
+#[tokio::test]
+async fn a_first_load_leaves_the_indexes_as_the_migrations_made_them() {
+    on_both(|t| async move {
+        // The key's unique index and the covering one, as 0006 made it.
+        let index = if t.backend == "sqlite" {
+            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'finance_payments' \
+             AND (sql IS NULL OR sql = 'CREATE INDEX finance_payments_by_project \
+             ON finance_payments (project_code, kind, paid_on, deleted, amount)')"
+        } else {
+            "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'finance_payments' \
+             AND (indexname <> 'finance_payments_by_project' OR indexdef LIKE \
+             '%(project_code, kind, paid_on, deleted, amount)')"
+        };
+        assert_eq!(t.raw.count(index).await, 2);
+        let payments = |run: i64, n: i64| {
+            let items = (0..n)
+                .map(|i| {
+                    let id = format!("PAY-{i:04}");
+                    up(payment(&id, P1, PaymentKind::Expenditure, i + 1, "2021-03-01"))
+                })
+                .collect();
+            batch(Collection::Payments, RunId(run), "2021-07-01T00:00:00Z", items)
+        };
+
+        // A first load given up half-way leaves the table as it was.
+        let mut tx = t.store.begin_sync().await.unwrap();
+        tx.apply(&payments(1, 300)).await.unwrap();
+        drop(tx);
+        assert_eq!(t.raw.count(index).await, 2);
+        assert_eq!(t.raw.count("SELECT COUNT(*) FROM finance_payments").await, 0);
+
+        // One that lands, and reads in the middle of its run, builds them.
+        let mut tx = t.store.begin_sync().await.unwrap();
+        tx.apply(&payments(2, 300)).await.unwrap();
+        tx.relink_units().await.unwrap();
+        let again = payment("PAY-0000", P1, PaymentKind::Expenditure, 7, "2021-03-01");
+        tx.apply(&batch(Collection::Payments, RunId(2), "2021-07-01T00:00:01Z", vec![up(again)]))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(t.raw.count(index).await, 2);
+        let spent = "SELECT CAST(SUM(amount) AS BIGINT) FROM finance_payments \
+             WHERE project_code = '3701002021000123' AND kind = 'expenditure' AND deleted = FALSE";
+        assert_eq!(t.raw.count(spent).await, 300 * 301 / 2 - 1 + 7);
+        let history = t.store.history(Collection::Payments, "PAY-0000").await.unwrap();
+        assert_eq!(history.len(), 2);
+        assert!(t.store.verify().await.unwrap().is_intact());
+    })
+    .await;
+}

@@ -329,6 +329,16 @@ async fn record_seen_differing(
     record_seen(tx, stream_id, keys).await
 }
 
+/// None: on PostgreSQL, `DROP INDEX` locks its table against every reader
+/// until the run commits, so a first load keeps its indexes and inserts
+/// into them as it goes (see SQLite's).
+async fn deferrable_indexes(
+    _tx: &mut Tx,
+    _table: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(Vec::new())
+}
+
 include!("sql_common.rs");
 include!("sql_facts.rs");
 include!("sql_alerts.rs");

@@ -80,6 +80,8 @@ impl SqlStore {
             tx: begin_write(&self.writer).await?,
             seen: false,
             written: HashMap::new(),
+            loaded: Default::default(),
+            deferred: Vec::new(),
             _guard: guard,
         })
     }
@@ -132,6 +134,11 @@ pub struct SqlSyncTx {
     seen: bool,
     /// Versions this transaction wrote, per collection table.
     written: HashMap<&'static str, u64>,
+    /// The record tables this transaction has written to, and the indexes
+    /// their first loads dropped, to be built before anything else reads
+    /// (see `deferrable_indexes`).
+    loaded: std::collections::HashSet<&'static str>,
+    deferred: Vec<(String, String)>,
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 

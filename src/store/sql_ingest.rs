@@ -633,10 +633,45 @@ async fn unseen_in(
     })
 }
 
+impl SqlSyncTx {
+    /// A first load (the table holds no row yet) writes without the
+    /// table's secondary indexes where the backend allows it; they are
+    /// built, as they were, before the transaction next reads or commits.
+    async fn defer_indexes_of_empty(&mut self, table: &'static str) -> Result<(), StoreError> {
+        let stored: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM {table})"
+        )))
+        .fetch_one(&mut *self.tx)
+        .await?;
+        if stored {
+            return Ok(());
+        }
+        for (name, sql) in deferrable_indexes(&mut self.tx, table).await? {
+            sqlx::query(AssertSqlSafe(format!("DROP INDEX {name}")))
+                .execute(&mut *self.tx)
+                .await?;
+            self.deferred.push((name, sql));
+        }
+        Ok(())
+    }
+
+    async fn build_deferred(&mut self) -> Result<(), StoreError> {
+        for (name, sql) in std::mem::take(&mut self.deferred) {
+            tracing::debug!(index = %name, "building an index after a first load");
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl SyncTx for SqlSyncTx {
     async fn apply(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
         check_collections(batch)?;
+        let table = schema::table(batch.collection);
+        if !batch.items.is_empty() && self.loaded.insert(table) {
+            self.defer_indexes_of_empty(table).await?;
+        }
         let outcome = apply_in(&mut self.tx, &mut self.seen, batch).await?;
         *self
             .written
@@ -648,10 +683,12 @@ impl SyncTx for SqlSyncTx {
     /// Counts against the keys this transaction's snapshot batches saw: a
     /// run is one transaction, so `_run` is the run of this transaction.
     async fn unseen(&mut self, collection: Collection, _run: RunId) -> Result<Unseen, StoreError> {
+        self.build_deferred().await?;
         unseen_in(&mut self.tx, &mut self.seen, collection).await
     }
 
     async fn relink_units(&mut self) -> Result<u64, StoreError> {
+        self.build_deferred().await?;
         let resolved = "(SELECT CASE WHEN COUNT(*) = 1 THEN MIN(u.unit_code) END \
              FROM finance_units u \
              WHERE u.name_norm = audit_findings.unit_name_norm AND u.deleted = FALSE)";
@@ -674,6 +711,7 @@ impl SyncTx for SqlSyncTx {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.build_deferred().await?;
         // The planner's statistics follow a run that changed much: without
         // them, PostgreSQL's first reconciliation after a province's load
         // took over ten minutes. Inside the transaction, ANALYZE counts its

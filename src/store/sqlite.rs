@@ -320,6 +320,23 @@ async fn record_seen_differing(
     Ok(())
 }
 
+/// The secondary indexes of a record table (name, `CREATE INDEX` text)
+/// that its first load builds only once its rows are in: one sort of the
+/// finished table, instead of an insert per record into an index whose keys
+/// arrive in no order (finance sends payments by update time). Dropping an
+/// index is part of the transaction: a run that fails or is killed leaves
+/// the index as it was. The key's unique index (SQLite's automatic one,
+/// which has no text) stays: the load looks keys up in it.
+async fn deferrable_indexes(tx: &mut Tx, table: &str) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = $1 \
+         AND sql IS NOT NULL ORDER BY name",
+    )
+    .bind(table)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
 include!("sql_common.rs");
 include!("sql_facts.rs");
 include!("sql_alerts.rs");
