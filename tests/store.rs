@@ -1590,7 +1590,7 @@ async fn flat_batch_roots_are_rehashed_as_merkle_roots_once_and_a_tampered_store
 }
 
 #[tokio::test]
-async fn a_large_run_leaves_postgresql_statistics_of_what_it_wrote() {
+async fn a_large_run_leaves_postgresql_statistics_and_visibility_of_what_it_wrote() {
     on_both(|t| async move {
         if t.backend != "postgres" {
             return; // SQLite plans the rules without statistics
@@ -1621,6 +1621,11 @@ async fn a_large_run_leaves_postgresql_statistics_of_what_it_wrote() {
         .unwrap();
         tx.commit().await.unwrap();
         assert_eq!(t.raw.count(estimate).await, 10_000);
+        // And a VACUUM after it has marked the new rows' pages all-visible,
+        // so that the covering index is read alone.
+        let visible = "SELECT CAST(relallvisible AS BIGINT) FROM pg_class \
+             WHERE relname = 'finance_payments'";
+        assert!(t.raw.count(visible).await > 0, "no page marked all-visible");
         // A small run leaves them as they are.
         let mut tx = t.store.begin_sync().await.unwrap();
         tx.apply(&batch(
@@ -1639,6 +1644,16 @@ async fn a_large_run_leaves_postgresql_statistics_of_what_it_wrote() {
         .unwrap();
         tx.commit().await.unwrap();
         assert_eq!(t.raw.count(estimate).await, 10_000);
+
+        // The store's sessions never compile a query (see `connect_options`).
+        use sqlx::ConnectOptions as _;
+        let options = liankong::store::postgres::connect_options(&t.url).unwrap();
+        let mut session = options.connect().await.unwrap();
+        let jit: String = sqlx::query_scalar("SHOW jit")
+            .fetch_one(&mut session)
+            .await
+            .unwrap();
+        assert_eq!(jit, "off");
     })
     .await;
 }
@@ -1730,48 +1745,77 @@ async fn a_snapshot_deletes_many_records_in_chunks() {
 #[tokio::test]
 async fn a_first_load_leaves_the_indexes_as_the_migrations_made_them() {
     on_both(|t| async move {
-        // The key's unique index and the covering one, as 0006 made it.
-        let index = if t.backend == "sqlite" {
-            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'finance_payments' \
-             AND (sql IS NULL OR sql = 'CREATE INDEX finance_payments_by_project \
-             ON finance_payments (project_code, kind, paid_on, deleted, amount)')"
+        // SQLite: the key's unique index and the covering one, as 0006 made
+        // it. PostgreSQL: those and 0012's two partial ones.
+        let (index, expected) = if t.backend == "sqlite" {
+            (
+                "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' \
+                 AND tbl_name = 'finance_payments' AND (sql IS NULL OR sql = \
+                 'CREATE INDEX finance_payments_by_project \
+                 ON finance_payments (project_code, kind, paid_on, deleted, amount)')",
+                2,
+            )
         } else {
-            "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'finance_payments' \
-             AND (indexname <> 'finance_payments_by_project' OR indexdef LIKE \
-             '%(project_code, kind, paid_on, deleted, amount)')"
+            (
+                "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'finance_payments'",
+                4,
+            )
         };
-        assert_eq!(t.raw.count(index).await, 2);
+        assert_eq!(t.raw.count(index).await, expected);
         let payments = |run: i64, n: i64| {
             let items = (0..n)
                 .map(|i| {
                     let id = format!("PAY-{i:04}");
-                    up(payment(&id, P1, PaymentKind::Expenditure, i + 1, "2021-03-01"))
+                    up(payment(
+                        &id,
+                        P1,
+                        PaymentKind::Expenditure,
+                        i + 1,
+                        "2021-03-01",
+                    ))
                 })
                 .collect();
-            batch(Collection::Payments, RunId(run), "2021-07-01T00:00:00Z", items)
+            batch(
+                Collection::Payments,
+                RunId(run),
+                "2021-07-01T00:00:00Z",
+                items,
+            )
         };
 
         // A first load given up half-way leaves the table as it was.
         let mut tx = t.store.begin_sync().await.unwrap();
         tx.apply(&payments(1, 300)).await.unwrap();
         drop(tx);
-        assert_eq!(t.raw.count(index).await, 2);
-        assert_eq!(t.raw.count("SELECT COUNT(*) FROM finance_payments").await, 0);
+        assert_eq!(t.raw.count(index).await, expected);
+        assert_eq!(
+            t.raw.count("SELECT COUNT(*) FROM finance_payments").await,
+            0
+        );
 
         // One that lands, and reads in the middle of its run, builds them.
         let mut tx = t.store.begin_sync().await.unwrap();
         tx.apply(&payments(2, 300)).await.unwrap();
         tx.relink_units().await.unwrap();
         let again = payment("PAY-0000", P1, PaymentKind::Expenditure, 7, "2021-03-01");
-        tx.apply(&batch(Collection::Payments, RunId(2), "2021-07-01T00:00:01Z", vec![up(again)]))
-            .await
-            .unwrap();
+        tx.apply(&batch(
+            Collection::Payments,
+            RunId(2),
+            "2021-07-01T00:00:01Z",
+            vec![up(again)],
+        ))
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(t.raw.count(index).await, 2);
+        assert_eq!(t.raw.count(index).await, expected);
         let spent = "SELECT CAST(SUM(amount) AS BIGINT) FROM finance_payments \
              WHERE project_code = '3701002021000123' AND kind = 'expenditure' AND deleted = FALSE";
         assert_eq!(t.raw.count(spent).await, 300 * 301 / 2 - 1 + 7);
-        let history = t.store.history(Collection::Payments, "PAY-0000").await.unwrap();
+        let history = t
+            .store
+            .history(Collection::Payments, "PAY-0000")
+            .await
+            .unwrap();
         assert_eq!(history.len(), 2);
         assert!(t.store.verify().await.unwrap().is_intact());
     })

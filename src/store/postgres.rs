@@ -108,11 +108,23 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "checkpoints",
         include_str!("migrations/postgres/0011_checkpoints.sql"),
     ),
+    (
+        12,
+        "rule sum indexes",
+        include_str!("migrations/postgres/0012_rule_sum_indexes.sql"),
+    ),
 ];
 
 /// The URL's connection settings, without connecting.
+///
+/// Every session runs with `jit = off`. The rules' queries join the outputs
+/// of aggregates, which PostgreSQL has no statistics for, so it estimates
+/// billions of rows and compiles each query: at a quarter province that
+/// cost 1 to 2.5 s per run of the project facts and the unit quarters,
+/// whose plans take a few hundred milliseconds to run.
 pub fn connect_options(url: &StoreUrl) -> Result<PgConnectOptions, StoreError> {
     Ok(PgConnectOptions::from_str(url.expose())?
+        .options([("jit", "off")])
         .log_slow_statements(super::SLOW_STATEMENT_LOG, super::SLOW_STATEMENT))
 }
 
@@ -328,6 +340,10 @@ async fn record_seen_differing(
 ) -> Result<(), StoreError> {
     record_seen(tx, stream_id, keys).await
 }
+
+/// A run that wrote this much to a table is followed by a `VACUUM` of the
+/// table (see [`SqlSyncTx::commit`]).
+const VACUUM_AFTER: Option<u64> = ANALYZE_AFTER;
 
 /// None: on PostgreSQL, `DROP INDEX` locks its table against every reader
 /// until the run commits, so a first load keeps its indexes and inserts

@@ -78,6 +78,7 @@ impl SqlStore {
         };
         Ok(SqlSyncTx {
             tx: begin_write(&self.writer).await?,
+            writer: self.writer.clone(),
             seen: false,
             written: HashMap::new(),
             loaded: Default::default(),
@@ -130,6 +131,8 @@ fn micros(us: i64) -> Result<DateTime<Utc>, StoreError> {
 /// A write transaction, with the writer's turn where the backend needs one.
 pub struct SqlSyncTx {
     tx: Tx,
+    /// Where the transaction came from, for what must run after it.
+    writer: Pool<Db>,
     /// Whether this transaction's `seen_keys` table is ready.
     seen: bool,
     /// Versions this transaction wrote, per collection table.

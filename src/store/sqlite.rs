@@ -63,6 +63,10 @@ fn plan_text(rows: &[sqlx::sqlite::SqliteRow]) -> Result<String, StoreError> {
 /// SQLite plans the rules' queries well without statistics.
 const ANALYZE_AFTER: Option<u64> = None;
 
+/// SQLite has no visibility map: its covering indexes are read alone
+/// without one.
+const VACUUM_AFTER: Option<u64> = None;
+
 /// A date as SQLite stores it (`YYYY-MM-DD`, what sqlx writes and reads),
 /// formatted by hand: chrono's formatter parses its format string for every
 /// value, which cost a tenth of a sync's main thread.
