@@ -658,7 +658,9 @@ impl SqlSyncTx {
     async fn build_deferred(&mut self) -> Result<(), StoreError> {
         for (name, sql) in std::mem::take(&mut self.deferred) {
             tracing::debug!(index = %name, "building an index after a first load");
-            sqlx::query(AssertSqlSafe(sql)).execute(&mut *self.tx).await?;
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }
