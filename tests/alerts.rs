@@ -1104,6 +1104,20 @@ async fn webhooks_are_signed_and_verify_independently() {
             .await
             .unwrap();
         assert_eq!(stats.delivered, o.events);
+        // The round recorded every delivery (in one write), each attempted
+        // once, at the round's time, its claim given back.
+        let recorded = "SELECT COUNT(*) FROM outbox WHERE state = 'delivered' AND attempts = 1 \
+             AND delivered_at = last_attempt_at AND claimed_until IS NULL AND last_error IS NULL";
+        assert_eq!(t.raw.count(recorded).await as u64, o.events);
+        assert_eq!(
+            t.raw.count("SELECT COUNT(*) FROM outbox").await as u64,
+            o.events
+        );
+        let again = deliverer
+            .deliver_due(t.store.as_ref(), clock.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(again.attempted, 0);
 
         let got = fin.received();
         let over = got

@@ -191,34 +191,38 @@ impl Deliverer {
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        for (row, outcome) in results {
-            stats.attempted += 1;
-            let at = clock.now();
-            match outcome {
-                Attempt::Delivered => {
-                    store.mark_delivered(row.id, at).await?;
-                    stats.delivered += 1;
-                    if let Some(m) = &self.metrics {
-                        let seconds =
-                            (at - row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
-                        m.delivery_latency.observe(seconds);
-                    }
-                }
-                Attempt::Failed { error, retry_after } => {
-                    let next = if self.subscribers.contains_key(&row.subscriber) {
-                        self.next_attempt(&row, at, retry_after)
-                    } else {
-                        None
-                    };
-                    if next.is_some() {
-                        stats.retrying += 1;
-                    } else {
-                        stats.dead += 1;
-                        tracing::warn!(event = %row.event_id, subscriber = %row.subscriber, error = %error, "dead letter");
-                    }
-                    store.mark_failed(row.id, at, &error, next).await?;
-                }
+        // The round's deliveries are recorded first, in one write (a replica
+        // that dies before it sends them again: at least once), then each
+        // failure with its own next attempt.
+        let at = clock.now();
+        stats.attempted = results.len() as u64;
+        let (delivered, failed): (Vec<_>, Vec<_>) =
+            (results.into_iter()).partition(|(_, outcome)| matches!(outcome, Attempt::Delivered));
+        let ids: Vec<i64> = delivered.iter().map(|(row, _)| row.id).collect();
+        store.mark_delivered(&ids, at).await?;
+        stats.delivered = ids.len() as u64;
+        if let Some(m) = &self.metrics {
+            for (row, _) in &delivered {
+                let seconds = (at - row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+                m.delivery_latency.observe(seconds);
             }
+        }
+        for (row, outcome) in failed {
+            let Attempt::Failed { error, retry_after } = outcome else {
+                continue;
+            };
+            let next = if self.subscribers.contains_key(&row.subscriber) {
+                self.next_attempt(&row, at, retry_after)
+            } else {
+                None
+            };
+            if next.is_some() {
+                stats.retrying += 1;
+            } else {
+                stats.dead += 1;
+                tracing::warn!(event = %row.event_id, subscriber = %row.subscriber, error = %error, "dead letter");
+            }
+            store.mark_failed(row.id, at, &error, next).await?;
         }
         if stats.attempted > 0 {
             tracing::info!(

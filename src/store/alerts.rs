@@ -247,7 +247,9 @@ pub trait AlertStore: Send + Sync {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError>;
-    async fn mark_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Records the events of a round that were delivered, all in one
+    /// write: a round of hundreds costs one transaction, not one each.
+    async fn mark_delivered(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Records a failed attempt: retried at `next`, or dead when `next` is None.
     async fn mark_failed(
         &self,

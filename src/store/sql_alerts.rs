@@ -298,16 +298,24 @@ impl AlertStore for SqlStore {
         Ok(rows)
     }
 
-    async fn mark_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn mark_delivered(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE outbox SET state = 'delivered', delivered_at = $1, last_attempt_at = $1, \
-             attempts = attempts + 1, claimed_until = NULL, last_error = NULL WHERE id = $2",
-        )
-        .bind(at)
-        .bind(id)
-        .execute(&mut *tx.tx)
-        .await?;
+        for chunk in ids.chunks(MAX_BIND_PARAMS - 2) {
+            let mut qb =
+                QueryBuilder::<Db>::new("UPDATE outbox SET state = 'delivered', delivered_at = ");
+            qb.push_bind(at).push(", last_attempt_at = ").push_bind(at).push(
+                ", attempts = attempts + 1, claimed_until = NULL, last_error = NULL WHERE id IN (",
+            );
+            let mut ids = qb.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build().execute(&mut *tx.tx).await?;
+        }
         tx.tx.commit().await?;
         Ok(())
     }
