@@ -196,21 +196,24 @@ impl Deliverer {
         // failure with its own next attempt.
         let at = clock.now();
         stats.attempted = results.len() as u64;
-        let (delivered, failed): (Vec<_>, Vec<_>) =
-            (results.into_iter()).partition(|(_, outcome)| matches!(outcome, Attempt::Delivered));
-        let ids: Vec<i64> = delivered.iter().map(|(row, _)| row.id).collect();
+        let mut delivered = Vec::new();
+        let mut failed = Vec::new();
+        for (row, outcome) in results {
+            match outcome {
+                Attempt::Delivered => delivered.push(row),
+                Attempt::Failed { error, retry_after } => failed.push((row, error, retry_after)),
+            }
+        }
+        let ids: Vec<i64> = delivered.iter().map(|row| row.id).collect();
         store.mark_delivered(&ids, at).await?;
         stats.delivered = ids.len() as u64;
         if let Some(m) = &self.metrics {
-            for (row, _) in &delivered {
+            for row in &delivered {
                 let seconds = (at - row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
                 m.delivery_latency.observe(seconds);
             }
         }
-        for (row, outcome) in failed {
-            let Attempt::Failed { error, retry_after } = outcome else {
-                continue;
-            };
+        for (row, error, retry_after) in failed {
             let next = if self.subscribers.contains_key(&row.subscriber) {
                 self.next_attempt(&row, at, retry_after)
             } else {

@@ -638,6 +638,10 @@ impl SqlSyncTx {
     /// table's secondary indexes where the backend allows it; they are
     /// built, as they were, before the transaction next reads or commits.
     async fn defer_indexes_of_empty(&mut self, table: &'static str) -> Result<(), StoreError> {
+        let indexes = deferrable_indexes(&mut self.tx, table).await?;
+        if indexes.is_empty() {
+            return Ok(());
+        }
         let stored: bool = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT EXISTS (SELECT 1 FROM {table})"
         )))
@@ -646,7 +650,7 @@ impl SqlSyncTx {
         if stored {
             return Ok(());
         }
-        for (name, sql) in deferrable_indexes(&mut self.tx, table).await? {
+        for (name, sql) in indexes {
             sqlx::query(AssertSqlSafe(format!("DROP INDEX {name}")))
                 .execute(&mut *self.tx)
                 .await?;
