@@ -21,6 +21,7 @@ pub mod console;
 pub mod daemon;
 pub mod deliver;
 pub mod demo;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod money;

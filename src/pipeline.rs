@@ -123,7 +123,7 @@ impl Context {
     /// alerts and the outbox.
     pub async fn reconcile(&self, as_of: NaiveDate) -> Result<EvaluationOutcome, StoreError> {
         let findings = self.findings(as_of).await?;
-        alert::apply_findings(
+        let applied = alert::apply_findings(
             self.store.as_ref(),
             &findings,
             as_of,
@@ -135,7 +135,9 @@ impl Context {
             },
             &self.subscribers,
         )
-        .await
+        .await;
+        crate::memory::give_back();
+        applied
     }
 
     /// The pipeline after one adapter's run: when it succeeded, a

@@ -230,6 +230,7 @@ pub async fn run_adapter(
             tracing::error!(adapter = %adapter.name, error = %e, "sync failed; nothing of this run was kept");
         }
     }
+    crate::memory::give_back();
     report
 }
 
