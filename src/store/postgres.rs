@@ -355,6 +355,14 @@ async fn deferrable_indexes(
     Ok(Vec::new())
 }
 
+/// Never called with an index: PostgreSQL defers none.
+async fn build_indexes(tx: &mut Tx, indexes: Vec<(String, String)>) -> Result<(), StoreError> {
+    for (_, sql) in indexes {
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 include!("sql_common.rs");
 include!("sql_facts.rs");
 include!("sql_alerts.rs");

@@ -660,13 +660,11 @@ impl SqlSyncTx {
     }
 
     async fn build_deferred(&mut self) -> Result<(), StoreError> {
-        for (name, sql) in std::mem::take(&mut self.deferred) {
-            tracing::debug!(index = %name, "building an index after a first load");
-            sqlx::query(AssertSqlSafe(sql))
-                .execute(&mut *self.tx)
-                .await?;
+        let deferred = std::mem::take(&mut self.deferred);
+        if deferred.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        build_indexes(&mut self.tx, deferred).await
     }
 }
 

@@ -345,6 +345,41 @@ async fn deferrable_indexes(tx: &mut Tx, table: &str) -> Result<Vec<(String, Str
     .await?)
 }
 
+/// Builds the indexes a first load deferred, with the writer's page cache
+/// cut to `INDEX_BUILD_CACHE_KIB` meanwhile. SQLite sorts an index's
+/// entries in memory up to the size of the connection's cache before it
+/// writes sorted runs to a temporary file and merges them, so with the
+/// writer's large cache, already full of the load's pages, the build of
+/// finance's payments index held both: 134 MiB of sort buffer beside 128
+/// MiB of pages at scale 4 (README, Benchmark). Cutting the cache also
+/// gives its pages back; it grows again from the file as the writer reads.
+async fn build_indexes(tx: &mut Tx, indexes: Vec<(String, String)>) -> Result<(), StoreError> {
+    let cache = |kib: u64| format!("PRAGMA cache_size = -{kib}");
+    sqlx::query(AssertSqlSafe(cache(INDEX_BUILD_CACHE_KIB)))
+        .execute(&mut **tx)
+        .await?;
+    let mut built = Ok(());
+    for (name, sql) in indexes {
+        tracing::debug!(index = %name, "building an index after a first load");
+        built = sqlx::query(AssertSqlSafe(sql))
+            .execute(&mut **tx)
+            .await
+            .map(drop);
+        if built.is_err() {
+            break;
+        }
+    }
+    sqlx::query(AssertSqlSafe(cache(writer_cache_kib())))
+        .execute(&mut **tx)
+        .await?;
+    built?;
+    Ok(())
+}
+
+/// The writer's page cache, and so its sort buffer, while it builds a
+/// first load's indexes.
+const INDEX_BUILD_CACHE_KIB: u64 = 16 * 1024;
+
 include!("sql_common.rs");
 include!("sql_facts.rs");
 include!("sql_alerts.rs");
@@ -378,5 +413,55 @@ mod tests {
             );
         }
         assert_eq!(super::date_bind(None), None);
+    }
+
+    async fn cache_size(tx: &mut super::Tx) -> i64 {
+        sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(&mut **tx)
+            .await
+            .unwrap()
+    }
+
+    /// A first load's indexes are built with the small cache, and the
+    /// writer gets its own back afterwards, also when a build fails.
+    #[tokio::test]
+    async fn indexes_build_with_a_small_cache_and_give_the_writers_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = super::StoreUrl::new(format!("sqlite:{}", dir.path().join("s.db").display()));
+        let (_, writer) = super::connect_pools(&url).await.unwrap();
+        let mut tx = super::begin_write(&writer).await.unwrap();
+        sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t (v) VALUES ('b'), ('a'), ('c')")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let writers = -(super::writer_cache_kib() as i64);
+        assert_eq!(cache_size(&mut tx).await, writers);
+        super::build_indexes(
+            &mut tx,
+            vec![("t_v".into(), "CREATE INDEX t_v ON t (v)".into())],
+        )
+        .await
+        .unwrap();
+        assert_eq!(cache_size(&mut tx).await, writers);
+        let indexed: Vec<String> = sqlx::query_scalar("SELECT v FROM t INDEXED BY t_v ORDER BY v")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(indexed, ["a", "b", "c"]);
+        let failed = super::build_indexes(
+            &mut tx,
+            vec![(
+                "t_w".into(),
+                "CREATE INDEX t_w ON t (no_such_column)".into(),
+            )],
+        )
+        .await;
+        assert!(failed.is_err());
+        assert_eq!(cache_size(&mut tx).await, writers);
+        assert_ne!(writers, -(super::INDEX_BUILD_CACHE_KIB as i64));
     }
 }
