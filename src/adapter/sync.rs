@@ -537,6 +537,11 @@ fn map_rows(
     mapped
 }
 
+/// Batches a run writes between two calls of [`crate::memory::give_back`]:
+/// what the mapping threads freed meanwhile goes back to the system during
+/// a long first load, not only at its end.
+const GIVE_BACK_EVERY: usize = 32;
+
 /// Writes batches into the run's transaction and counts them.
 struct Writer<'a> {
     tx: &'a mut dyn SyncTx,
@@ -553,6 +558,9 @@ impl Writer<'_> {
         }
         let outcome = self.tx.apply(batch).await?;
         self.batches += 1;
+        if self.batches.is_multiple_of(GIVE_BACK_EVERY) {
+            crate::memory::give_back();
+        }
         Ok(outcome)
     }
 }

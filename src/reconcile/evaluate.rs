@@ -59,6 +59,8 @@ pub async fn evaluate_in_slices(
         for rule in &of_projects {
             all.extend(addressed(*rule, rule.judge(&facts).await?));
         }
+        // What the slice's facts took goes back before the next is read.
+        crate::memory::give_back();
     }
     let facts = Facts::of_store(store, q);
     for rule in &of_store {
