@@ -179,6 +179,7 @@ async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreErro
         .acquire_timeout(BUSY_TIMEOUT)
         .connect_with(
             options
+                .statement_cache_capacity(WRITER_STATEMENTS)
                 .pragma("cache_size", format!("-{}", writer_cache_kib()))
                 // The run's seen keys live in a temporary file, never in
                 // this process's memory, whatever the size of a snapshot.
@@ -189,6 +190,13 @@ async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreErro
         .await?;
     Ok((readers, writer))
 }
+
+/// Prepared statements the writer keeps. A batch's statements bind every
+/// row and key of the batch, a few hundred kilobytes each once prepared,
+/// and each batch size a stream ends on is a statement of its own: sqlx's
+/// default of 100 held 76 MiB of them at scale 4 (README, Benchmark). A run
+/// writes one stream at a time, with a handful of statements.
+const WRITER_STATEMENTS: usize = 32;
 
 /// How long a writer waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
