@@ -60,6 +60,8 @@ pub async fn evaluate_in_slices(
             all.extend(addressed(*rule, rule.judge(&facts).await?));
         }
         // What the slice's facts took goes back before the next is read.
+        drop(facts);
+        drop(projects);
         crate::memory::give_back();
     }
     let facts = Facts::of_store(store, q);

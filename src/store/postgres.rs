@@ -355,7 +355,8 @@ async fn deferrable_indexes(
     Ok(Vec::new())
 }
 
-/// Never called with an index: PostgreSQL defers none.
+/// Never called: PostgreSQL defers no index (see `deferrable_indexes`);
+/// it is here so that the shared ingest code builds for both backends.
 async fn build_indexes(tx: &mut Tx, indexes: Vec<(String, String)>) -> Result<(), StoreError> {
     for (_, sql) in indexes {
         sqlx::query(AssertSqlSafe(sql)).execute(&mut **tx).await?;
