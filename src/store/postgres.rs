@@ -27,6 +27,9 @@ const SEEN_SETUP: &[&str] = &[
     "DELETE FROM seen_keys",
 ];
 
+/// A record `t` of stream `$1` marked as seen.
+const SEEN_MARK: &str = "SELECT 1 FROM seen_keys s WHERE s.stream_id = $1 AND s.key = t.key";
+
 /// The key, to be ordered as its bytes are (the order of a batch's
 /// entries) whatever the database's collation.
 const KEY_COLUMN: &str = "key COLLATE \"C\" AS key";
@@ -283,7 +286,13 @@ async fn load_current(
 }
 
 /// The keys a snapshot batch saw, by one bound array.
-async fn record_seen(tx: &mut Tx, stream_id: i64, keys: &[&str]) -> Result<(), StoreError> {
+async fn record_seen(
+    tx: &mut Tx,
+    stream_id: i64,
+    _start: StreamStart,
+    _table: &str,
+    keys: &[&str],
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO seen_keys (stream_id, key) SELECT $1, k FROM UNNEST($2::text[]) AS k \
          ON CONFLICT DO NOTHING",
@@ -336,9 +345,11 @@ async fn load_differing(
 async fn record_seen_differing(
     tx: &mut Tx,
     stream_id: i64,
+    start: StreamStart,
+    table: &str,
     keys: &[&str],
 ) -> Result<(), StoreError> {
-    record_seen(tx, stream_id, keys).await
+    record_seen(tx, stream_id, start, table, keys).await
 }
 
 /// A run that wrote this much to a table is followed by a `VACUUM` of the

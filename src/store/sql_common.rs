@@ -79,7 +79,7 @@ impl SqlStore {
         Ok(SqlSyncTx {
             tx: begin_write(&self.writer).await?,
             writer: self.writer.clone(),
-            seen: false,
+            seen: Seen::default(),
             written: HashMap::new(),
             loaded: Default::default(),
             deferred: Vec::new(),
@@ -133,8 +133,8 @@ pub struct SqlSyncTx {
     tx: Tx,
     /// Where the transaction came from, for what must run after it.
     writer: Pool<Db>,
-    /// Whether this transaction's `seen_keys` table is ready.
-    seen: bool,
+    /// What this transaction's snapshots have seen.
+    seen: Seen,
     /// Versions this transaction wrote, per collection table.
     written: HashMap<&'static str, u64>,
     /// The record tables this transaction has written to, and the indexes

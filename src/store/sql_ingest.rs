@@ -6,8 +6,12 @@
 // one replaces it. An unchanged record is compared by its content bytes and
 // not written at all: in memory, or for a snapshot of a stream already
 // stored on the database side (`load_differing`), so that unchanged rows
-// are never read back. The keys a snapshot saw go to the run's temporary
-// `seen_keys` table, which is what its deletions are computed against.
+// are never read back. What a complete snapshot deletes is the stream's
+// live records that this transaction neither wrote nor marked as seen: a
+// record it writes is seen by its batch number, and a stored one that a
+// snapshot names without changing it gets a mark in the run's temporary
+// table of seen rows (`SEEN_SETUP`), which is what its deletions are
+// computed against.
 
 /// A stream's id and chain head, read at the start of each write.
 struct StreamHead {
@@ -325,33 +329,57 @@ async fn write_superseded(
 /// emptied) the first time a transaction needs it. It lives on the database
 /// side (a temporary file on SQLite, never the WAL), so a snapshot's size
 /// costs this process no memory.
-async fn ensure_seen(tx: &mut Tx, ready: &mut bool) -> Result<(), StoreError> {
-    if !*ready {
+/// What a write transaction's snapshots have seen, beside the marks in
+/// its temporary table.
+#[derive(Default)]
+struct Seen {
+    /// Whether the table of marks is ready.
+    ready: bool,
+    /// Each stream (by id) as this transaction first found it.
+    start: HashMap<i64, StreamStart>,
+}
+
+/// A stream as a transaction first found it.
+#[derive(Debug, Clone, Copy)]
+struct StreamStart {
+    /// Its chain's batches: a current row of a later batch was written by
+    /// this transaction.
+    batches: i64,
+    /// Whether it held no version at all: then every record it holds was
+    /// written by this transaction, and its snapshots need no mark.
+    empty: bool,
+}
+
+impl Seen {
+    /// The stream as this transaction first found it (now, if this is the
+    /// first time it asks).
+    fn start_of(&mut self, head: &StreamHead) -> StreamStart {
+        *self.start.entry(head.id).or_insert(StreamStart {
+            batches: head.batches,
+            empty: head.versions == 0,
+        })
+    }
+}
+
+async fn ensure_seen(tx: &mut Tx, seen: &mut Seen) -> Result<(), StoreError> {
+    if !seen.ready {
         for sql in SEEN_SETUP {
             sqlx::query(*sql).execute(&mut **tx).await?;
         }
-        *ready = true;
+        seen.ready = true;
     }
     Ok(())
 }
 
-#[allow(dead_code)] // PostgreSQL binds one array instead
-async fn record_seen_listed(tx: &mut Tx, stream_id: i64, keys: &[&str]) -> Result<(), StoreError> {
-    for chunk in keys.chunks(rows_per_statement(2)) {
-        let mut qb = QueryBuilder::<Db>::new("INSERT INTO seen_keys (stream_id, key) ");
-        qb.push_values(chunk, |mut sep, key| {
-            sep.push_bind(stream_id).push_bind(*key);
-        });
-        qb.push(" ON CONFLICT DO NOTHING");
-        qb.build().execute(&mut **tx).await?;
-    }
-    Ok(())
+/// Live records of the stream (`$1`, the table aliased `t`) that this
+/// transaction neither wrote (their batch is after `start`) nor saw in a
+/// snapshot batch (`SEEN_MARK`).
+fn unseen(start: StreamStart) -> String {
+    format!(
+        "deleted = FALSE AND COALESCE(t.batch, 0) <= {} AND NOT EXISTS ({SEEN_MARK})",
+        start.batches
+    )
 }
-
-/// Live records of the stream that no snapshot batch of this transaction
-/// saw.
-const UNSEEN: &str = "deleted = FALSE AND NOT EXISTS \
-     (SELECT 1 FROM seen_keys s WHERE s.stream_id = $1 AND s.key = t.key)";
 
 /// Deletions a complete snapshot makes per chain batch: what is held in
 /// memory at once stays bounded however many there are.
@@ -363,9 +391,11 @@ const DELETIONS_PER_BATCH: i64 = 5_000;
 async fn delete_unseen(
     tx: &mut Tx,
     head: &mut StreamHead,
+    start: StreamStart,
     table: &str,
     at: i64,
 ) -> Result<u64, StoreError> {
+    let unseen = unseen(start);
     let mut deleted = 0u64;
     // Each chunk goes on after the last key of the one before, so a large
     // deletion reads the table once.
@@ -373,7 +403,7 @@ async fn delete_unseen(
     loop {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT key, version, content, entry, batch, last_seen FROM {table} t \
-             WHERE {UNSEEN} AND key > $2 ORDER BY key LIMIT {DELETIONS_PER_BATCH}"
+             WHERE {unseen} AND key > $2 ORDER BY key LIMIT {DELETIONS_PER_BATCH}"
         )))
         .bind(head.id)
         .bind(after.as_str())
@@ -421,14 +451,15 @@ async fn delete_unseen(
     }
 }
 
-/// Applies a batch inside `tx`; the caller commits. `seen` says whether the
-/// transaction's `seen_keys` table is ready.
-async fn apply_in(tx: &mut Tx, seen: &mut bool, batch: &Batch) -> Result<BatchOutcome, StoreError> {
+/// Applies a batch inside `tx`; the caller commits. `seen` is what the
+/// transaction's snapshots have seen so far.
+async fn apply_in(tx: &mut Tx, seen: &mut Seen, batch: &Batch) -> Result<BatchOutcome, StoreError> {
     let collection = batch.collection;
     let table = schema::table(collection);
     let at = batch.at.timestamp_micros();
     let mut outcome = BatchOutcome::default();
     let mut head = stream_head(tx, &collection.to_string()).await?;
+    let start = seen.start_of(&head);
     let number = head.batches + 1;
 
     let keys: Vec<&str> = batch
@@ -565,14 +596,19 @@ async fn apply_in(tx: &mut Tx, seen: &mut bool, batch: &Batch) -> Result<BatchOu
 
     if batch.snapshot || batch.complete_snapshot {
         ensure_seen(tx, seen).await?;
-        if compare_stored {
-            record_seen_differing(tx, head.id, &lookup).await?;
-        } else {
-            record_seen(tx, head.id, &lookup).await?;
+        // What this transaction wrote is seen by its batch number: only
+        // what was stored before it needs a mark, and a stream that was
+        // empty (a first load) has nothing to mark.
+        if !start.empty {
+            if compare_stored {
+                record_seen_differing(tx, head.id, start, table, &lookup).await?;
+            } else {
+                record_seen(tx, head.id, start, table, &lookup).await?;
+            }
         }
     }
     if batch.complete_snapshot {
-        outcome.deleted += delete_unseen(tx, &mut head, table, at).await?;
+        outcome.deleted += delete_unseen(tx, &mut head, start, table, at).await?;
     }
 
     if !batch.quarantine.is_empty() {
@@ -610,11 +646,12 @@ async fn apply_in(tx: &mut Tx, seen: &mut bool, batch: &Batch) -> Result<BatchOu
 /// have not seen, and how many are live.
 async fn unseen_in(
     tx: &mut Tx,
-    seen: &mut bool,
+    seen: &mut Seen,
     collection: Collection,
 ) -> Result<Unseen, StoreError> {
     ensure_seen(tx, seen).await?;
     let head = stream_head(tx, &collection.to_string()).await?;
+    let unseen_sql = unseen(seen.start_of(&head));
     let table = schema::table(collection);
     let live: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM {table} WHERE deleted = FALSE"
@@ -622,7 +659,7 @@ async fn unseen_in(
     .fetch_one(&mut **tx)
     .await?;
     let unseen: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM {table} t WHERE {UNSEEN}"
+        "SELECT COUNT(*) FROM {table} t WHERE {unseen_sql}"
     )))
     .bind(head.id)
     .fetch_one(&mut **tx)
