@@ -31,13 +31,14 @@ const CLAIM_LOCK: &str = "";
 /// table across transactions of its connection, so each write transaction
 /// that needs it empties it first.
 ///
-/// Rowids, not keys: the marks of a snapshot stay a fifth of the size, so
+/// Rowids, not keys: the marks of a snapshot take a fifth of the room, so
 /// at scale 1 (1.26 million npc rows, 10 MB against 50) they stay in the
-/// temporary database's cache. Once that cache spills, SQLite's page
-/// caches, which share one pool in this build
-/// (`SQLITE_ENABLE_MEMORY_MANAGEMENT`), stop keeping the writer's unpinned
-/// pages: a no-change npc sync read the key index's interior pages from
-/// the file 2.5 million times (README, Benchmark).
+/// temporary database's cache. With text keys spilling out of that cache,
+/// SQLite's page caches, which share one pool in this build
+/// (`SQLITE_ENABLE_MEMORY_MANAGEMENT`), kept almost none of the writer's
+/// unpinned pages: a no-change npc sync read the same interior pages of
+/// the key index from the file 2.5 million times (README, Benchmark,
+/// "The writer's cache and the seen keys").
 const SEEN_SETUP: &[&str] = &[
     "CREATE TEMP TABLE IF NOT EXISTS seen_rows (stream_id INTEGER NOT NULL, row INTEGER NOT NULL, \
      PRIMARY KEY (stream_id, row)) WITHOUT ROWID",
@@ -197,7 +198,7 @@ async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreErro
                 // The run's seen keys live in a temporary file, never in
                 // this process's memory, whatever the size of a snapshot.
                 .pragma("temp_store", "FILE")
-                .pragma("temp.cache_size", format!("-{TEMP_CACHE_KIB}"))
+                .pragma("temp.cache_size", format!("-{}", temp_cache_kib()))
                 .pragma("mmap_size", (writer_mmap_mib() << 20).to_string()),
         )
         .await?;
@@ -231,6 +232,15 @@ const PAGE_SIZE: u32 = 16 * 1024;
 
 /// The page cache of the temporary table of seen keys.
 const TEMP_CACHE_KIB: u64 = 16 * 1024;
+
+/// `LIANKONG_SQLITE_TEMP_CACHE_MIB` overrides the temporary database's
+/// page cache (for measuring; see README, Benchmark).
+fn temp_cache_kib() -> u64 {
+    std::env::var("LIANKONG_SQLITE_TEMP_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(TEMP_CACHE_KIB, |mib| mib * 1024)
+}
 
 /// `LIANKONG_SQLITE_CACHE_MIB` overrides the writer's page cache (for
 /// measuring; see README, Benchmark).
