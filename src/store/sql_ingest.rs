@@ -325,10 +325,6 @@ async fn write_superseded(
     Ok(())
 }
 
-/// The run's temporary table of the keys its snapshots saw, made (and
-/// emptied) the first time a transaction needs it. It lives on the database
-/// side (a temporary file on SQLite, never the WAL), so a snapshot's size
-/// costs this process no memory.
 /// What a write transaction's snapshots have seen, beside the marks in
 /// its temporary table.
 #[derive(Default)]
@@ -361,6 +357,10 @@ impl Seen {
     }
 }
 
+/// Makes (and empties) the run's temporary table of seen marks the first
+/// time a transaction needs it. It lives on the database side (a temporary
+/// file on SQLite, never the WAL), so a snapshot's size costs this process
+/// no memory.
 async fn ensure_seen(tx: &mut Tx, seen: &mut Seen) -> Result<(), StoreError> {
     if !seen.ready {
         for sql in SEEN_SETUP {

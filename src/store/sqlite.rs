@@ -195,7 +195,7 @@ async fn connect_pools(url: &StoreUrl) -> Result<(Pool<Db>, Pool<Db>), StoreErro
             options
                 .statement_cache_capacity(WRITER_STATEMENTS)
                 .pragma("cache_size", format!("-{}", writer_cache_kib()))
-                // The run's seen keys live in a temporary file, never in
+                // The run's seen marks live in a temporary file, never in
                 // this process's memory, whatever the size of a snapshot.
                 .pragma("temp_store", "FILE")
                 .pragma("temp.cache_size", format!("-{}", temp_cache_kib()))
@@ -230,7 +230,8 @@ const WRITER_CACHE_KIB: u64 = 128 * 1024;
 /// The page size of a new store file.
 const PAGE_SIZE: u32 = 16 * 1024;
 
-/// The page cache of the temporary table of seen keys.
+/// The page cache of the temporary tables: the run's seen marks and a
+/// batch's staged keys.
 const TEMP_CACHE_KIB: u64 = 16 * 1024;
 
 /// `LIANKONG_SQLITE_TEMP_CACHE_MIB` overrides the temporary database's
@@ -619,5 +620,30 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(live, [p1, p2, p3].map(|p| format!("{p}/2021")));
+
+        // A batch that names a key twice is compared in memory and marks
+        // by key; the last batch marks by the staged keys: p2 is gone.
+        let run = store.begin_run("test", Agency::Npc, when).await.unwrap();
+        let mut tx = store.write_tx().await.unwrap();
+        let mut first = Batch::new(Collection::Budgets, run, when);
+        first.items = vec![budget(p3, 300), budget(p3, 300)];
+        first.snapshot = true;
+        let mut last = Batch::new(Collection::Budgets, run, when);
+        last.items = vec![budget(p1, 100)];
+        last.complete_snapshot = true;
+        assert_eq!(tx.apply(&first).await.unwrap().unchanged, 2);
+        let outcome = tx.apply(&last).await.unwrap();
+        assert_eq!((outcome.unchanged, outcome.deleted), (1, 1));
+        assert_eq!(
+            marks(&mut tx.tx).await,
+            [p1, p3].map(|p| format!("{p}/2021"))
+        );
+        Box::new(tx).commit().await.unwrap();
+        let live: Vec<String> =
+            sqlx::query_scalar("SELECT key FROM npc_budgets WHERE deleted = FALSE ORDER BY key")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(live, [p1, p3].map(|p| format!("{p}/2021")));
     }
 }
