@@ -551,15 +551,55 @@ mod tests {
         .unwrap()
     }
 
+    /// One npc run in one transaction: a snapshot batch of `first`, then a
+    /// complete one of `last`. Returns both outcomes and the marks the run
+    /// made, read before it commits.
+    async fn snapshot_run(
+        store: &super::SqlStore,
+        first: Vec<crate::store::Item>,
+        last: Vec<crate::store::Item>,
+    ) -> (
+        crate::store::BatchOutcome,
+        crate::store::BatchOutcome,
+        Vec<String>,
+    ) {
+        use crate::model::{Agency, Collection};
+        use crate::store::{Batch, Store as _, SyncTx as _};
+        use chrono::{TimeZone, Utc};
+
+        let when = Utc.with_ymd_and_hms(2021, 7, 1, 0, 0, 0).unwrap();
+        let run = store.begin_run("test", Agency::Npc, when).await.unwrap();
+        let mut tx = store.write_tx().await.unwrap();
+        let mut snapshot = Batch::new(Collection::Budgets, run, when);
+        snapshot.items = first;
+        snapshot.snapshot = true;
+        let mut complete = Batch::new(Collection::Budgets, run, when);
+        complete.items = last;
+        complete.complete_snapshot = true;
+        let first = tx.apply(&snapshot).await.unwrap();
+        let last = tx.apply(&complete).await.unwrap();
+        let marks = marks(&mut tx.tx).await;
+        Box::new(tx).commit().await.unwrap();
+        (first, last, marks)
+    }
+
+    /// The keys of the live npc budgets.
+    async fn live(store: &super::SqlStore) -> Vec<String> {
+        sqlx::query_scalar("SELECT key FROM npc_budgets WHERE deleted = FALSE ORDER BY key")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+    }
+
     /// A snapshot marks, by rowid, only the rows stored before its run that
     /// it names and leaves as they are: a first load marks nothing, and a
     /// record the run writes is seen by its batch. What the run neither
     /// wrote nor marked is what its complete snapshot deletes.
     #[tokio::test]
     async fn a_snapshot_marks_only_the_unchanged_rows_stored_before_its_run() {
-        use crate::model::{Agency, ApprovedBudget, Collection, ProjectCode, Record};
+        use crate::model::{ApprovedBudget, ProjectCode, Record};
         use crate::money::Fen;
-        use crate::store::{Batch, Item, Store as _, SyncTx as _};
+        use crate::store::{Item, Store as _};
         use chrono::{TimeZone, Utc};
 
         let budget = |code: &str, approved: i64| {
@@ -572,6 +612,8 @@ mod tests {
                 updated_at: Utc.with_ymd_and_hms(2021, 1, 20, 2, 0, 0).unwrap(),
             }))
         };
+        let keys =
+            |codes: &[&str]| -> Vec<String> { codes.iter().map(|p| format!("{p}/2021")).collect() };
         let [p1, p2, p3, p4] = [
             "3701002021000001",
             "3701002021000002",
@@ -582,68 +624,41 @@ mod tests {
         let url = super::StoreUrl::new(format!("sqlite:{}", dir.path().join("s.db").display()));
         let store = super::SqlStore::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
-        let when = Utc.with_ymd_and_hms(2021, 7, 1, 0, 0, 0).unwrap();
 
         // A first load in two batches: nothing to mark, nothing deleted.
-        let run = store.begin_run("test", Agency::Npc, when).await.unwrap();
-        let mut tx = store.write_tx().await.unwrap();
-        let mut first = Batch::new(Collection::Budgets, run, when);
-        first.items = vec![budget(p1, 100), budget(p2, 200)];
-        first.snapshot = true;
-        let mut last = Batch::new(Collection::Budgets, run, when);
-        last.items = vec![budget(p4, 400)];
-        last.complete_snapshot = true;
-        assert_eq!(tx.apply(&first).await.unwrap().new, 2);
-        let outcome = tx.apply(&last).await.unwrap();
-        assert_eq!((outcome.new, outcome.deleted), (1, 0));
-        assert!(marks(&mut tx.tx).await.is_empty());
-        Box::new(tx).commit().await.unwrap();
+        let (first, last, marked) = snapshot_run(
+            &store,
+            vec![budget(p1, 100), budget(p2, 200)],
+            vec![budget(p4, 400)],
+        )
+        .await;
+        assert_eq!(first.new, 2);
+        assert_eq!((last.new, last.deleted), (1, 0));
+        assert!(marked.is_empty());
 
         // The next run: p1 unchanged, p3 new, p2 changed, p4 gone.
-        let run = store.begin_run("test", Agency::Npc, when).await.unwrap();
-        let mut tx = store.write_tx().await.unwrap();
-        let mut first = Batch::new(Collection::Budgets, run, when);
-        first.items = vec![budget(p1, 100), budget(p3, 300)];
-        first.snapshot = true;
-        let mut last = Batch::new(Collection::Budgets, run, when);
-        last.items = vec![budget(p2, 201)];
-        last.complete_snapshot = true;
-        let outcome = tx.apply(&first).await.unwrap();
-        assert_eq!((outcome.unchanged, outcome.new), (1, 1));
-        let outcome = tx.apply(&last).await.unwrap();
-        assert_eq!((outcome.changed, outcome.deleted), (1, 1));
-        assert_eq!(marks(&mut tx.tx).await, [format!("{p1}/2021")]);
-        Box::new(tx).commit().await.unwrap();
-        let live: Vec<String> =
-            sqlx::query_scalar("SELECT key FROM npc_budgets WHERE deleted = FALSE ORDER BY key")
-                .fetch_all(&store.pool)
-                .await
-                .unwrap();
-        assert_eq!(live, [p1, p2, p3].map(|p| format!("{p}/2021")));
+        let (first, last, marked) = snapshot_run(
+            &store,
+            vec![budget(p1, 100), budget(p3, 300)],
+            vec![budget(p2, 201)],
+        )
+        .await;
+        assert_eq!((first.unchanged, first.new), (1, 1));
+        assert_eq!((last.changed, last.deleted), (1, 1));
+        assert_eq!(marked, keys(&[p1]));
+        assert_eq!(live(&store).await, keys(&[p1, p2, p3]));
 
         // A batch that names a key twice is compared in memory and marks
         // by key; the last batch marks by the staged keys: p2 is gone.
-        let run = store.begin_run("test", Agency::Npc, when).await.unwrap();
-        let mut tx = store.write_tx().await.unwrap();
-        let mut first = Batch::new(Collection::Budgets, run, when);
-        first.items = vec![budget(p3, 300), budget(p3, 300)];
-        first.snapshot = true;
-        let mut last = Batch::new(Collection::Budgets, run, when);
-        last.items = vec![budget(p1, 100)];
-        last.complete_snapshot = true;
-        assert_eq!(tx.apply(&first).await.unwrap().unchanged, 2);
-        let outcome = tx.apply(&last).await.unwrap();
-        assert_eq!((outcome.unchanged, outcome.deleted), (1, 1));
-        assert_eq!(
-            marks(&mut tx.tx).await,
-            [p1, p3].map(|p| format!("{p}/2021"))
-        );
-        Box::new(tx).commit().await.unwrap();
-        let live: Vec<String> =
-            sqlx::query_scalar("SELECT key FROM npc_budgets WHERE deleted = FALSE ORDER BY key")
-                .fetch_all(&store.pool)
-                .await
-                .unwrap();
-        assert_eq!(live, [p1, p3].map(|p| format!("{p}/2021")));
+        let (first, last, marked) = snapshot_run(
+            &store,
+            vec![budget(p3, 300), budget(p3, 300)],
+            vec![budget(p1, 100)],
+        )
+        .await;
+        assert_eq!(first.unchanged, 2);
+        assert_eq!((last.unchanged, last.deleted), (1, 1));
+        assert_eq!(marked, keys(&[p1, p3]));
+        assert_eq!(live(&store).await, keys(&[p1, p3]));
     }
 }
